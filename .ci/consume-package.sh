@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Packs LongContext, then restores it from a local folder feed into a throw-away console project together with
+# libtorch-cpu-linux-x64 and runs one tensor operation through the library's public API.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+version="0.1.0-ci.$(date -u +%Y%m%d%H%M%S).$$"
+feed="$work/feed"
+dotnet pack src/LongContext/LongContext.csproj -c Release -o "$feed" -p:Version="$version" --nologo
+ls "$feed"/LongContext."$version".nupkg >/dev/null
+
+mkdir -p "$work/consumer"
+cp .ci/consumer/Program.cs "$work/consumer/Program.cs"
+cat > "$work/consumer/nuget.config" <<XML
+<?xml version="1.0" encoding="utf-8"?>
+<configuration>
+  <packageSources>
+    <add key="local" value="$feed" />
+  </packageSources>
+  <packageSourceMapping>
+    <packageSource key="local"><package pattern="LongContext" /></packageSource>
+    <packageSource key="nuget.org"><package pattern="*" /></packageSource>
+  </packageSourceMapping>
+</configuration>
+XML
+lib=$(sed -n 's:.*<LibTorchVersion>\(.*\)</LibTorchVersion>.*:\1:p' Directory.Packages.props)
+cat > "$work/consumer/Consumer.csproj" <<XML
+<Project Sdk="Microsoft.NET.Sdk">
+  <PropertyGroup>
+    <OutputType>Exe</OutputType>
+    <TargetFramework>net10.0</TargetFramework>
+    <Nullable>enable</Nullable>
+    <ImplicitUsings>enable</ImplicitUsings>
+  </PropertyGroup>
+  <ItemGroup>
+    <PackageReference Include="LongContext" Version="$version" />
+    <PackageReference Include="libtorch-cpu-linux-x64" Version="$lib" />
+  </ItemGroup>
+</Project>
+XML
+cd "$work/consumer"
+dotnet run -c Release
