@@ -69,7 +69,7 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor>
         foreach (LlamaDecoderLayer layer in layers)
         {
             h = layer.GradientCheckpointing && training && grad
-                ? ActivationCheckpoint.Run(x => layer.forward(x, positionIds), h, layer.parameters())
+                ? ActivationCheckpoint.Run((x, c) => layer.forward(x, c[0]), h, [positionIds], layer.parameters())
                 : layer.forward(h, positionIds);
         }
         return norm.forward(h).MoveToOuterDisposeScope();

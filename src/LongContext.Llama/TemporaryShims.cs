@@ -103,7 +103,7 @@ namespace LongContext.Attention
             var mask2 = torch.zeros([n, n], dtype: ScalarType.Bool, device: q.device);
             var tri = torch.ones([n, n], dtype: ScalarType.Bool, device: q.device).tril();
             var idx = torch.arange(n, device: q.device);
-            var grp = idx / g; var grp2 = (idx + g / 2) / g;
+            var grp = idx.div(g, RoundingMode.floor); var grp2 = (idx + g / 2).div(g, RoundingMode.floor);
             mask = grp.unsqueeze(1).eq(grp.unsqueeze(0)) & tri;
             mask2 = grp2.unsqueeze(1).eq(grp2.unsqueeze(0)) & tri;
             var m = torch.stack([mask, mask2]).repeat_interleave(hh, 0);

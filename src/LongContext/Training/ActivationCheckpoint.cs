@@ -41,18 +41,46 @@ public static class ActivationCheckpoint
     public static Tensor Run(Func<Tensor, Tensor> block, Tensor input, IEnumerable<Tensor> parameters, bool preserveRngState = true)
     {
         ArgumentNullException.ThrowIfNull(block);
+        return Run((x, _) => block(x), input, [], parameters, preserveRngState);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="block"/> with activation checkpointing, handing it non-differentiable context tensors
+    /// (position ids, rotary tables, masks) that the checkpoint node keeps alive until the recompute: pass such
+    /// tensors here rather than capturing them in the delegate, since a captured tensor may be disposed (by the
+    /// caller's dispose scope) before backward runs.
+    /// </summary>
+    /// <param name="block">The computation: (input, context) to a single floating-point tensor.</param>
+    /// <param name="input">Block input, any shape and floating dtype (e.g. hidden states (B, N, hidden)).</param>
+    /// <param name="context">Tensors the block reads that must not require gradients, handed back in order.</param>
+    /// <param name="parameters">Every tensor the block reads that may require gradients; those with
+    /// <c>requires_grad</c> receive gradients.</param>
+    /// <param name="preserveRngState">Replay the same random numbers in the recompute (see remarks).</param>
+    /// <returns>The block output, attached to the autograd graph through the checkpoint node.</returns>
+    public static Tensor Run(Func<Tensor, IReadOnlyList<Tensor>, Tensor> block, Tensor input, IReadOnlyList<Tensor> context,
+        IEnumerable<Tensor> parameters, bool preserveRngState = true)
+    {
+        ArgumentNullException.ThrowIfNull(block);
         ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(parameters);
         var list = parameters.ToList();
         for (int i = 0; i < list.Count; i++)
             if (list[i] is null) throw new ArgumentException($"parameters[{i}] is null; expected a tensor.", nameof(parameters));
+        for (int i = 0; i < context.Count; i++)
+        {
+            if (context[i] is null) throw new ArgumentException($"context[{i}] is null; expected a tensor.", nameof(context));
+            if (context[i].requires_grad)
+                throw new ArgumentException($"context[{i}] requires gradients, which a checkpoint does not propagate to context tensors; pass it as a parameter or detach it.", nameof(context));
+        }
         if (!torch.is_grad_enabled() || (!input.requires_grad && !list.Any(p => p.requires_grad)))
-            return block(input);
+            return block(input, context);
 
-        var args = new object[2 + list.Count];
-        args[0] = new CheckpointState(block, list, preserveRngState);
+        var args = new object[2 + context.Count + list.Count];
+        args[0] = new CheckpointState(block, context.Count, list, preserveRngState);
         args[1] = input;
-        for (int i = 0; i < list.Count; i++) args[2 + i] = list[i];
+        for (int i = 0; i < context.Count; i++) args[2 + i] = context[i];
+        for (int i = 0; i < list.Count; i++) args[2 + context.Count + i] = list[i];
         return CheckpointFunction.apply(args);
     }
 }

@@ -5,9 +5,10 @@ using static TorchSharp.torch.autograd;
 namespace LongContext.Training;
 
 /// <summary>What a checkpoint node remembers between its forward and backward, apart from the saved input.</summary>
-internal sealed class CheckpointState(Func<Tensor, Tensor> block, IReadOnlyList<Tensor> parameters, bool preserveRngState)
+internal sealed class CheckpointState(Func<Tensor, IReadOnlyList<Tensor>, Tensor> block, int contextCount, IReadOnlyList<Tensor> parameters, bool preserveRngState)
 {
-    public Func<Tensor, Tensor> Block { get; } = block;
+    public Func<Tensor, IReadOnlyList<Tensor>, Tensor> Block { get; } = block;
+    public int ContextCount { get; } = contextCount;
     public IReadOnlyList<Tensor> Parameters { get; } = parameters;
     public bool PreserveRngState { get; } = preserveRngState;
     /// <summary>CPU generator state before the first pass (CPU inputs).</summary>
@@ -17,7 +18,7 @@ internal sealed class CheckpointState(Func<Tensor, Tensor> block, IReadOnlyList<
 }
 
 /// <summary>
-/// The custom autograd node behind <see cref="ActivationCheckpoint"/>. Arguments: [state, input, parameters...];
+/// The custom autograd node behind <see cref="ActivationCheckpoint"/>. Arguments: [state, input, context..., parameters...];
 /// TorchSharp runs <see cref="forward"/> with gradients disabled and connects the node to every tensor argument.
 /// </summary>
 internal sealed class CheckpointFunction : SingleTensorFunction<CheckpointFunction>
@@ -42,22 +43,26 @@ internal sealed class CheckpointFunction : SingleTensorFunction<CheckpointFuncti
                 state.CpuRngState = torch.random.get_rng_state().DetachFromDisposeScope();
             }
         }
+        var context = new List<Tensor>(state.ContextCount);
+        for (int i = 0; i < state.ContextCount; i++) context.Add((Tensor)vars[2 + i]);
         ctx.save_data(StateKey, state);
-        ctx.save_for_backward(new List<Tensor> { input });
-        return state.Block(input);
+        ctx.save_for_backward([input, .. context]);
+        return state.Block(input, context);
     }
 
     public override List<Tensor> backward(AutogradContext ctx, Tensor gradOutput)
     {
         var state = (CheckpointState)ctx.get_data(StateKey);
-        // One entry per forward argument: none for the state object, then the input, then each parameter.
-        var result = new List<Tensor>(2 + state.Parameters.Count) { null! };
+        // One entry per forward argument: none for the state object, the input, none for context, each parameter.
+        var result = new List<Tensor>(2 + state.ContextCount + state.Parameters.Count) { null! };
         using var scope = NewDisposeScope();
-        Tensor saved = ctx.get_saved_variables()[0];
+        List<Tensor> savedTensors = ctx.get_saved_variables();
+        Tensor saved = savedTensors[0];
+        List<Tensor> context = savedTensors.GetRange(1, state.ContextCount);
         using (torch.enable_grad())
         {
             Tensor x = saved.detach().requires_grad_(saved.requires_grad);
-            Tensor output = RecomputeWithSameRandomness(state, x);
+            Tensor output = RecomputeWithSameRandomness(state, x, context);
 
             var wrt = new List<Tensor>();
             if (x.requires_grad) wrt.Add(x);
@@ -68,6 +73,7 @@ internal sealed class CheckpointFunction : SingleTensorFunction<CheckpointFuncti
 
             int k = 0;
             result.Add(x.requires_grad ? Keep(grads[k++]) : null!);
+            for (int i = 0; i < state.ContextCount; i++) result.Add(null!);
             foreach (Tensor p in state.Parameters)
                 result.Add(p.requires_grad ? Keep(grads[k++]) : null!);
         }
@@ -76,22 +82,22 @@ internal sealed class CheckpointFunction : SingleTensorFunction<CheckpointFuncti
         return result;
     }
 
-    private static Tensor RecomputeWithSameRandomness(CheckpointState state, Tensor x)
+    private static Tensor RecomputeWithSameRandomness(CheckpointState state, Tensor x, List<Tensor> context)
     {
         if (state.CpuRngState is not null)
         {
             using Tensor current = torch.random.get_rng_state();
             torch.random.set_rng_state(state.CpuRngState);
-            try { return state.Block(x); }
+            try { return state.Block(x, context); }
             finally { torch.random.set_rng_state(current); }
         }
         if (state.CudaSeed is long seed)
         {
             torch.cuda.manual_seed(seed);
-            try { return state.Block(x); }
+            try { return state.Block(x, context); }
             finally { torch.cuda.manual_seed(DrawSeed()); }
         }
-        return state.Block(x);
+        return state.Block(x, context);
     }
 
     /// <summary>A gradient that outlives the backward's dispose scope (null stays null: no gradient).</summary>

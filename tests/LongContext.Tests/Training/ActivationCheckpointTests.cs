@@ -7,6 +7,7 @@ using static TorchSharp.torch;
 namespace LongContext.Tests.Training;
 
 [Trait(Category.Name, Category.Model)]
+[Collection(GlobalRngCollection.Name)]
 public sealed class ActivationCheckpointTests
 {
     private sealed class Block : nn.Module<Tensor, Tensor>
