@@ -45,9 +45,8 @@ public static class AttentionFunctions
         var shape = AttentionInputs.Validate(q, k, v, keyPaddingMask, dropout, scale);
         using var scope = NewDisposeScope();
         var keep = AttentionInputs.KeepMask(keyPaddingMask);
-        var heads = HeadView.Of(AttentionInputs.ScaleQuery(q, scale, shape.HeadDim), k, v, shape);
-        var run = new GroupRunner(heads, keep, training ? dropout : 0);
-        var o = run.Groups(0, 1, (int)shape.SequenceLength);
+        var heads = HeadView.Of(AttentionInputs.ScaleQuery(q, scale, shape.HeadDim), k, v, keep, shape);
+        var o = GroupRunner.Groups(heads, 1, shape.SequenceLength, training ? dropout : 0);
         return Finish(o, keep, shape).MoveToOuterDisposeScope();
     }
 
@@ -82,23 +81,23 @@ public static class AttentionFunctions
 
         using var scope = NewDisposeScope();
         var keep = AttentionInputs.KeepMask(keyPaddingMask);
-        var all = HeadView.Of(AttentionInputs.ScaleQuery(q, scale, shape.HeadDim), k, v, shape);
+        var (unshifted, shiftedHeads) = HeadView.Of(AttentionInputs.ScaleQuery(q, scale, shape.HeadDim), k, v, keep, shape).Halves();
         double p = training ? dropout : 0;
         int half = g / 2, count = n / g;
 
-        var plain = new GroupRunner(all.Half(0), keep, p).Groups(0, count, g);
-        var run = new GroupRunner(all.Half(1), keep, p);
-        var middle = run.Groups(half, count - 1, g);
+        var plain = GroupRunner.Groups(unshifted, count, g, p);
+        var pieces = shiftedHeads.SplitSequence(half, n - g, half); // [0, G/2), [G/2, N - G/2), [N - G/2, N): views
+        var middle = GroupRunner.Groups(pieces[1], count - 1, g, p);
         Tensor shifted;
         if (policy == S2WrapPolicy.NoWrap)
         {
-            shifted = cat(new[] { run.Groups(0, 1, half), middle, run.Groups(n - half, 1, half) }, 3);
+            shifted = cat(new[] { GroupRunner.Groups(pieces[0], 1, half, p), middle, GroupRunner.Groups(pieces[2], 1, half, p) }, 3);
         }
         else
         {
-            // Roll: the last rolled group is [N - G/2, N) then [0, G/2), causal in that order.
-            var last = run.Joined(new SequenceSegment(n - half, half), new SequenceSegment(0, half));
-            shifted = cat(new[] { last.narrow(3, half, half), middle, last.narrow(3, 0, half) }, 3);
+            // Roll: the last rolled group is [N - G/2, N) then [0, G/2), causal in that order (G tokens copied).
+            var last = GroupRunner.Groups(HeadView.Concat(pieces[2], pieces[0]), 1, g, p).split(new long[] { half, half }, 3);
+            shifted = cat(new[] { last[1], middle, last[0] }, 3);
         }
         var o = cat(new[] { plain, shifted }, 1);
         return Finish(o, keep, shape).MoveToOuterDisposeScope();
