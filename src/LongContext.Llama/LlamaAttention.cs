@@ -43,7 +43,8 @@ public sealed class LlamaAttention : nn.Module<Tensor, Tensor, Tensor>
         o_proj = nn.Linear(heads * headDim, config.HiddenSize, config.AttentionBias, dtype: dtype);
         TrainingAttention = new AttentionOptions { Mode = AttentionMode.Full, Dropout = config.AttentionDropout };
         EvaluationAttention = new AttentionOptions { Mode = AttentionMode.Full };
-        core = new AttentionCore(EvaluationAttention);
+        // This layer picks the options per training state itself (TrainingAttention / EvaluationAttention).
+        core = new AttentionCore(EvaluationAttention) { FullAttentionWhenEvaluating = false };
         RegisterComponents();
     }
 

@@ -1,5 +1,5 @@
-// TEMPORARY: stand-ins for the rope and attention pieces being built on other branches, with their agreed API.
-// Deleted as soon as the real LongContext.Rope / LongContext.Attention / LongContext.IO.HfRopeConfig land on main.
+// TEMPORARY: stand-ins for the rope pieces being built on other branches, with their agreed API.
+// Deleted as soon as the real LongContext.Rope / LongContext.IO.HfRopeConfig land on main.
 #pragma warning disable CS1591
 using System.Text.Json.Nodes;
 using LongContext.Rope;
@@ -70,44 +70,6 @@ namespace LongContext.IO
             config["rope_parameters"] = o;
             config.Remove("rope_scaling");
             config.Remove("rope_theta");
-        }
-    }
-}
-
-namespace LongContext.Attention
-{
-    public enum AttentionMode { Full, ShiftedSparse }
-    public enum S2WrapPolicy { NoWrap, Roll }
-    public sealed record AttentionOptions
-    {
-        public AttentionMode Mode { get; init; }
-        public double GroupSizeRatio { get; init; } = 0.25;
-        public S2WrapPolicy WrapPolicy { get; init; }
-        public double Dropout { get; init; }
-        public double? Scale { get; init; }
-    }
-    public sealed class AttentionCore : nn.Module<Tensor, Tensor, Tensor, Tensor>
-    {
-        public AttentionCore(AttentionOptions options) : base(nameof(AttentionCore)) { Options = options; }
-        public AttentionOptions Options { get; set; }
-        public override Tensor forward(Tensor q, Tensor k, Tensor v)
-        {
-            using var scope = NewDisposeScope();
-            long rep = q.shape[1] / k.shape[1];
-            if (rep > 1) { k = k.repeat_interleave(rep, 1); v = v.repeat_interleave(rep, 1); }
-            if (Options.Mode == AttentionMode.Full)
-                return nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true).MoveToOuterDisposeScope();
-            // S2 (NoWrap), for tests until the real core lands.
-            long n = q.shape[2], g = (long)(n * Options.GroupSizeRatio), hh = q.shape[1] / 2;
-            var mask = torch.zeros([n, n], dtype: ScalarType.Bool, device: q.device);
-            var mask2 = torch.zeros([n, n], dtype: ScalarType.Bool, device: q.device);
-            var tri = torch.ones([n, n], dtype: ScalarType.Bool, device: q.device).tril();
-            var idx = torch.arange(n, device: q.device);
-            var grp = idx.div(g, RoundingMode.floor); var grp2 = (idx + g / 2).div(g, RoundingMode.floor);
-            mask = grp.unsqueeze(1).eq(grp.unsqueeze(0)) & tri;
-            mask2 = grp2.unsqueeze(1).eq(grp2.unsqueeze(0)) & tri;
-            var m = torch.stack([mask, mask2]).repeat_interleave(hh, 0);
-            return nn.functional.scaled_dot_product_attention(q, k, v, m.unsqueeze(0)).MoveToOuterDisposeScope();
         }
     }
 }
