@@ -90,10 +90,11 @@ public sealed class RotaryEmbedding : nn.Module<Tensor, (Tensor Cos, Tensor Sin)
         if (k.shape[0] != q.shape[0] || k.shape[2] != q.shape[2] || k.device_type != q.device_type || k.device_index != q.device_index)
             throw new ArgumentException($"k {Shape(k)} on {k.device} must match q {Shape(q)} on {q.device} in batch, length and device.", nameof(k));
         using var scope = NewDisposeScope();
-        (Tensor qCos, Tensor qSin) = Gathered(q, positionIds);
-        (Tensor kCos, Tensor kSin) = k.dtype == q.dtype ? (qCos, qSin) : Gathered(k, positionIds);
-        Tensor qOut = RotaryKernels.Rotate(q, qCos, qSin, _options.Layout, _rotaryDim);
-        Tensor kOut = RotaryKernels.Rotate(k, kCos, kSin, _options.Layout, _rotaryDim);
+        bool differentiable = Records(q) || Records(k);
+        (Tensor qCos, Tensor qSin) = Gathered(q, positionIds, differentiable);
+        (Tensor kCos, Tensor kSin) = k.dtype == q.dtype ? (qCos, qSin) : Gathered(k, positionIds, differentiable);
+        Tensor qOut = Rotate(q, qCos, qSin, differentiable);
+        Tensor kOut = Rotate(k, kCos, kSin, differentiable);
         return (qOut.MoveToOuterDisposeScope(), kOut.MoveToOuterDisposeScope());
     }
 
@@ -105,8 +106,9 @@ public sealed class RotaryEmbedding : nn.Module<Tensor, (Tensor Cos, Tensor Sin)
     {
         CheckInput(x, nameof(x), positionIds);
         using var scope = NewDisposeScope();
-        (Tensor cos, Tensor sin) = Gathered(x, positionIds);
-        return RotaryKernels.Rotate(x, cos, sin, _options.Layout, _rotaryDim).MoveToOuterDisposeScope();
+        bool differentiable = Records(x);
+        (Tensor cos, Tensor sin) = Gathered(x, positionIds, differentiable);
+        return Rotate(x, cos, sin, differentiable).MoveToOuterDisposeScope();
     }
 
     /// <inheritdoc />
@@ -123,8 +125,18 @@ public sealed class RotaryEmbedding : nn.Module<Tensor, (Tensor Cos, Tensor Sin)
         base.Dispose(disposing);
     }
 
-    /// <summary>cos (B|1, 1, N, D) and sinHalf (B|1, 1, N, r/2) in x's dtype on x's device, for the given ids.</summary>
-    private (Tensor Cos, Tensor SinHalf) Gathered(Tensor x, Tensor positionIds)
+    private static bool Records(Tensor x) => x.requires_grad && is_grad_enabled();
+
+    private Tensor Rotate(Tensor x, Tensor cos, Tensor sin, bool differentiable)
+        => differentiable
+            ? RotaryKernels.RotateDifferentiable(x, cos, sin, _options.Layout, _rotaryDim)
+            : RotaryKernels.Rotate(x, cos, sin, _options.Layout, _rotaryDim);
+
+    /// <summary>
+    /// cos (B|1, 1, N, D) and, in x's dtype on x's device for the given ids, sinHalf (B|1, 1, N, r/2), or the
+    /// sign-folded sin (B|1, 1, N, D) when <paramref name="differentiable"/>.
+    /// </summary>
+    private (Tensor Cos, Tensor Sin) Gathered(Tensor x, Tensor positionIds, bool differentiable)
     {
         Tensor ids = positionIds.dim() == 1 ? positionIds.unsqueeze(0) : positionIds;
         ids = ids.to(x.device);
@@ -142,6 +154,11 @@ public sealed class RotaryEmbedding : nn.Module<Tensor, (Tensor Cos, Tensor Sin)
         Tensor flat = ids.reshape(-1);
         long b = ids.shape[0], n = ids.shape[1];
         Tensor cos = apply.Cos.index_select(0, flat).view(b, 1, n, _options.HeadDim);
+        if (differentiable)
+        {
+            apply.SinSigned ??= RotaryKernels.SignedSinTable(table.Sin, _options.HeadDim, _options.Layout, x.dtype).DetachFromDisposeScope();
+            return (cos, apply.SinSigned.index_select(0, flat).view(b, 1, n, _options.HeadDim));
+        }
         Tensor sin = apply.SinHalf.index_select(0, flat).view(b, 1, n, _rotaryDim / 2);
         return (cos, sin);
     }
@@ -279,6 +296,7 @@ public sealed class RotaryEmbedding : nn.Module<Tensor, (Tensor Cos, Tensor Sin)
 
     private sealed record ApplyTable(long Length, Tensor Cos, Tensor SinHalf) : IDisposable
     {
-        public void Dispose() { Cos.Dispose(); SinHalf.Dispose(); }
+        public Tensor? SinSigned { get; set; }
+        public void Dispose() { Cos.Dispose(); SinHalf.Dispose(); SinSigned?.Dispose(); }
     }
 }

@@ -189,6 +189,9 @@ public sealed class RotaryEmbeddingTests
         double[] f = RopeReference.Frequencies(rope);
         long[,] positions = new long[1, 20];
         for (int j = 0; j < 20; j++) positions[0, j] = 13 * j;
+        // the recorded (sign-folded) path computes the same values as the no-grad path and the float64 reference
+        TensorAssert.Close(qr, RopeReference.Rotate(q.detach(), f, positions, rope.AttentionScaling, layout, 24), 1e-4, "q forward with grad");
+        using (no_grad()) TensorAssert.Close(rope.Apply(q, ids), qr, 1e-6, "no-grad path vs grad path");
         TensorAssert.Close(q.grad!, RopeReference.Rotate(gq, f, positions, rope.AttentionScaling, layout, 24, inverse: true), 1e-4, "dL/dq (float32 angles at positions up to 247)");
         TensorAssert.Close(k.grad!, RopeReference.Rotate(gk, f, positions, rope.AttentionScaling, layout, 24, inverse: true), 1e-4, "dL/dk");
     }
