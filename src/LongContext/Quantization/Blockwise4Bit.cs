@@ -28,6 +28,10 @@ public static class Blockwise4Bit
     /// <exception cref="ArgumentException"><paramref name="x"/> is not a float tensor or is empty.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="blockSize"/> is not a power of two in range.</exception>
     public static QuantState4Bit Quantize(Tensor x, QuantType type = QuantType.Nf4, int blockSize = 64, bool doubleQuant = false)
+        => Quantize(x, type, blockSize, doubleQuant, null);
+
+    // recordedDtype: the dtype the state reports as original (defaults to x's dtype).
+    internal static QuantState4Bit Quantize(Tensor x, QuantType type, int blockSize, bool doubleQuant, ScalarType? recordedDtype)
     {
         ArgumentNullException.ThrowIfNull(x);
         BlockwiseChecks.FloatDtype(x.dtype, nameof(x));
@@ -54,12 +58,12 @@ public static class Blockwise4Bit
         var packed = pairs.select(1, 0) * 16 + pairs.select(1, 1);
 
         if (!doubleQuant)
-            return new QuantState4Bit(packed, absmax, x.shape, blockSize, type, x.dtype);
+            return new QuantState4Bit(packed, absmax, x.shape, blockSize, type, recordedDtype ?? x.dtype);
 
         float offset = absmax.mean().item<float>();
         var (qcodes, nestedAbsmax) = Blockwise8Bit.Quantize(absmax - offset, NestedBlockSize, Codebooks.SharedDynamic);
         var nested = new NestedAbsmaxState(nestedAbsmax, NestedBlockSize, offset);
-        return new QuantState4Bit(packed, qcodes, x.shape, blockSize, type, x.dtype, nested);
+        return new QuantState4Bit(packed, qcodes, x.shape, blockSize, type, recordedDtype ?? x.dtype, nested);
     }
 
     /// <summary>
@@ -68,13 +72,14 @@ public static class Blockwise4Bit
     /// 256-entry byte table and one broadcast multiply by the block scales.
     /// </summary>
     /// <param name="state">The quantized tensor.</param>
-    /// <param name="computeDtype">Output dtype (float32, bfloat16 or float16); defaults to the original dtype.</param>
+    /// <param name="computeDtype">Output dtype (float32, bfloat16, float16, or float64 for reference checks); defaults to
+    /// the original dtype. The float32 products are rounded once into it.</param>
     /// <returns>A tensor of the original shape on the state's device; not part of any autograd graph.</returns>
     public static Tensor Dequantize(QuantState4Bit state, ScalarType? computeDtype = null)
     {
         ArgumentNullException.ThrowIfNull(state);
         ScalarType dtype = computeDtype ?? state.OriginalDtype;
-        BlockwiseChecks.FloatDtype(dtype, nameof(computeDtype));
+        BlockwiseChecks.OutputDtype(dtype, nameof(computeDtype));
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var absmax = state.DequantizedAbsmax();

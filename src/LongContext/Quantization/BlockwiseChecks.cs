@@ -16,6 +16,12 @@ internal static class BlockwiseChecks
         return blockSize;
     }
 
+    public static void OutputDtype(ScalarType dtype, string name)
+    {
+        if (dtype is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16 or ScalarType.Float64))
+            throw new ArgumentException($"{name} must be float32, bfloat16, float16 or float64; got {dtype}.", name);
+    }
+
     public static void FloatDtype(ScalarType dtype, string name)
     {
         if (dtype is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16))

@@ -31,7 +31,9 @@ public static class Codebooks
 
     /// <summary>
     /// bitsandbytes' signed 8-bit dynamic map (<c>create_dynamic_map(signed=True)</c>): 256 ascending values in
-    /// [-0.993, 1], computed in float32 exactly as the Python original (dynamic exponent, linear fraction).
+    /// [-0.993, 1], computed in float32 as the Python original (dynamic exponent, linear fraction) with libtorch's
+    /// <c>linspace</c>. PyTorch versions differ in the last bit of some entries (linspace rounding); checkpoints carry
+    /// their own map (<c>nested_quant_map</c>), which is what dequantization uses.
     /// </summary>
     public static float[] DynamicMap8Bit => (float[])DynamicValues.Value.Clone();
 
