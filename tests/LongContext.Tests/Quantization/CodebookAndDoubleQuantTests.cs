@@ -55,12 +55,12 @@ public sealed class CodebookAndDoubleQuantTests
     }
 
     [Theory]
-    [InlineData(QuantType.Nf4, 0.115)]
-    [InlineData(QuantType.Fp4, 0.155)]
+    [InlineData(QuantType.Nf4, 0.100)]
+    [InlineData(QuantType.Fp4, 0.135)]
     public void RoundTrip_OnGaussianWeights_HasBoundedRelativeRmsError(QuantType type, double bound)
     {
         // Gaussian weights, std 0.02, block 64. Measured relative RMS error (||W - deq(W)|| / ||W||):
-        // NF4 0.105 / 0.105 with double quant; FP4 0.147. Bounds leave ~8% headroom.
+        // NF4 0.0920 (0.0921 with double quant), FP4 0.1220 (both); bounds leave ~10% headroom.
         using var scope = NewDisposeScope();
         var w = randn(new long[] { 512, 1024 }, generator: new Generator(3)) * 0.02;
         foreach (bool dq in new[] { false, true })

@@ -94,7 +94,7 @@ public sealed class Linear4BitTests
         double bound = 0.1386 * target.abs().max().item<float>() * 1.02;
         Assert.True(err <= bound, $"merge error {err} > {bound}");
         double rel = ((after - target).norm() / target.norm()).item<float>();
-        Assert.True(rel <= 0.115, $"relative RMS merge error {rel}");
+        Assert.True(rel <= 0.100, $"relative RMS merge error {rel}"); // measured 0.092 (same as quantizing once)
         Assert.Equal(ScalarType.Float32, q.State.OriginalDtype);
     }
 
