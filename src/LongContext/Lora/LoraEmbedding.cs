@@ -24,11 +24,9 @@ public sealed class LoraEmbedding : nn.Module<Tensor, Tensor>, ILoraLayer
     public LoraEmbedding(Embedding embedding, LoraOptions options, string adapterName = "default") : base(nameof(LoraEmbedding))
     {
         _baseLayer = Guard.NotNull(embedding);
-        using (var w = embedding.weight!)
-        {
-            NumEmbeddings = w.shape[0];
-            EmbeddingDim = w.shape[1];
-        }
+        var w0 = embedding.weight!;   // the module's own Parameter: never dispose it
+        NumEmbeddings = w0.shape[0];
+        EmbeddingDim = w0.shape[1];
         foreach (var p in embedding.parameters()) p.requires_grad = false;
         RegisterComponents();
         AddAdapter(adapterName, options);
@@ -62,7 +60,7 @@ public sealed class LoraEmbedding : nn.Module<Tensor, Tensor>, ILoraLayer
     public void AddAdapter(string adapterName, LoraOptions options)
     {
         _state.Add(adapterName, options);
-        using var w = _baseLayer.weight!;
+        var w = _baseLayer.weight!;
         var a = zeros(options.Rank, NumEmbeddings, dtype: w.dtype, device: w.device);
         var b = zeros(EmbeddingDim, options.Rank, dtype: w.dtype, device: w.device);
         switch (options.Init)
@@ -138,7 +136,7 @@ public sealed class LoraEmbedding : nn.Module<Tensor, Tensor>, ILoraLayer
         var a = LoraA(_state.Active);
         var b = LoraB(_state.Active);
         var delta = a.t().index_select(0, x.reshape(-1));                          // rows of Aᵀ: (N, r)
-        return addmm(y.reshape(-1, EmbeddingDim), delta, b.t(), 1, (float)o.Scaling).view(y.shape).MoveToOuterDisposeScope();
+        return addmm(y.reshape(-1, EmbeddingDim), delta, b.mul(o.Scaling).t(), 1, 1).view(y.shape).MoveToOuterDisposeScope();
     }
 
     private void AddToTable(string adapterName, int sign)

@@ -37,9 +37,10 @@ internal sealed class LoraFusedLinearFunction : autograd.SingleTensorFunction<Lo
             using var biasStacked = cat([bias, zeros(r, dtype: bias.dtype, device: bias.device)], 0);
             p = addmm(biasStacked, x2, stacked.t(), 1, 1);
         }
-        using var h = p.narrow(1, outF, r).contiguous();                    // x·Aᵀ, (N, r)
+        var h = p.narrow(1, outF, r).contiguous();                          // x·Aᵀ, (N, r); saved after forward returns: not disposed here
         using var pBase = p.narrow(1, 0, outF);
-        var y = addmm(pBase, h, b.t(), 1, (float)s);                        // (N, out)
+        using var bs = b.mul(s);                                            // scale the small matrix (alpha is float-only)
+        var y = addmm(pBase, h, bs.t(), 1, 1);                              // (N, out)
         p.Dispose();
 
         ctx.save_for_backward([x2, h]);
@@ -72,7 +73,7 @@ internal sealed class LoraFusedLinearFunction : autograd.SingleTensorFunction<Lo
         var dy = gradOutput.reshape(-1, outF);
         using var bs = b.mul(s);
         using var dh = dy.matmul(bs);                                        // (N, r)
-        var dB = dy.t().matmul(h).mul_(s);                                   // (out, r)
+        var dB = dy.t().matmul(h.mul(s));                                    // (out, r)
         var dA = dh.t().matmul(x2);                                          // (r, in)
         var dx = dy.matmul(w).addmm_(dh, a).view(xShape);                   // (N, in): dy·W + dh·A in one buffer
         Tensor? dW = (bool)ctx.get_data("wGrad") ? dy.t().matmul(x2) : null;

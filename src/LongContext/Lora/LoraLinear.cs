@@ -58,7 +58,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, ILoraLayer
     public static LoraLinear Wrap(Linear linear, LoraOptions options, string adapterName = "default")
     {
         ArgumentNullException.ThrowIfNull(linear);
-        using var w = linear.weight!;
+        var w = linear.weight!;   // TorchSharp returns the module's own Parameter: never dispose it
         return new LoraLinear(linear, w.shape[1], w.shape[0], options, null, adapterName);
     }
 
@@ -102,8 +102,8 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, ILoraLayer
         var b = nn.Linear(options.Rank, OutFeatures, hasBias: false, device: device, dtype: dtype);
         using (no_grad())
         {
-            using var aw = a.weight!;
-            using var bw = b.weight!;
+            var aw = a.weight!;
+            var bw = b.weight!;
             switch (options.Init)
             {
                 case LoraInit.KaimingUniform: nn.init.kaiming_uniform_(aw, Math.Sqrt(5)); bw.zero_(); break;
@@ -144,8 +144,8 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, ILoraLayer
     private Tensor DeltaWeight(string adapterName)
     {
         var o = _state.Options(adapterName);
-        using var a = LoraA(adapterName);
-        using var b = LoraB(adapterName);
+        var a = LoraA(adapterName);
+        var b = LoraB(adapterName);
         using var scope = NewDisposeScope();
         return b.matmul(a).mul_(o.Scaling).MoveToOuterDisposeScope();
     }
@@ -194,8 +194,9 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, ILoraLayer
             if (input.dtype != a.dtype) input = input.to(a.dtype);
             var h = nn.functional.linear(input, a).reshape(-1, o.Rank);
             if (h.dtype != baseOut.dtype) h = h.to(baseOut.dtype);
-            var bt = b.dtype == baseOut.dtype ? b.t() : b.to(baseOut.dtype).t();
-            y = addmm(baseOut.reshape(-1, OutFeatures), h, bt, 1, (float)o.Scaling).view(baseOut.shape);
+            var bs = b.mul(o.Scaling);                                  // scale the small matrix (addmm's alpha is float-only)
+            if (bs.dtype != baseOut.dtype) bs = bs.to(baseOut.dtype);
+            y = addmm(baseOut.reshape(-1, OutFeatures), h, bs.t(), 1, 1).view(baseOut.shape);
         }
         return y.MoveToOuterDisposeScope();
     }
@@ -248,7 +249,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, ILoraLayer
     {
         if (_baseWeight is not null)
         {
-            using var w = _baseWeight.Read();
+            var w = _baseWeight.Read();
             return (w.dtype, w.device);
         }
         var p = _baseLayer.parameters().FirstOrDefault(t => t.is_floating_point());
