@@ -92,30 +92,38 @@ public static class PeftAdapter
             throw new FileNotFoundException($"adapter weights '{weightsPath}' do not exist (only safetensors adapters are read).", weightsPath);
 
         var report = LoraInjector.Inject(root, options, adapterName);
-        using var scope = NewDisposeScope();
         var layers = LoraInjector.Layers(root).Where(l => l.Layer.AdapterNames.Contains(adapterName)).ToList();
         var expected = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (key, tensor) in AdapterTensors(root, layers, options.Bias, LoraRegistry.TrainableModules(root).ToList(), adapterName, live: true))
             expected[key] = tensor;
 
         var loaded = SafetensorsFile.Load(weightsPath);
-        foreach (var t in loaded.Values) t.MoveToOtherDisposeScope(scope);
-        var unexpected = loaded.Keys.Where(k => !expected.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
-        if (unexpected.Count > 0)
-            throw new InvalidDataException($"'{weightsPath}' holds {unexpected.Count} keys that map to no adapter tensor of the model, e.g. '{unexpected[0]}' (expected keys like '{expected.Keys.First()}').");
-        var missing = expected.Keys.Where(k => !loaded.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
-        if (missing.Count > 0)
-            throw new InvalidDataException($"'{weightsPath}' lacks {missing.Count} keys the config implies: {string.Join(", ", missing.Take(8))}{(missing.Count > 8 ? ", ..." : "")}.");
-        foreach (var (key, target) in expected)
+        try
         {
-            var source = loaded[key];
-            if (!source.shape.SequenceEqual(target.shape))
-                throw new InvalidDataException($"'{key}' has shape [{string.Join(", ", source.shape)}] in '{weightsPath}' but the model expects [{string.Join(", ", target.shape)}].");
-        }
-        using (no_grad())
-        {
+            var unexpected = loaded.Keys.Where(k => !expected.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+            if (unexpected.Count > 0)
+                throw new InvalidDataException($"'{weightsPath}' holds {unexpected.Count} keys that map to no adapter tensor of the model, e.g. '{unexpected[0]}' (expected keys like '{expected.Keys.First()}').");
+            var missing = expected.Keys.Where(k => !loaded.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+            if (missing.Count > 0)
+                throw new InvalidDataException($"'{weightsPath}' lacks {missing.Count} keys the config implies: {string.Join(", ", missing.Take(8))}{(missing.Count > 8 ? ", ..." : "")}.");
             foreach (var (key, target) in expected)
-                target.copy_(loaded[key].to(target.dtype, target.device));
+            {
+                var source = loaded[key];
+                if (!source.shape.SequenceEqual(target.shape))
+                    throw new InvalidDataException($"'{key}' has shape [{string.Join(", ", source.shape)}] in '{weightsPath}' but the model expects [{string.Join(", ", target.shape)}].");
+            }
+            using (no_grad())
+            {
+                foreach (var (key, target) in expected)
+                {
+                    using var converted = loaded[key].to(target.dtype, target.device);
+                    target.copy_(converted);
+                }
+            }
+        }
+        finally
+        {
+            foreach (var t in loaded.Values) t.Dispose();
         }
         return report with { Parameters = ParameterCounter.Count(root) };
     }
