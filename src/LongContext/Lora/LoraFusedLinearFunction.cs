@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -45,10 +46,11 @@ internal sealed class LoraFusedLinearFunction : autograd.SingleTensorFunction<Lo
 
         ctx.save_for_backward([x2, h]);
         // Kept by reference, outside any dispose scope of the caller (the values are parameters that live on).
-        ctx.save_data("w", reader is null ? w.detach().DetachFromDisposeScope() : null!);
+        // Boxed so TorchSharp keeps them as plain data (no version tracking; W, A and B do not change in between).
+        ctx.save_data("w", new StrongBox<Tensor?>(reader is null ? w.detach().DetachFromDisposeScope() : null));
         ctx.save_data("reader", reader!);
-        ctx.save_data("a", a.detach().DetachFromDisposeScope());
-        ctx.save_data("b", b.detach().DetachFromDisposeScope());
+        ctx.save_data("a", new StrongBox<Tensor>(a.detach().DetachFromDisposeScope()));
+        ctx.save_data("b", new StrongBox<Tensor>(b.detach().DetachFromDisposeScope()));
         ctx.save_data("s", s);
         ctx.save_data("wGrad", w.requires_grad);
         ctx.save_data("biasGrad", bias?.requires_grad ?? false);
@@ -63,9 +65,9 @@ internal sealed class LoraFusedLinearFunction : autograd.SingleTensorFunction<Lo
         var saved = ctx.get_saved_variables();
         Tensor x2 = saved[0], h = saved[1];
         var reader = ctx.get_data("reader") as Func<Tensor>;
-        var w = reader is null ? (Tensor)ctx.get_data("w") : reader();
-        var a = (Tensor)ctx.get_data("a");
-        var b = (Tensor)ctx.get_data("b");
+        var w = reader is null ? ((StrongBox<Tensor?>)ctx.get_data("w")).Value! : reader();
+        var a = ((StrongBox<Tensor>)ctx.get_data("a")).Value!;
+        var b = ((StrongBox<Tensor>)ctx.get_data("b")).Value!;
         double s = (double)ctx.get_data("s");
         var xShape = (long[])ctx.get_data("xShape");
         long outF = w.shape[0];
