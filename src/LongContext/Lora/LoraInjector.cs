@@ -40,10 +40,10 @@ public static class LoraInjector
                     layer.AddAdapter(adapterName, options);
                     break;
                 case Linear lin:
-                    ModuleSlots.Replace(root, name, LoraLinear.Wrap(lin, options, adapterName));
+                    ModuleTree.Replace(root, name, LoraLinear.Wrap(lin, options, adapterName));
                     break;
                 case Embedding emb:
-                    ModuleSlots.Replace(root, name, new LoraEmbedding(emb, options, adapterName));
+                    ModuleTree.Replace(root, name, new LoraEmbedding(emb, options, adapterName));
                     break;
                 default:
                     if (options.TargetRegex is null && options.TargetModules.Contains(LoraOptions.AllLinear)) continue;
@@ -175,7 +175,7 @@ public static class LoraInjector
     private static void ReapplyTrainable(nn.Module root)
     {
         foreach (string name in LoraRegistry.TrainableModules(root))
-            foreach (var p in ModuleSlots.Find(root, name).parameters())
+            foreach (var p in ModuleTree.Find(root, name).parameters())
                 p.requires_grad = true;
     }
 }

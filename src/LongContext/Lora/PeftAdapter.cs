@@ -239,7 +239,7 @@ public static class PeftAdapter
             }
         }
         foreach (string m in trainable)
-            foreach (var (k, t) in ModuleSlots.Find(root, m).state_dict())
+            foreach (var (k, t) in ModuleTree.Find(root, m).state_dict())
                 yield return ($"{KeyPrefix}{m}.{k}", live ? t : t.detach());
     }
 }
