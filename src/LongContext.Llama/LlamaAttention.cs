@@ -27,7 +27,7 @@ public sealed class LlamaAttention : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>Creates the attention block.</summary>
     /// <param name="config">Sizes, bias switch and attention dropout.</param>
     /// <param name="rotary">The model's shared rotary embedding (not registered here, so it appears once in the
-    /// module tree, under <c>model.rotary_emb</c>).</param>
+    /// module tree: the model owns it).</param>
     /// <param name="dtype">Parameter dtype.</param>
     public LlamaAttention(LlamaConfig config, Func<RotaryEmbedding> rotary, ScalarType dtype = ScalarType.Float32) : base(nameof(LlamaAttention))
     {

@@ -15,7 +15,7 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // HF parameter names come from these field names
     private readonly LlamaModel model;
-    private readonly Linear? lm_head;
+    private nn.Module<Tensor, Tensor>? lm_head;
 #pragma warning restore IDE1006
 
     /// <summary>Creates a model with freshly initialized parameters (use <see cref="LlamaCheckpoint.Load"/> for weights).</summary>

@@ -17,8 +17,10 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor>
     private readonly Embedding embed_tokens;
     private readonly ModuleList<LlamaDecoderLayer> layers;
     private readonly RmsNorm norm;
-    private RotaryEmbedding rotary_emb;
 #pragma warning restore IDE1006
+    // The rotary embedding has no parameters or buffers (it caches its tables per device itself); it is held outside
+    // the module registry so that a rope change (position interpolation) can swap it.
+    private readonly RotaryHolder rotaryHolder = new();
 
     /// <summary>Creates the stack with freshly initialized parameters.</summary>
     /// <param name="config">Model config.</param>
@@ -27,9 +29,9 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor>
     {
         ArgumentNullException.ThrowIfNull(config);
         embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize, dtype: dtype);
-        rotary_emb = new RotaryEmbedding(RotaryOptions(config));
+        rotaryHolder.Current = new RotaryEmbedding(RotaryOptions(config));
         layers = new ModuleList<LlamaDecoderLayer>();
-        for (int i = 0; i < config.NumHiddenLayers; i++) layers.Add(new LlamaDecoderLayer(config, () => rotary_emb, dtype));
+        for (int i = 0; i < config.NumHiddenLayers; i++) layers.Add(new LlamaDecoderLayer(config, () => rotaryHolder.Current, dtype));
         norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype);
         RegisterComponents();
     }
@@ -41,17 +43,22 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor>
     public IReadOnlyList<LlamaDecoderLayer> Layers => layers.ToList();
 
     /// <summary>The rotary embedding shared by every layer.</summary>
-    public RotaryEmbedding RotaryEmbedding => rotary_emb;
+    public RotaryEmbedding RotaryEmbedding => rotaryHolder.Current;
 
     /// <summary>Replaces the rotary embedding (after a rope change such as position interpolation).</summary>
     /// <param name="config">The config whose <see cref="LlamaConfig.Rope"/>, head size and context length to use.</param>
     internal void RebuildRotary(LlamaConfig config)
     {
-        Device device = embed_tokens.weight!.device;
-        var fresh = new RotaryEmbedding(RotaryOptions(config));
-        fresh.to(device);
-        register_module(nameof(rotary_emb), fresh);
-        rotary_emb = fresh;
+        var old = rotaryHolder.Current;
+        rotaryHolder.Current = new RotaryEmbedding(RotaryOptions(config));
+        old.Dispose();
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) rotaryHolder.Current.Dispose();
+        base.Dispose(disposing);
     }
 
     private static RotaryEmbeddingOptions RotaryOptions(LlamaConfig config)
@@ -74,4 +81,10 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor>
         }
         return norm.forward(h).MoveToOuterDisposeScope();
     }
+}
+
+/// <summary>Holds the rotary embedding outside TorchSharp's field-based module registration.</summary>
+internal sealed class RotaryHolder
+{
+    public RotaryEmbedding Current { get; set; } = null!;
 }
