@@ -39,7 +39,7 @@ public static class LongLora
             ModelQuantizer.PrepareForKbitTraining(model);
         }
         var lora = options.EffectiveLora with { ModulesToSave = options.TrainableExtras };
-        var report = LoraInjector.Inject(model, lora);
+        var report = options.Quantization is null ? LoraInjector.Inject(model, lora) : QLora.Inject(model, lora);
         model.SetGradientCheckpointing(options.GradientCheckpointing);
         model.train();
         return report;

@@ -87,6 +87,26 @@ public sealed class LongLoraRecipeTests : IDisposable
     }
 
     [Fact]
+    public void Prepare_WithQuantization_WrapsAllLinearOverA4BitBase_AndMergesToADenseCheckpoint()
+    {
+        string baseFolder = SaveBase();
+        using var model = LlamaCheckpoint.Load(baseFolder);
+        var report = LongLora.Prepare(model, new LongLoraOptions { TargetContextLength = 32, Quantization = new LongContext.Quantization.QuantizationOptions() });
+        Assert.Equal(14, report.WrappedModules.Count);                  // 7 linears in 2 layers; lm_head excluded
+        Assert.Contains(model.modules(), m => m is LongContext.Quantization.Linear4Bit);
+        model.eval();
+        Tensor probe = randint(0, 16, [1, 32], dtype: ScalarType.Int64, generator: new TorchSharp.torch.Generator(3));
+        Tensor logits;
+        using (no_grad()) logits = model.forward(probe);
+
+        // The merged checkpoint holds the dequantized base (+ LoRA delta): the same function in float32.
+        string merged = Path.Combine(root, "merged-q");
+        LongLora.SaveMerged(model, merged);
+        using var plain = LlamaCheckpoint.Load(merged);
+        using (no_grad()) TensorAssert.Close(plain.forward(probe), logits, 1e-4, "merged 4-bit checkpoint");
+    }
+
+    [Fact]
     public void ApplyPositionInterpolation_OtherRopeType_ThrowsNamingIt()
     {
         using var model = new LlamaForCausalLM(LlamaTrainingTests.Tiny() with
