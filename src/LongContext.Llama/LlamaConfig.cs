@@ -53,15 +53,15 @@ public sealed record LlamaConfig
     {
         if (!LlamaArchitectures.Supported.Contains(Architecture))
             throw new ArgumentException($"{nameof(Architecture)} '{Architecture}' is not supported; expected one of {string.Join(", ", LlamaArchitectures.Supported)}.", nameof(Architecture));
-        Positive(VocabSize);
-        Positive(HiddenSize);
-        Positive(IntermediateSize);
-        Positive(NumHiddenLayers);
-        Positive(NumAttentionHeads);
-        Positive(NumKeyValueHeads);
-        Positive(HeadDim);
-        Positive(MaxPositionEmbeddings);
-        Positive(RmsNormEps);
+        Guard.Positive(VocabSize);
+        Guard.Positive(HiddenSize);
+        Guard.Positive(IntermediateSize);
+        Guard.Positive(NumHiddenLayers);
+        Guard.Positive(NumAttentionHeads);
+        Guard.Positive(NumKeyValueHeads);
+        Guard.Positive(HeadDim);
+        Guard.Positive(MaxPositionEmbeddings);
+        Guard.Positive(RmsNormEps);
         if (HeadDim % 2 != 0)
             throw new ArgumentException($"{nameof(HeadDim)} must be even for rotary embeddings; got {HeadDim}.", nameof(HeadDim));
         if (NumAttentionHeads % NumKeyValueHeads != 0)
@@ -113,11 +113,6 @@ public sealed record LlamaConfig
             ToJson().ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 
-    private static void Positive(double value, [System.Runtime.CompilerServices.CallerArgumentExpression(nameof(value))] string? name = null)
-    {
-        if (!(value > 0) || !double.IsFinite(value))
-            throw new ArgumentOutOfRangeException(name, value, $"{name} must be positive; got {value}.");
-    }
 }
 
 /// <summary>HF architecture names this library implements.</summary>
