@@ -65,8 +65,8 @@ public sealed class LoraEmbedding : nn.Module<Tensor, Tensor>, ILoraLayer
         var b = zeros(EmbeddingDim, options.Rank, dtype: w.dtype, device: w.device);
         switch (options.Init)
         {
-            case LoraInit.KaimingUniform: b.normal_(); break;                       // peft: A zeros, B normal
-            case LoraInit.Gaussian: a.normal_(0, 1.0 / options.Rank); break;        // peft: A normal(1/r), B zeros
+            case LoraInit.KaimingUniform: LoraLinear.InPlace(b.normal_(), b); break;                      // peft: A zeros, B normal
+            case LoraInit.Gaussian: LoraLinear.InPlace(a.normal_(0, 1.0 / options.Rank), a); break;       // peft: A normal(1/r), B zeros
         }
         _loraA.AddParameter(adapterName, new Parameter(a));
         _loraB.AddParameter(adapterName, new Parameter(b));

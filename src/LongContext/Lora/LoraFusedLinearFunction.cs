@@ -45,12 +45,13 @@ internal sealed class LoraFusedLinearFunction : autograd.SingleTensorFunction<Lo
         p.Dispose();
 
         ctx.save_for_backward([x2, h]);
-        // Kept by reference, outside any dispose scope of the caller (the values are parameters that live on).
-        // Boxed so TorchSharp keeps them as plain data (no version tracking; W, A and B do not change in between).
-        ctx.save_data("w", new StrongBox<Tensor?>(reader is null ? w.detach().DetachFromDisposeScope() : null));
+        // The layer's own parameter objects, kept by reference: no new native handle per call (a detached view per
+        // call would outlive the step when backward never runs). Boxed so TorchSharp keeps them as plain data (no
+        // version tracking; W, A and B do not change between forward and backward). Backward runs without grad mode.
+        ctx.save_data("w", new StrongBox<Tensor?>(reader is null ? w : null));
         ctx.save_data("reader", reader!);
-        ctx.save_data("a", new StrongBox<Tensor>(a.detach().DetachFromDisposeScope()));
-        ctx.save_data("b", new StrongBox<Tensor>(b.detach().DetachFromDisposeScope()));
+        ctx.save_data("a", new StrongBox<Tensor>(a));
+        ctx.save_data("b", new StrongBox<Tensor>(b));
         ctx.save_data("s", s);
         ctx.save_data("wGrad", w.requires_grad);
         ctx.save_data("biasGrad", bias?.requires_grad ?? false);

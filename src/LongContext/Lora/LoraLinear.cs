@@ -106,9 +106,9 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, ILoraLayer
             var bw = b.weight!;
             switch (options.Init)
             {
-                case LoraInit.KaimingUniform: nn.init.kaiming_uniform_(aw, Math.Sqrt(5)); bw.zero_(); break;
-                case LoraInit.Gaussian: aw.normal_(0, 1.0 / options.Rank); bw.zero_(); break;
-                default: aw.zero_(); bw.zero_(); break;
+                case LoraInit.KaimingUniform: InPlace(nn.init.kaiming_uniform_(aw, Math.Sqrt(5)), aw); InPlace(bw.zero_(), bw); break;
+                case LoraInit.Gaussian: InPlace(aw.normal_(0, 1.0 / options.Rank), aw); InPlace(bw.zero_(), bw); break;
+                default: InPlace(aw.zero_(), aw); InPlace(bw.zero_(), bw); break;
             }
         }
         _loraA.AddModule(adapterName, a);
@@ -243,6 +243,13 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, ILoraLayer
         {
             throw new NotSupportedException($"the base layer is a {_baseLayer.GetType().Name}, whose dense weight is unknown; construct the LoraLinear with a {nameof(LoraBaseWeight)} to merge.");
         }
+    }
+
+    // TorchSharp's in-place ops may return a second handle to the same storage; release it now rather than at
+    // finalization (a live native handle per call otherwise).
+    internal static void InPlace(Tensor result, Tensor target)
+    {
+        if (!ReferenceEquals(result, target)) result.Dispose();
     }
 
     private (ScalarType, Device) BaseDtypeAndDevice()

@@ -203,3 +203,44 @@ public sealed class LoraLinearTests
         Assert.Equal("TargetRegex", r.ParamName);
     }
 }
+
+[Trait(Category.Name, Category.Lora)]
+[Collection(GlobalRngCollection.Name)]
+public sealed class LoraLinearLifetimeTests
+{
+    private static long LiveTensors() => TorchSharp.DisposeScopeManager.Statistics.TensorStatistics.ThreadTotalLiveCount;
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void TrainingSteps_LeaveNoLiveTensorsBehind(bool fused)
+    {
+        using var layer = LongContext.Lora.LoraLinear.Wrap(TorchSharp.torch.nn.Linear(32, 24), new LongContext.Lora.LoraOptions { Rank = 4, Alpha = 8 });
+        layer.FusedForward = fused;
+        using var x = TorchSharp.torch.randn(6, 32).requires_grad_(true);
+        void Step()
+        {
+            using var scope = TorchSharp.torch.NewDisposeScope();
+            var y = layer.call(x);
+            y.sum().backward();
+        }
+        Step(); // warm-up: parameters' .grad tensors are created once
+        long before = LiveTensors();
+        for (int i = 0; i < 5; i++) Step();
+        Assert.Equal(before, LiveTensors());
+    }
+
+    [Theory]
+    [InlineData(LongContext.Lora.LoraInit.KaimingUniform)]
+    [InlineData(LongContext.Lora.LoraInit.Gaussian)]
+    [InlineData(LongContext.Lora.LoraInit.Zeros)]
+    public void ConstructAndDispose_LeavesNoLiveTensorBehind(LongContext.Lora.LoraInit init)
+    {
+        long before = LiveTensors();
+        using (var layer = LongContext.Lora.LoraLinear.Wrap(TorchSharp.torch.nn.Linear(32, 24), new LongContext.Lora.LoraOptions { Rank = 4, Alpha = 8, Init = init }))
+        {
+            Assert.True(LiveTensors() > before);
+        }
+        Assert.Equal(before, LiveTensors());
+    }
+}
