@@ -19,6 +19,16 @@ public static class SmokeRunner
         int failures = 0, cases = 0;
         var total = Stopwatch.StartNew();
         output.WriteLine($"smoke run on {BenchSettings.Device.type} ({BenchSettings.DType})");
+        try
+        {
+            Baselines.RecipeChecks.Run();
+            output.WriteLine("ok   the eager baselines match their masked / per-element references");
+        }
+        catch (Exception e)
+        {
+            failures++;
+            output.WriteLine($"FAIL baseline check: {e.Message}");
+        }
         foreach (Suite suite in suites)
         {
             foreach (Type type in suite.Types)
