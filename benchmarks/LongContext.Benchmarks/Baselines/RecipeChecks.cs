@@ -5,7 +5,8 @@ namespace LongContext.Benchmarks.Baselines;
 
 /// <summary>
 /// Checks, run by the smoke mode, that the eager baselines compute what they claim: the S2 recipes against SDPA with an
-/// explicit boolean group mask in float64, and the NF4 recipe against a per-element loop. A baseline that computes
+/// explicit boolean group mask in float64, and the NF4 recipe against a per-element loop; and that the library rows
+/// compute the same outputs as the baselines they are compared with. A baseline that computes
 /// something else would make every ratio against it meaningless.
 /// </summary>
 public static class RecipeChecks
@@ -44,6 +45,11 @@ public static class RecipeChecks
         Expect("full causal recipe", EagerAttention.FullCausal(q, k, v), Reference(_ => 0, _ => 0, rolledOrder: false));
         Expect("S2 roll recipe", EagerAttention.S2Roll(q, k, v, divisor), Reference(Plain, Roll, rolledOrder: true));
         Expect("S2 no-wrap recipe", EagerAttention.S2NoWrap(q, k, v, divisor), Reference(Plain, NoWrap, rolledOrder: false));
+
+        // The library rows must compute the same outputs as the baselines they are compared with.
+        Expect("library FullCausal", LongContext.Attention.AttentionFunctions.FullCausal(q, k, v), Reference(_ => 0, _ => 0, rolledOrder: false));
+        Expect("library ShiftedSparse(Roll)", LongContext.Attention.AttentionFunctions.ShiftedSparse(q, k, v, 1.0 / divisor, LongContext.Attention.S2WrapPolicy.Roll), Reference(Plain, Roll, rolledOrder: true));
+        Expect("library ShiftedSparse(NoWrap)", LongContext.Attention.AttentionFunctions.ShiftedSparse(q, k, v, 1.0 / divisor, LongContext.Attention.S2WrapPolicy.NoWrap), Reference(Plain, NoWrap, rolledOrder: false));
 
         // NF4: codes unpacked high nibble first, times the block's absmax.
         EagerNf4.State state = EagerNf4.RandomState(4, 64, 64, doubleQuant: false, CPU);

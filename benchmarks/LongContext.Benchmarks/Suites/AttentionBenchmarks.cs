@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using LongContext.Attention;
 using LongContext.Benchmarks.Baselines;
 using LongContext.Benchmarks.Infrastructure;
 using static TorchSharp.torch;
@@ -69,6 +70,18 @@ public class AttentionBenchmarks : BenchmarkBase, IWorkload
     /// <summary>S2 attention without wrap-around, eager on views.</summary>
     [Benchmark]
     public void S2NoWrapRecipe() => Measure(Pass, () => EagerAttention.S2NoWrap(q, k, v, GroupDivisor), gradOut, [q, k, v]);
+
+    /// <summary>The library's full causal attention.</summary>
+    [Benchmark]
+    public void Full() => Measure(Pass, () => AttentionFunctions.FullCausal(q, k, v), gradOut, [q, k, v]);
+
+    /// <summary>The library's S2 attention, Roll policy (LongLoRA-compatible).</summary>
+    [Benchmark]
+    public void S2Roll() => Measure(Pass, () => AttentionFunctions.ShiftedSparse(q, k, v, 1.0 / GroupDivisor, S2WrapPolicy.Roll), gradOut, [q, k, v]);
+
+    /// <summary>The library's S2 attention, NoWrap policy.</summary>
+    [Benchmark]
+    public void S2NoWrap() => Measure(Pass, () => AttentionFunctions.ShiftedSparse(q, k, v, 1.0 / GroupDivisor, S2WrapPolicy.NoWrap), gradOut, [q, k, v]);
 
     /// <inheritdoc />
     public Work WorkOf(string benchmarkMethod)
