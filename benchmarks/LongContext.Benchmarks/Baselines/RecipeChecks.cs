@@ -66,12 +66,12 @@ public static class RecipeChecks
         state.Dispose();
     }
 
-    private static void Expect(string what, Tensor actual, Tensor expected)
+    private static void Expect(string what, Tensor actual, Tensor expected, double tolerance = 1e-6)
     {
-        double err = (actual - expected).abs().max().item<double>();
-        if (!(err < 1e-6))
+        double err = (actual.to(ScalarType.Float64) - expected.to(ScalarType.Float64)).abs().max().item<double>();
+        if (!(err < tolerance))
         {
-            throw new InvalidOperationException($"{what}: max abs difference {err:G3} from the masked reference (expected < 1e-6).");
+            throw new InvalidOperationException($"{what}: max abs difference {err:G3} from its reference (expected < {tolerance:G3}).");
         }
     }
 }
