@@ -51,6 +51,18 @@ public static class RecipeChecks
         Expect("library ShiftedSparse(Roll)", LongContext.Attention.AttentionFunctions.ShiftedSparse(q, k, v, 1.0 / divisor, LongContext.Attention.S2WrapPolicy.Roll), Reference(Plain, Roll, rolledOrder: true));
         Expect("library ShiftedSparse(NoWrap)", LongContext.Attention.AttentionFunctions.ShiftedSparse(q, k, v, 1.0 / divisor, LongContext.Attention.S2WrapPolicy.NoWrap), Reference(Plain, NoWrap, rolledOrder: false));
 
+        // RoPE: the library's apply equals the rotate_half recipe (float64, linear factor 4).
+        {
+            Tensor rq = randn([1, 2, 16, 8], ScalarType.Float64), rk = randn([1, 2, 16, 8], ScalarType.Float64);
+            Tensor pos = arange(16, ScalarType.Int64).unsqueeze(0);
+            var (cosC, sinC) = EagerRope.Caches(8, 16, 10000, 4, CPU);
+            var eager = EagerRope.Apply(rq, rk, pos, cosC.to(ScalarType.Float64), sinC.to(ScalarType.Float64));
+            using var rotary = new LongContext.Rope.RotaryEmbedding(new LongContext.Rope.RotaryEmbeddingOptions(8, 16, LongContext.Rope.RopeParameters.Linear(4)));
+            var lib = rotary.Apply(rq, rk, pos);
+            Expect("library RotaryEmbedding.Apply (q)", lib.Q, eager.Q, 1e-5);
+            Expect("library RotaryEmbedding.Apply (k)", lib.K, eager.K, 1e-5);
+        }
+
         // NF4: codes unpacked high nibble first, times the block's absmax.
         EagerNf4.State state = EagerNf4.RandomState(4, 64, 64, doubleQuant: false, CPU);
         Tensor deq = EagerNf4.Dequantize(state, ScalarType.Float32);

@@ -1,6 +1,7 @@
 using BenchmarkDotNet.Attributes;
 using LongContext.Benchmarks.Baselines;
 using LongContext.Benchmarks.Infrastructure;
+using LongContext.Rope;
 using static TorchSharp.torch;
 
 namespace LongContext.Benchmarks.Suites;
@@ -12,6 +13,7 @@ namespace LongContext.Benchmarks.Suites;
 /// </summary>
 public class RopeBenchmarks : BenchmarkBase, IWorkload
 {
+    private RotaryEmbedding rotary = null!;
     private Tensor q = null!, k = null!, positions = null!, cosCache = null!, sinCache = null!;
 
     /// <summary>Sequence length: 2048 on CPU, 16384 on CUDA (the anchor's shape).</summary>
@@ -41,6 +43,8 @@ public class RopeBenchmarks : BenchmarkBase, IWorkload
         (cosCache, sinCache) = EagerRope.Caches(HeadDim, N, 10000, Factor, Device);
         Keep(cosCache);
         Keep(sinCache);
+        rotary = Keep(new RotaryEmbedding(new RotaryEmbeddingOptions(HeadDim, N, RopeParameters.Linear(Factor))));
+        using (var warm = NewDisposeScope()) rotary.Apply(q, k, positions); // builds the per-device cos/sin tables
     }
 
 
@@ -51,6 +55,10 @@ public class RopeBenchmarks : BenchmarkBase, IWorkload
     /// <summary>HF eager recipe: gather cos/sin, x*cos + rotate_half(x)*sin for q and k.</summary>
     [Benchmark(Baseline = true)]
     public void RotateHalfEager() => Measure(Pass.Forward, () => EagerRope.Apply(q, k, positions, cosCache, sinCache).Q, null, []);
+
+    /// <summary>The library: RotaryEmbedding.Apply(q, k, positionIds).</summary>
+    [Benchmark]
+    public void Library() => Measure(Pass.Forward, () => rotary.Apply(q, k, positions).Q, null, []);
 
     /// <inheritdoc />
     public Work WorkOf(string benchmarkMethod)
