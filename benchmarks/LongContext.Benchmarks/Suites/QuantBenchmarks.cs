@@ -1,6 +1,7 @@
 using BenchmarkDotNet.Attributes;
 using LongContext.Benchmarks.Baselines;
 using LongContext.Benchmarks.Infrastructure;
+using LongContext.Quantization;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -17,6 +18,7 @@ public class Nf4DequantizeBenchmarks : BenchmarkBase, IWorkload
     public const int BlockSize = 64;
 
     private EagerNf4.State eager = null!;
+    private QuantState4Bit library = null!;
 
     /// <summary>Double quantization of the absmax values.</summary>
     [ParamsAllValues]
@@ -31,6 +33,10 @@ public class Nf4DequantizeBenchmarks : BenchmarkBase, IWorkload
     {
         Seed();
         eager = Keep(EagerNf4.RandomState(Size, Size, BlockSize, DoubleQuant, Device));
+        using (var scope = NewDisposeScope())
+        {
+            library = Keep(Blockwise4Bit.Quantize(randn([Size, Size], ScalarType.Float32, Device), QuantType.Nf4, BlockSize, DoubleQuant));
+        }
     }
 
     /// <summary>Frees the state.</summary>
@@ -40,6 +46,10 @@ public class Nf4DequantizeBenchmarks : BenchmarkBase, IWorkload
     /// <summary>Eager shift/mask + table lookup + absmax multiply.</summary>
     [Benchmark(Baseline = true)]
     public void ShiftMaskEager() => Measure(Pass.Forward, () => EagerNf4.Dequantize(eager, DType), null, []);
+
+    /// <summary>The library: Blockwise4Bit.Dequantize into the compute dtype.</summary>
+    [Benchmark]
+    public void Library() => Measure(Pass.Forward, () => Blockwise4Bit.Dequantize(library, DType), null, []);
 
     /// <inheritdoc />
     public Work WorkOf(string benchmarkMethod)
