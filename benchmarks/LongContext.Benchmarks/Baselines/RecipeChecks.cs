@@ -63,6 +63,17 @@ public static class RecipeChecks
             Expect("library RotaryEmbedding.Apply (k)", lib.K, eager.K, 1e-5);
         }
 
+        // LoRA: the library's LoraLinear equals peft's base(x) + B(A(x)) * alpha/r with the same weights.
+        {
+            using var baseLinear = TorchSharp.torch.nn.Linear(32, 24, hasBias: false, dtype: ScalarType.Float64);
+            using var a = TorchSharp.torch.nn.Linear(32, Suites.LinearShapes.Rank, hasBias: false, dtype: ScalarType.Float64);
+            using var b = TorchSharp.torch.nn.Linear(Suites.LinearShapes.Rank, 24, hasBias: false, dtype: ScalarType.Float64);
+            var peft = new PeftStyleLora(baseLinear, a, b, (double)Suites.LinearShapes.Alpha / Suites.LinearShapes.Rank);
+            using var lib = Suites.LoraBenchmarks.LibraryLora(baseLinear, a, b, CPU, ScalarType.Float64);
+            Tensor x = randn([5, 32], ScalarType.Float64);
+            Expect("library LoraLinear", lib.forward(x), peft.Forward(x), 1e-9);
+        }
+
         // NF4: codes unpacked high nibble first, times the block's absmax.
         EagerNf4.State state = EagerNf4.RandomState(4, 64, 64, doubleQuant: false, CPU);
         Tensor deq = EagerNf4.Dequantize(state, ScalarType.Float32);
