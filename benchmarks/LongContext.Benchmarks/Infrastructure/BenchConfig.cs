@@ -37,7 +37,7 @@ public static class BenchConfig
             .AddLogger(ConsoleLogger.Default)
             .AddExporter(MarkdownExporter.GitHub, CsvExporter.Default)
             .AddColumnProvider(DefaultColumnProviders.Instance)
-            .AddColumn(StatisticColumn.Median, ThroughputColumn.TeraFlops, ThroughputColumn.GigaBytes)
+            .AddColumn(StatisticColumn.Median, ThroughputColumn.TeraFlops, ThroughputColumn.GigaBytes, ThroughputColumn.Tokens)
             .HideColumns("Job", "Toolchain", "IterationCount", "IterationTime", "LaunchCount", "WarmupCount", "InvocationCount", "UnrollFactor", "Error")
             .WithSummaryStyle(SummaryStyle.Default.WithRatioStyle(RatioStyle.Trend))
             .WithOption(ConfigOptions.JoinSummary, false)

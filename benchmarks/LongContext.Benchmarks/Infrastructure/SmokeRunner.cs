@@ -99,6 +99,7 @@ public static class SmokeRunner
             Work w = workload.WorkOf(method.Name);
             if (w.Flops > 0) rate = string.Create(CultureInfo.InvariantCulture, $" {w.Flops / (ms * 1e-3) / 1e9:0.00} GFLOP/s");
             else if (w.Bytes > 0) rate = string.Create(CultureInfo.InvariantCulture, $" {w.Bytes / (ms * 1e-3) / 1e9:0.00} GB/s");
+            else if (w.Tokens > 0) rate = string.Create(CultureInfo.InvariantCulture, $" {w.Tokens / (ms * 1e-3):0} tok/s");
         }
         return string.Create(CultureInfo.InvariantCulture, $"{ms:0.00} ms{rate}");
     }

@@ -11,21 +11,31 @@ namespace LongContext.Benchmarks.Infrastructure;
 /// </summary>
 public sealed class ThroughputColumn : IColumn
 {
-    private readonly bool flops;
+    private readonly Kind kind;
 
-    private ThroughputColumn(bool flops) => this.flops = flops;
+    private ThroughputColumn(Kind kind) => this.kind = kind;
+
+    private enum Kind
+    {
+        Flops,
+        Bytes,
+        Tokens,
+    }
 
     /// <summary>TFLOP/s (10^12 floating-point operations per second).</summary>
-    public static ThroughputColumn TeraFlops { get; } = new(true);
+    public static ThroughputColumn TeraFlops { get; } = new(Kind.Flops);
 
     /// <summary>GB/s (10^9 bytes per second) of minimal memory traffic.</summary>
-    public static ThroughputColumn GigaBytes { get; } = new(false);
+    public static ThroughputColumn GigaBytes { get; } = new(Kind.Bytes);
+
+    /// <summary>Tokens per second (training steps).</summary>
+    public static ThroughputColumn Tokens { get; } = new(Kind.Tokens);
 
     /// <inheritdoc />
-    public string Id => flops ? "LongContext.TFLOPs" : "LongContext.GBs";
+    public string Id => "LongContext." + kind;
 
     /// <inheritdoc />
-    public string ColumnName => flops ? "TFLOP/s" : "GB/s";
+    public string ColumnName => kind switch { Kind.Flops => "TFLOP/s", Kind.Bytes => "GB/s", _ => "tok/s" };
 
     /// <inheritdoc />
     public bool AlwaysShow => true;
@@ -34,7 +44,7 @@ public sealed class ThroughputColumn : IColumn
     public ColumnCategory Category => ColumnCategory.Custom;
 
     /// <inheritdoc />
-    public int PriorityInCategory => flops ? 0 : 1;
+    public int PriorityInCategory => (int)kind;
 
     /// <inheritdoc />
     public bool IsNumeric => true;
@@ -43,9 +53,12 @@ public sealed class ThroughputColumn : IColumn
     public UnitType UnitType => UnitType.Dimensionless;
 
     /// <inheritdoc />
-    public string Legend => flops
-        ? "Floating-point operations per invocation (stated per suite) / mean time, in 10^12 per second"
-        : "Minimal device-memory traffic per invocation (inputs read once, outputs written once) / mean time, in 10^9 bytes per second";
+    public string Legend => kind switch
+    {
+        Kind.Flops => "Floating-point operations per invocation (stated per suite) / mean time, in 10^12 per second",
+        Kind.Bytes => "Minimal device-memory traffic per invocation (inputs read once, outputs written once) / mean time, in 10^9 bytes per second",
+        _ => "Tokens per training step / mean time",
+    };
 
     /// <inheritdoc />
     public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
@@ -55,15 +68,23 @@ public sealed class ThroughputColumn : IColumn
     {
         double? meanNs = summary[benchmarkCase]?.ResultStatistics?.Mean;
         Work work = WorkOf(benchmarkCase);
-        double amount = flops ? work.Flops : work.Bytes;
+        double amount = Amount(work);
         if (meanNs is null or <= 0 || amount <= 0) return "-";
         double perSecond = amount / (meanNs.Value * 1e-9);
-        return (flops ? perSecond / 1e12 : perSecond / 1e9).ToString(flops ? "0.000" : "0.0", System.Globalization.CultureInfo.InvariantCulture);
+        var culture = System.Globalization.CultureInfo.InvariantCulture;
+        return kind switch
+        {
+            Kind.Flops => (perSecond / 1e12).ToString("0.000", culture),
+            Kind.Bytes => (perSecond / 1e9).ToString("0.0", culture),
+            _ => perSecond.ToString("0", culture),
+        };
     }
 
     /// <inheritdoc />
     public bool IsAvailable(Summary summary) =>
-        summary.BenchmarksCases.Any(c => { Work w = WorkOf(c); return flops ? w.Flops > 0 : w.Bytes > 0; });
+        summary.BenchmarksCases.Any(c => Amount(WorkOf(c)) > 0);
+
+    private double Amount(Work w) => kind switch { Kind.Flops => w.Flops, Kind.Bytes => w.Bytes, _ => w.Tokens };
 
     /// <inheritdoc />
     public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
