@@ -21,10 +21,14 @@ public static class LoraInjector
     /// <param name="root">The model.</param>
     /// <param name="options">Adapter hyper-parameters and targets.</param>
     /// <param name="adapterName">Name of the adapter; the first adapter of a layer becomes its active one.</param>
+    /// <param name="linearLike">
+    /// Recognises other linear-like layers (e.g. <c>QLora.Resolve</c> for 4-bit linears); they count as Linear for the
+    /// targets, <c>all-linear</c> included, and are wrapped through <see cref="LoraLinear"/> with the weight access it gives.
+    /// </param>
     /// <returns>Which modules were wrapped and the parameter totals afterwards.</returns>
     /// <exception cref="ArgumentException">No module matches the targets.</exception>
-    /// <exception cref="NotSupportedException">A matching module is neither Linear nor Embedding.</exception>
-    public static LoraInjectionReport Inject(nn.Module root, LoraOptions options, string adapterName = "default")
+    /// <exception cref="NotSupportedException">A matching module is neither Linear, linear-like, nor Embedding.</exception>
+    public static LoraInjectionReport Inject(nn.Module root, LoraOptions options, string adapterName = "default", LoraLinearBaseResolver? linearLike = null)
     {
         ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(options);
@@ -32,7 +36,8 @@ public static class LoraInjector
         var wrapped = new List<string>();
         foreach (var (name, module) in all)
         {
-            bool isLinear = module is Linear or LoraLinear;
+            LoraLinearBase? other = module is Linear or ILoraLayer || linearLike is null ? null : linearLike(module);
+            bool isLinear = module is Linear or LoraLinear || other is not null;
             if (!TargetMatcher.IsTarget(name, isLinear, options)) continue;
             switch (module)
             {
@@ -40,10 +45,13 @@ public static class LoraInjector
                     layer.AddAdapter(adapterName, options);
                     break;
                 case Linear lin:
-                    ModuleSlots.Replace(root, name, LoraLinear.Wrap(lin, options, adapterName));
+                    ModuleTree.Replace(root, name, LoraLinear.Wrap(lin, options, adapterName));
                     break;
                 case Embedding emb:
-                    ModuleSlots.Replace(root, name, new LoraEmbedding(emb, options, adapterName));
+                    ModuleTree.Replace(root, name, new LoraEmbedding(emb, options, adapterName));
+                    break;
+                case nn.Module<Tensor, Tensor> baseLayer when other is not null:
+                    ModuleTree.Replace(root, name, new LoraLinear(baseLayer, other.InFeatures, other.OutFeatures, options, other.Weight, adapterName));
                     break;
                 default:
                     if (options.TargetRegex is null && options.TargetModules.Contains(LoraOptions.AllLinear)) continue;
@@ -175,7 +183,7 @@ public static class LoraInjector
     private static void ReapplyTrainable(nn.Module root)
     {
         foreach (string name in LoraRegistry.TrainableModules(root))
-            foreach (var p in ModuleSlots.Find(root, name).parameters())
+            foreach (var p in ModuleTree.Find(root, name).parameters())
                 p.requires_grad = true;
     }
 }

@@ -78,10 +78,11 @@ public static class PeftAdapter
     /// <param name="root">The base model (module names as in the HF checkpoint).</param>
     /// <param name="folder">Folder holding <c>adapter_config.json</c> and <c>adapter_model.safetensors</c>.</param>
     /// <param name="adapterName">Name to give the adapter in the model.</param>
+    /// <param name="linearLike">Recognises linear-like layers that are not TorchSharp Linears (e.g. 4-bit ones); see <see cref="LoraInjector"/>.</param>
     /// <returns>The injection report.</returns>
     /// <exception cref="NotSupportedException">The config uses a peft option that changes the math and is not implemented.</exception>
     /// <exception cref="InvalidDataException">Keys are missing or unexpected, or a tensor's shape differs from the model's.</exception>
-    public static LoraInjectionReport Load(nn.Module root, string folder, string adapterName = "default")
+    public static LoraInjectionReport Load(nn.Module root, string folder, string adapterName = "default", LoraLinearBaseResolver? linearLike = null)
     {
         ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(folder);
@@ -91,7 +92,7 @@ public static class PeftAdapter
         if (!File.Exists(weightsPath))
             throw new FileNotFoundException($"adapter weights '{weightsPath}' do not exist (only safetensors adapters are read).", weightsPath);
 
-        var report = LoraInjector.Inject(root, options, adapterName);
+        var report = LoraInjector.Inject(root, options, adapterName, linearLike);
         var layers = LoraInjector.Layers(root).Where(l => l.Layer.AdapterNames.Contains(adapterName)).ToList();
         var expected = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (key, tensor) in AdapterTensors(root, layers, options.Bias, LoraRegistry.TrainableModules(root).ToList(), adapterName, live: true))
@@ -239,7 +240,7 @@ public static class PeftAdapter
             }
         }
         foreach (string m in trainable)
-            foreach (var (k, t) in ModuleSlots.Find(root, m).state_dict())
+            foreach (var (k, t) in ModuleTree.Find(root, m).state_dict())
                 yield return ($"{KeyPrefix}{m}.{k}", live ? t : t.detach());
     }
 }

@@ -31,7 +31,7 @@ public static class ModelQuantizer
         {
             if (options.IsExcluded(path)) { excluded.Add(path); continue; }
             var q = Linear4Bit.FromLinear(linear, options.Type, options.BlockSize, options.DoubleQuant, options.ComputeDtype);
-            try { ModuleSurgery.ReplaceChild(parent, name, q); }
+            try { ModuleTree.ReplaceChild(parent, name, q, path); }
             catch { q.Dispose(); throw; }
             elements += q.InFeatures * q.OutFeatures;
             quantized.Add(path);
@@ -56,7 +56,7 @@ public static class ModelQuantizer
                 if (p.dtype is ScalarType.Float16 or ScalarType.BFloat16)
                 {
                     var upcast = new Parameter(p.detach().to(ScalarType.Float32), requires_grad: false);
-                    ModuleSurgery.ReplaceParameter(m, name, upcast);
+                    ModuleTree.ReplaceParameter(m, name, upcast);
                     p.Dispose();
                 }
             }
