@@ -16,8 +16,8 @@ public sealed record Suite(string Name, Type[] Types, bool CudaOnly = false, boo
         new("rope", [typeof(RopeBenchmarks)]),
         new("lora", [typeof(LoraBenchmarks)]),
         new("quant", [typeof(Nf4DequantizeBenchmarks), typeof(QLoraLinearBenchmarks)]),
-        // layer: added when LongContext.Llama lands.
-        // model7b: added when LongContext.Llama lands.
+        new("layer", [typeof(DecoderLayerBenchmarks)]),
+        new("model7b", [typeof(Model7bBenchmarks)], CudaOnly: true, SecondsPerInvocation: true),
     ];
 
     /// <summary>Looks a suite up by name.</summary>
