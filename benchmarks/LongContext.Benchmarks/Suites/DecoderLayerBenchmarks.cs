@@ -13,7 +13,6 @@ namespace LongContext.Benchmarks.Suites;
 /// adapters, base frozen), B=1: full attention (baseline) against S2 Roll and S2 NoWrap, with and without activation
 /// checkpointing. Shapes: <see cref="LlamaShapes"/>; N 2048 on CPU, 16k and 32k on CUDA.
 /// </summary>
-[KnownTensorLeak(LlamaShapes.LoraLeak)]
 public class DecoderLayerBenchmarks : BenchmarkBase, IWorkload
 {
     private LlamaDecoderLayer layer = null!;

@@ -12,7 +12,6 @@ namespace LongContext.Benchmarks.Suites;
 /// peft's eager formulation and the library's LoraLinear. Forward+backward computes the input gradient and, for the
 /// adapters, the gradients of A and B; the base weight never gets one.
 /// </summary>
-[KnownTensorLeak("LongContext.Lora: LoraLinear construction leaves 1 live tensor after Dispose; LoraFusedLinearFunction keeps its detached W/A/B views (3 per forward) alive; reported to the lead")]
 public class LoraBenchmarks : BenchmarkBase, IWorkload
 {
     private Tensor x = null!, gradOut = null!;

@@ -25,7 +25,6 @@ public enum ModelBase
 /// into the LoRA parameters, no optimizer step. Full attention (baseline) vs S2 Roll vs S2 NoWrap; dense or NF4 base.
 /// The smoke mode runs a 2-layer toy of the same code on CPU.
 /// </summary>
-[KnownTensorLeak(LlamaShapes.LoraLeak)]
 public class Model7bBenchmarks : BenchmarkBase, IWorkload
 {
     private LlamaForCausalLM model = null!;

@@ -66,7 +66,6 @@ public class Nf4DequantizeBenchmarks : BenchmarkBase, IWorkload
 /// shape (baseline), x (T, F): the eager recipe (dequantize, linear, adapters) and the library's Linear4Bit under
 /// LoraLinear. FLOPs counted as for the LoRA suite (the dequantization is not counted).
 /// </summary>
-[KnownTensorLeak("LongContext.Lora: LoraLinear construction leaves 1 live tensor after Dispose; LoraFusedLinearFunction keeps its detached W/A/B views (3 per forward) alive; reported to the lead")]
 public class QLoraLinearBenchmarks : BenchmarkBase, IWorkload
 {
     private Tensor x = null!, gradOut = null!;

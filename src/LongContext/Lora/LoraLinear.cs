@@ -256,7 +256,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, ILoraLayer
     {
         if (_baseWeight is not null)
         {
-            var w = _baseWeight.Read();
+            using var w = _baseWeight.Read();
             return (w.dtype, w.device);
         }
         var p = _baseLayer.parameters().FirstOrDefault(t => t.is_floating_point());

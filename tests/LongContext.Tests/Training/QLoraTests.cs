@@ -61,6 +61,15 @@ public sealed class QLoraTests
     }
 
     [Fact]
+    public void WrapAndDispose_LeavesNoLiveTensorBehind()
+    {
+        using var linear = nn.Linear(64, 32, hasBias: false);
+        long before = TorchSharp.DisposeScopeManager.Statistics.TensorStatistics.ThreadTotalLiveCount;
+        using (var qlora = QLora.Wrap(Linear4Bit.FromLinear(linear), Options)) { } // the wrapper owns and disposes its base
+        Assert.Equal(before, TorchSharp.DisposeScopeManager.Statistics.TensorStatistics.ThreadTotalLiveCount);
+    }
+
+    [Fact]
     public void Inject_AllLinear_WrapsTheQuantizedLinearsButNotTheHead()
     {
         manual_seed(3);
