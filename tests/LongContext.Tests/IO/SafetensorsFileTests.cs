@@ -32,6 +32,26 @@ public sealed class SafetensorsFileTests
                 Assert.True(t.eq(loaded[k]).all().item<bool>(), k);
             }
             Assert.Equal(new long[] { 6, 4 }, SafetensorsFile.ReadShapes(path)["e.view"]);
+            Assert.Equal("pt", SafetensorsFile.ReadMetadata(path)["format"]);
+            using var raw = File.OpenRead(path);
+            var len = new byte[8];
+            raw.ReadExactly(len);
+            Assert.Equal(0UL, BitConverter.ToUInt64(len) % 8); // header padded to 8 bytes like the reference writer
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
+    public void Save_WritesTheGivenMetadata()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"lc-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            using var t = arange(3, dtype: float32);
+            SafetensorsFile.Save(path, new Dictionary<string, Tensor> { ["t"] = t }, new Dictionary<string, string> { ["format"] = "pt", ["note"] = "x y" });
+            var meta = SafetensorsFile.ReadMetadata(path);
+            Assert.Equal("x y", meta["note"]);
+            Assert.Equal(new float[] { 0, 1, 2 }, SafetensorsFile.Load(path)["t"].data<float>().ToArray());
         }
         finally { File.Delete(path); }
     }

@@ -1,0 +1,125 @@
+using BenchmarkDotNet.Attributes;
+using LongContext.Benchmarks.Baselines;
+using LongContext.Benchmarks.Infrastructure;
+using LongContext.Lora;
+using LongContext.Quantization;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LongContext.Benchmarks.Suites;
+
+/// <summary>
+/// NF4 dequantization of a 4096 x 4096 weight, block size 64, with and without double quantization, into the compute
+/// dtype. Memory-bound: minimal traffic is the packed codes (n/2 bytes), the absmax state (4 bytes per block, or 1 byte
+/// per block + 4 per 256 blocks with double quantization) and the output (n elements).
+/// </summary>
+public class Nf4DequantizeBenchmarks : BenchmarkBase, IWorkload
+{
+    /// <summary>Quantization block size.</summary>
+    public const int BlockSize = 64;
+
+    private EagerNf4.State eager = null!;
+    private QuantState4Bit library = null!;
+
+    /// <summary>Double quantization of the absmax values.</summary>
+    [ParamsAllValues]
+    public bool DoubleQuant { get; set; }
+
+    /// <summary>Rows and columns (4096; 128 in smoke mode).</summary>
+    public static int Size => BenchSettings.Pick(128, 4096, 4096);
+
+    /// <summary>Random packed state.</summary>
+    [GlobalSetup]
+    public void Setup()
+    {
+        Seed();
+        eager = Keep(EagerNf4.RandomState(Size, Size, BlockSize, DoubleQuant, Device));
+        using (var scope = NewDisposeScope())
+        {
+            library = Keep(Blockwise4Bit.Quantize(randn([Size, Size], ScalarType.Float32, Device), QuantType.Nf4, BlockSize, DoubleQuant));
+        }
+    }
+
+    /// <summary>Frees the state.</summary>
+    [GlobalCleanup]
+    public void TearDown() => Cleanup();
+
+    /// <summary>Eager shift/mask + table lookup + absmax multiply.</summary>
+    [Benchmark(Baseline = true)]
+    public void ShiftMaskEager() => Measure(Pass.Forward, () => EagerNf4.Dequantize(eager, DType), null, []);
+
+    /// <summary>The library: Blockwise4Bit.Dequantize into the compute dtype.</summary>
+    [Benchmark]
+    public void Library() => Measure(Pass.Forward, () => Blockwise4Bit.Dequantize(library, DType), null, []);
+
+    /// <inheritdoc />
+    public Work WorkOf(string benchmarkMethod)
+    {
+        double n = (double)Size * Size, blocks = n / BlockSize;
+        double state = DoubleQuant ? blocks + 4 * blocks / EagerNf4.DoubleQuantBlock : 4 * blocks;
+        return new Work(0, n / 2 + state + n * BenchSettings.ElementSize);
+    }
+}
+
+/// <summary>
+/// A QLoRA linear (NF4 base, block 64, double quantization, LoRA r=16) against the dense frozen linear of the same
+/// shape (baseline), x (T, F): the eager recipe (dequantize, linear, adapters) and the library's Linear4Bit under
+/// LoraLinear. FLOPs counted as for the LoRA suite (the dequantization is not counted).
+/// </summary>
+public class QLoraLinearBenchmarks : BenchmarkBase, IWorkload
+{
+    private Tensor x = null!, gradOut = null!;
+    private Linear dense = null!;
+    private PeftStyleLora adapters = null!;
+    private EagerNf4.State nf4 = null!;
+    private LoraLinear library = null!;
+
+    /// <summary>Forward, or forward+backward.</summary>
+    [ParamsAllValues]
+    public Pass Pass { get; set; }
+
+    /// <summary>Random input, weights and 4-bit state.</summary>
+    [GlobalSetup]
+    public void Setup()
+    {
+        Seed();
+        int t = LinearShapes.Tokens, f = LinearShapes.Features, r = LinearShapes.Rank;
+        x = Randn([t, f], requiresGrad: Pass == Pass.ForwardBackward);
+        gradOut = Randn([t, f]);
+        dense = Keep(nn.Linear(f, f, hasBias: false, device: Device, dtype: DType));
+        RandomizeParameters(dense, 1.0 / Math.Sqrt(f));
+        dense.weight!.requires_grad_(false);
+        Linear a = Keep(nn.Linear(f, r, hasBias: false, device: Device, dtype: DType));
+        Linear b = Keep(nn.Linear(r, f, hasBias: false, device: Device, dtype: DType));
+        RandomizeParameters(a, 1.0 / Math.Sqrt(f));
+        RandomizeParameters(b, 1.0 / Math.Sqrt(r));
+        adapters = new PeftStyleLora(dense, a, b, (double)LinearShapes.Alpha / r);
+        nf4 = Keep(EagerNf4.RandomState(f, f, Nf4DequantizeBenchmarks.BlockSize, doubleQuant: true, Device));
+        Linear4Bit base4 = Linear4Bit.FromLinear(dense, QuantType.Nf4, Nf4DequantizeBenchmarks.BlockSize, doubleQuant: true, computeDtype: DType);
+        library = Keep(new LoraLinear(base4, f, f, new LoraOptions { Rank = r, Alpha = LinearShapes.Alpha }));
+        using (var noGrad = no_grad())
+        {
+            library.LoraA("default").copy_(a.weight!);
+            library.LoraB("default").copy_(b.weight!);
+        }
+    }
+
+    /// <summary>Frees tensors and modules.</summary>
+    [GlobalCleanup]
+    public void TearDown() => Cleanup();
+
+    /// <summary>The dense frozen linear in the compute dtype.</summary>
+    [Benchmark(Baseline = true)]
+    public void DenseLinear() => Measure(Pass, () => dense.forward(x), gradOut, [x]);
+
+    /// <summary>Eager QLoRA: dequantize the NF4 weight, linear, plus B(A(x))*s.</summary>
+    [Benchmark]
+    public void QLoraEager() => Measure(Pass, () => adapters.Forward(x, EagerNf4.Dequantize(nf4, DType)), gradOut, [x, adapters.A.weight!, adapters.B.weight!]);
+
+    /// <summary>The library: LoraLinear over Linear4Bit (NF4, double quantization), same adapters.</summary>
+    [Benchmark]
+    public void Library() => Measure(Pass, () => library.forward(x), gradOut, [x, library.LoraA("default"), library.LoraB("default")]);
+
+    /// <inheritdoc />
+    public Work WorkOf(string benchmarkMethod) => new(LinearShapes.Flops(Pass, benchmarkMethod != nameof(DenseLinear)), 0);
+}

@@ -1,0 +1,65 @@
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace LongContext.Attention;
+
+/// <summary>
+/// Causal (or explicitly masked) attention over any number of batch dimensions, run through SDPA with as few
+/// copies as the strides allow: batch dimensions that merge as views are merged until SDPA's 4-D form remains;
+/// otherwise the first dimension is looped over. Key/value may be stride-0 expanded views (GQA).
+/// </summary>
+internal static class BlockAttention
+{
+    /// <summary>
+    /// q, k, v: (b1, ..., bm, L, D), equal sizes (k/v may be expanded views). allowed: null for causal attention, else a
+    /// bool tensor broadcastable to (b1, ..., bm, L, L), true = attend, replacing the causal mask. Returns (b1, ..., bm, L, D).
+    /// </summary>
+    public static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor? allowed, double dropout)
+    {
+        int m = (int)q.dim() - 2;
+        if (allowed is not null)
+        {
+            var full = q.shape.Take(m).Concat(new[] { q.shape[m], q.shape[m] }).ToArray();
+            allowed = allowed.expand(full);
+        }
+        if (m <= 2)
+        {
+            Tensor qq = q, kk = k, vv = v;
+            Tensor? mm = allowed;
+            for (int i = m; i < 2; i++)
+            {
+                qq = qq.unsqueeze(0);
+                kk = kk.unsqueeze(0);
+                vv = vv.unsqueeze(0);
+                mm = mm?.unsqueeze(0);
+            }
+            var o = F.scaled_dot_product_attention(qq, kk, vv, mm, dropout, mm is null);
+            return m == 2 ? o : o.view(q.shape);
+        }
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < m; j++)
+            {
+                if (i == j || !Mergeable(q, i, j) || !Mergeable(k, i, j) || !Mergeable(v, i, j)) continue;
+                var perm = new long[] { i, j }.Concat(Enumerable.Range(0, m + 2).Where(d => d != i && d != j).Select(d => (long)d)).ToArray();
+                long[] Merged(Tensor t) => new[] { t.shape[i] * t.shape[j] }.Concat(perm.Skip(2).Select(d => t.shape[d])).ToArray();
+                var o = Attend(
+                    q.permute(perm).view(Merged(q)),
+                    k.permute(perm).view(Merged(k)),
+                    v.permute(perm).view(Merged(v)),
+                    allowed?.permute(perm).reshape(Merged(allowed)),
+                    dropout);
+                var split = new[] { q.shape[i], q.shape[j] }.Concat(o.shape.Skip(1)).ToArray();
+                var inverse = new long[perm.Length];
+                for (int d = 0; d < perm.Length; d++) inverse[perm[d]] = d;
+                return o.view(split).permute(inverse);
+            }
+        var parts = new Tensor[q.shape[0]];
+        for (long t = 0; t < parts.Length; t++)
+            parts[t] = Attend(q[t], k[t], v[t], allowed?[t], dropout);
+        return stack(parts, 0);
+    }
+
+    /// <summary>True when dims i (outer) and j (inner) of x merge into one dimension without a copy.</summary>
+    private static bool Mergeable(Tensor x, int i, int j)
+        => x.shape[i] == 1 || x.shape[j] == 1 || x.stride(i) == x.shape[j] * x.stride(j);
+}

@@ -1,0 +1,117 @@
+using System.Text.RegularExpressions;
+
+namespace LongContext.Lora;
+
+/// <summary>
+/// LoRA hyper-parameters for one adapter, validated as they are set. Mirrors peft's <c>LoraConfig</c> fields that
+/// change the math: rank <c>r</c>, <c>lora_alpha</c>, <c>lora_dropout</c>, <c>use_rslora</c>, <c>bias</c>,
+/// <c>init_lora_weights</c>, <c>target_modules</c> and <c>modules_to_save</c>.
+/// </summary>
+public sealed record LoraOptions
+{
+    /// <summary>Target shorthand for every Linear layer except the output head <c>lm_head</c> (peft's <c>all-linear</c>).</summary>
+    public const string AllLinear = "all-linear";
+
+    private readonly int _rank = 8;
+    private readonly double _alpha = 8;
+    private readonly double _dropout;
+    private readonly IReadOnlyList<string> _targetModules = ["q_proj", "v_proj"];
+    private readonly string? _targetRegex;
+    private readonly IReadOnlyList<string> _modulesToSave = [];
+    private readonly LoraBias _bias;
+    private readonly LoraInit _init;
+
+    /// <summary>Rank r of the update B·A; positive. Default 8.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is zero or negative.</exception>
+    public int Rank { get => _rank; init => _rank = Guard.Positive(value, nameof(Rank)); }
+
+    /// <summary>lora_alpha; positive and finite. Default 8.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not a positive finite number.</exception>
+    public double Alpha { get => _alpha; init => _alpha = Guard.Positive(value, nameof(Alpha)); }
+
+    /// <summary>Dropout probability applied to the LoRA branch's input during training, in [0, 1). Default 0.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is outside [0, 1).</exception>
+    public double Dropout
+    {
+        get => _dropout;
+        init => _dropout = value >= 0 && value < 1
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(Dropout), value, $"{nameof(Dropout)} must be in [0, 1); got {value}.");
+    }
+
+    /// <summary>rsLoRA: scale by alpha/sqrt(r) instead of alpha/r.</summary>
+    public bool UseRsLora { get; init; }
+
+    /// <summary>Which biases train and are saved with the adapter.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not a defined <see cref="LoraBias"/>.</exception>
+    public LoraBias Bias
+    {
+        get => _bias;
+        init => _bias = Enum.IsDefined(value) ? value : throw new ArgumentOutOfRangeException(nameof(Bias), value, $"{nameof(Bias)} must be None, All or LoraOnly; got {value}.");
+    }
+
+    /// <summary>Initialisation of new A and B matrices.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not a defined <see cref="LoraInit"/>.</exception>
+    public LoraInit Init
+    {
+        get => _init;
+        init => _init = Enum.IsDefined(value) ? value : throw new ArgumentOutOfRangeException(nameof(Init), value, $"{nameof(Init)} must be KaimingUniform, Gaussian or Zeros; got {value}.");
+    }
+
+    /// <summary>
+    /// Module names to wrap: a name matches a module whose full name equals it or ends with <c>"." + name</c>
+    /// (peft's rule), or the single entry <see cref="AllLinear"/>. Ignored when <see cref="TargetRegex"/> is set.
+    /// Default <c>["q_proj", "v_proj"]</c>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The list is null, or holds an empty name.</exception>
+    public IReadOnlyList<string> TargetModules
+    {
+        get => _targetModules;
+        init
+        {
+            if (value is null) throw new ArgumentNullException(nameof(TargetModules));
+            if (value.Any(string.IsNullOrWhiteSpace))
+                throw new ArgumentException($"{nameof(TargetModules)} must not hold empty names; got [{string.Join(", ", value.Select(v => $"'{v}'"))}].", nameof(TargetModules));
+            _targetModules = value.ToArray();
+        }
+    }
+
+    /// <summary>
+    /// When set, a module is wrapped if its full name matches this regex entirely (peft's string
+    /// <c>target_modules</c>); takes precedence over <see cref="TargetModules"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The pattern is not a valid regex.</exception>
+    public string? TargetRegex
+    {
+        get => _targetRegex;
+        init
+        {
+            if (value is not null)
+            {
+                try { _ = new Regex(value); }
+                catch (ArgumentException e) { throw new ArgumentException($"{nameof(TargetRegex)} '{value}' is not a valid regex: {e.Message}", nameof(TargetRegex), e); }
+            }
+            _targetRegex = value;
+        }
+    }
+
+    /// <summary>
+    /// Modules trained in full and saved with the adapter (peft's <c>modules_to_save</c>; LongLoRA's
+    /// <c>embed,norm</c>). Matching as in <see cref="LoraInjector.MarkTrainable"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The list is null, or holds an empty name.</exception>
+    public IReadOnlyList<string> ModulesToSave
+    {
+        get => _modulesToSave;
+        init
+        {
+            if (value is null) throw new ArgumentNullException(nameof(ModulesToSave));
+            if (value.Any(string.IsNullOrWhiteSpace))
+                throw new ArgumentException($"{nameof(ModulesToSave)} must not hold empty names.", nameof(ModulesToSave));
+            _modulesToSave = value.ToArray();
+        }
+    }
+
+    /// <summary>The factor s in <c>y = W x + s · B A x</c>: alpha/r, or alpha/sqrt(r) with rsLoRA.</summary>
+    public double Scaling => UseRsLora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
+}

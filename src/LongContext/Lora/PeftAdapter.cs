@@ -1,0 +1,246 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LongContext.IO;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LongContext.Lora;
+
+/// <summary>
+/// Saves and loads LoRA adapters in peft's format: <c>adapter_config.json</c> and <c>adapter_model.safetensors</c>
+/// with peft's keys (<c>base_model.model.&lt;module&gt;.lora_A.weight</c>, adapter name stripped).
+/// </summary>
+public static class PeftAdapter
+{
+    /// <summary>File name of the adapter weights.</summary>
+    public const string WeightsFileName = "adapter_model.safetensors";
+
+    /// <summary>Key prefix peft puts before module names.</summary>
+    public const string KeyPrefix = "base_model.model.";
+
+    /// <summary>
+    /// Writes one adapter of a model: config (r, lora_alpha, lora_dropout, target_modules, use_rslora, bias,
+    /// modules_to_save, base_model_name_or_path and peft's other keys at neutral values) and weights (LoRA A/B,
+    /// biases per the bias mode, and the modules trained in full under their own state-dict keys).
+    /// </summary>
+    /// <param name="root">The model carrying the adapter.</param>
+    /// <param name="folder">Destination folder (created if absent).</param>
+    /// <param name="baseModelNameOrPath">Written as <c>base_model_name_or_path</c>.</param>
+    /// <param name="adapterName">The adapter to save.</param>
+    /// <exception cref="ArgumentException">No LoRA layer holds the adapter.</exception>
+    /// <exception cref="NotSupportedException">Layers hold the adapter with different r/alpha/dropout/rsLoRA/bias.</exception>
+    public static void Save(nn.Module root, string folder, string? baseModelNameOrPath = null, string adapterName = "default")
+    {
+        ArgumentNullException.ThrowIfNull(root);
+        ArgumentNullException.ThrowIfNull(folder);
+        var layers = LoraInjector.Layers(root).Where(l => l.Layer.AdapterNames.Contains(adapterName)).ToList();
+        if (layers.Count == 0) throw new ArgumentException($"no LoRA layer of the model holds adapter '{adapterName}'.", nameof(adapterName));
+        var options = layers[0].Layer.GetOptions(adapterName);
+        foreach (var (name, layer) in layers)
+        {
+            var o = layer.GetOptions(adapterName);
+            if (o.Rank != options.Rank || o.Alpha != options.Alpha || o.Dropout != options.Dropout || o.UseRsLora != options.UseRsLora || o.Bias != options.Bias)
+                throw new NotSupportedException($"layer '{name}' holds adapter '{adapterName}' with r={o.Rank}, alpha={o.Alpha}, dropout={o.Dropout}, rslora={o.UseRsLora}, bias={o.Bias}, unlike '{layers[0].Name}' (r={options.Rank}, alpha={options.Alpha}); per-layer patterns are not written.");
+        }
+
+        var candidates = LoraInjector.Candidates(root).Select(c => c.Name).ToList();
+        var trainable = LoraRegistry.TrainableModules(root).ToList();
+        var config = new PeftAdapterConfigJson
+        {
+            BaseModelNameOrPath = baseModelNameOrPath,
+            R = options.Rank,
+            LoraAlpha = options.Alpha,
+            LoraDropout = options.Dropout,
+            UseRsLora = options.UseRsLora,
+            Bias = BiasName(options.Bias),
+            TargetModules = JsonSerializer.SerializeToNode(TargetMatcher.Compact(layers.Select(l => l.Name).ToList(), candidates, TargetMatcher.SuffixMatch)),
+            ModulesToSave = trainable.Count == 0 ? null : TargetMatcher.Compact(trainable, candidates, (n, t) => n.EndsWith(t, StringComparison.Ordinal)),
+            InitLoraWeights = options.Init switch
+            {
+                LoraInit.Gaussian => JsonValue.Create("gaussian"),
+                LoraInit.Zeros => JsonValue.Create(false),
+                _ => JsonValue.Create(true),
+            },
+        };
+
+        using var scope = NewDisposeScope();
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (key, tensor) in AdapterTensors(root, layers, options.Bias, trainable, adapterName)) tensors[key] = tensor;
+        Directory.CreateDirectory(folder);
+        config.Write(Path.Combine(folder, PeftAdapterConfigJson.FileName));
+        SafetensorsFile.Save(Path.Combine(folder, WeightsFileName), tensors);
+    }
+
+    /// <summary>
+    /// Reads a peft LoRA adapter folder, injects the adapter per its config (zero-initialised), and copies its
+    /// weights in; modules_to_save tensors replace the model's own and those modules become trainable.
+    /// </summary>
+    /// <param name="root">The base model (module names as in the HF checkpoint).</param>
+    /// <param name="folder">Folder holding <c>adapter_config.json</c> and <c>adapter_model.safetensors</c>.</param>
+    /// <param name="adapterName">Name to give the adapter in the model.</param>
+    /// <param name="linearLike">Recognises linear-like layers that are not TorchSharp Linears (e.g. 4-bit ones); see <see cref="LoraInjector"/>.</param>
+    /// <returns>The injection report.</returns>
+    /// <exception cref="NotSupportedException">The config uses a peft option that changes the math and is not implemented.</exception>
+    /// <exception cref="InvalidDataException">Keys are missing or unexpected, or a tensor's shape differs from the model's.</exception>
+    public static LoraInjectionReport Load(nn.Module root, string folder, string adapterName = "default", LoraLinearBaseResolver? linearLike = null)
+    {
+        ArgumentNullException.ThrowIfNull(root);
+        ArgumentNullException.ThrowIfNull(folder);
+        var config = PeftAdapterConfigJson.Read(Path.Combine(folder, PeftAdapterConfigJson.FileName));
+        var options = ToOptions(config);
+        string weightsPath = Path.Combine(folder, WeightsFileName);
+        if (!File.Exists(weightsPath))
+            throw new FileNotFoundException($"adapter weights '{weightsPath}' do not exist (only safetensors adapters are read).", weightsPath);
+
+        var report = LoraInjector.Inject(root, options, adapterName, linearLike);
+        var layers = LoraInjector.Layers(root).Where(l => l.Layer.AdapterNames.Contains(adapterName)).ToList();
+        var expected = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (key, tensor) in AdapterTensors(root, layers, options.Bias, LoraRegistry.TrainableModules(root).ToList(), adapterName, live: true))
+            expected[key] = tensor;
+
+        var loaded = SafetensorsFile.Load(weightsPath);
+        try
+        {
+            var unexpected = loaded.Keys.Where(k => !expected.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+            if (unexpected.Count > 0)
+                throw new InvalidDataException($"'{weightsPath}' holds {unexpected.Count} keys that map to no adapter tensor of the model, e.g. '{unexpected[0]}' (expected keys like '{expected.Keys.First()}').");
+            var missing = expected.Keys.Where(k => !loaded.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+            if (missing.Count > 0)
+                throw new InvalidDataException($"'{weightsPath}' lacks {missing.Count} keys the config implies: {string.Join(", ", missing.Take(8))}{(missing.Count > 8 ? ", ..." : "")}.");
+            foreach (var (key, target) in expected)
+            {
+                var source = loaded[key];
+                if (!source.shape.SequenceEqual(target.shape))
+                    throw new InvalidDataException($"'{key}' has shape [{string.Join(", ", source.shape)}] in '{weightsPath}' but the model expects [{string.Join(", ", target.shape)}].");
+            }
+            using (no_grad())
+            {
+                foreach (var (key, target) in expected)
+                {
+                    using var converted = loaded[key].to(target.dtype, target.device);
+                    target.copy_(converted);
+                }
+            }
+        }
+        finally
+        {
+            foreach (var t in loaded.Values) t.Dispose();
+        }
+        return report with { Parameters = ParameterCounter.Count(root) };
+    }
+
+    /// <summary>Converts a peft config to options, refusing options that change the math and are not implemented.</summary>
+    /// <param name="config">A parsed <c>adapter_config.json</c>.</param>
+    /// <exception cref="NotSupportedException">An unsupported option is set.</exception>
+    public static LoraOptions ToOptions(PeftAdapterConfigJson config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var refusals = new List<string>();
+        if (config.PeftType != "LORA") refusals.Add($"peft_type '{config.PeftType}' (only LORA)");
+        if (config.UseDora) refusals.Add("use_dora=true (DoRA)");
+        if (config.FanInFanOut) refusals.Add("fan_in_fan_out=true (transposed Conv1D weights)");
+        if (config.LoraBias) refusals.Add("lora_bias=true (a bias on B)");
+        if (config.UseQalora) refusals.Add("use_qalora=true");
+        if (config.RankPattern is { Count: > 0 }) refusals.Add($"rank_pattern {JsonSerializer.Serialize(config.RankPattern)} (per-module ranks)");
+        if (config.AlphaPattern is { Count: > 0 }) refusals.Add($"alpha_pattern {JsonSerializer.Serialize(config.AlphaPattern)} (per-module alphas)");
+        if (IsSet(config.LayersToTransform)) refusals.Add($"layers_to_transform {config.LayersToTransform!.ToJsonString()}");
+        if (IsSet(config.LayersPattern)) refusals.Add($"layers_pattern {config.LayersPattern!.ToJsonString()}");
+        if (IsSet(config.ExcludeModules)) refusals.Add($"exclude_modules {config.ExcludeModules!.ToJsonString()}");
+        if (IsSet(config.LayerReplication)) refusals.Add($"layer_replication {config.LayerReplication!.ToJsonString()}");
+        if (IsSet(config.TargetParameters)) refusals.Add($"target_parameters {config.TargetParameters!.ToJsonString()}");
+        if (IsSet(config.TrainableTokenIndices)) refusals.Add($"trainable_token_indices {config.TrainableTokenIndices!.ToJsonString()}");
+        LoraInit init = LoraInit.Zeros;
+        var initNode = config.InitLoraWeights;
+        if (initNode is JsonValue v && v.TryGetValue(out string? method) && method != "gaussian")
+            refusals.Add($"init_lora_weights '{method}' (changes the base weights)");
+        else if (initNode is JsonValue g && g.TryGetValue(out string? _)) init = LoraInit.Gaussian;
+        foreach (var (key, value) in config.Extra ?? [])
+        {
+            if (MathNeutralKeys.Contains(key)) continue;
+            if (value.ValueKind is JsonValueKind.Null or JsonValueKind.False) continue;
+            if (value.ValueKind == JsonValueKind.Object && !value.EnumerateObject().Any()) continue;
+            if (value.ValueKind == JsonValueKind.Array && value.GetArrayLength() == 0) continue;
+            refusals.Add($"{key}={value.GetRawText()} (unknown option)");
+        }
+        if (refusals.Count > 0)
+            throw new NotSupportedException($"the peft adapter config uses options this library does not implement: {string.Join("; ", refusals)}.");
+
+        var bias = config.Bias switch
+        {
+            "none" => LoraBias.None,
+            "all" => LoraBias.All,
+            "lora_only" => LoraBias.LoraOnly,
+            _ => throw new NotSupportedException($"bias '{config.Bias}' is not one of none, all, lora_only."),
+        };
+        var options = new LoraOptions
+        {
+            Rank = config.R,
+            Alpha = config.LoraAlpha,
+            Dropout = config.LoraDropout,
+            UseRsLora = config.UseRsLora,
+            Bias = bias,
+            Init = init == LoraInit.Gaussian ? LoraInit.Gaussian : LoraInit.Zeros,
+            ModulesToSave = config.ModulesToSave ?? [],
+        };
+        return config.TargetModules switch
+        {
+            JsonArray list => options with { TargetModules = list.Select(n => n!.GetValue<string>()).ToArray() },
+            JsonValue s when s.GetValue<string>() == LoraOptions.AllLinear => options with { TargetModules = [LoraOptions.AllLinear] },
+            JsonValue s => options with { TargetRegex = s.GetValue<string>() },
+            _ => throw new NotSupportedException("target_modules is missing; it must be a list of names, a regex or 'all-linear'."),
+        };
+    }
+
+    /// <summary>Keys peft writes that do not change the math (bookkeeping, integrations, defaults of other methods).</summary>
+    private static readonly HashSet<string> MathNeutralKeys = new(StringComparer.Ordinal)
+    {
+        "peft_version", "auto_mapping", "megatron_core", "qalora_group_size", "ensure_weight_tying", "loftq_config",
+    };
+
+    private static bool IsSet(JsonNode? node)
+        => node is not null && !(node is JsonArray { Count: 0 }) && !(node is JsonObject { Count: 0 });
+
+    private static string BiasName(LoraBias bias) => bias switch
+    {
+        LoraBias.All => "all",
+        LoraBias.LoraOnly => "lora_only",
+        _ => "none",
+    };
+
+    /// <summary>
+    /// The adapter's tensors under peft keys. With <paramref name="live"/> the model's own parameters (to copy into);
+    /// otherwise detached references for saving.
+    /// </summary>
+    private static IEnumerable<(string Key, Tensor Tensor)> AdapterTensors(nn.Module root, List<(string Name, ILoraLayer Layer)> layers,
+        LoraBias bias, List<string> trainable, string adapterName, bool live = false)
+    {
+        foreach (var (name, layer) in layers)
+        {
+            var a = layer.LoraA(adapterName);
+            var b = layer.LoraB(adapterName);
+            if (layer is LoraEmbedding)
+            {
+                yield return ($"{KeyPrefix}{name}.lora_embedding_A", live ? a : a.detach());
+                yield return ($"{KeyPrefix}{name}.lora_embedding_B", live ? b : b.detach());
+            }
+            else
+            {
+                yield return ($"{KeyPrefix}{name}.lora_A.weight", live ? a : a.detach());
+                yield return ($"{KeyPrefix}{name}.lora_B.weight", live ? b : b.detach());
+            }
+        }
+        var layerNames = layers.Select(l => l.Name).ToList();
+        if (bias != LoraBias.None)
+        {
+            foreach (var (pname, p) in root.named_parameters())
+            {
+                if (TargetMatcher.LastSegment(pname) != "bias" || pname.Contains(".lora_", StringComparison.Ordinal)) continue;
+                bool include = bias == LoraBias.All || layerNames.Any(l => pname == l + ".base_layer.bias");
+                if (include) yield return (KeyPrefix + pname, live ? p : p.detach());
+            }
+        }
+        foreach (string m in trainable)
+            foreach (var (k, t) in ModuleTree.Find(root, m).state_dict())
+                yield return ($"{KeyPrefix}{m}.{k}", live ? t : t.detach());
+    }
+}

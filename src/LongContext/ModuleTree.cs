@@ -1,0 +1,112 @@
+using System.Collections;
+using System.Reflection;
+using TorchSharp.Utils;
+using static TorchSharp.torch;
+
+namespace LongContext;
+
+/// <summary>
+/// Finds and replaces modules and parameters inside a TorchSharp module tree, so that the parent's forward uses the
+/// replacement: the parent's registry entry is overwritten in place (order kept) and every field or list slot of the
+/// parent that held the old object is pointed at the new one. Shared by LoRA injection and 4-bit quantization.
+/// A field whose declared type cannot hold the replacement (e.g. declared as <c>Linear</c>) is an error naming it:
+/// declare swappable layers as <c>Module&lt;Tensor, Tensor&gt;</c>.
+/// </summary>
+internal static class ModuleTree
+{
+    private const BindingFlags InstanceFields = BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly;
+
+    /// <summary>Finds a module by its full <c>named_modules()</c> name ("" is the root).</summary>
+    public static nn.Module Find(nn.Module root, string fullName)
+    {
+        if (fullName.Length == 0) return root;
+        foreach (var (name, m) in root.named_modules())
+            if (name == fullName) return m;
+        throw new ArgumentException($"module '{fullName}' does not exist in the tree.", nameof(fullName));
+    }
+
+    /// <summary>Puts <paramref name="replacement"/> where the module named <paramref name="fullName"/> was.</summary>
+    public static void Replace(nn.Module root, string fullName, nn.Module replacement)
+    {
+        int dot = fullName.LastIndexOf('.');
+        ReplaceChild(Find(root, dot < 0 ? "" : fullName[..dot]), fullName[(dot + 1)..], replacement, fullName);
+    }
+
+    /// <summary>Replaces the registered child <paramref name="name"/> of <paramref name="parent"/>.</summary>
+    public static void ReplaceChild(nn.Module parent, string name, nn.Module replacement, string? displayName = null)
+    {
+        displayName ??= name;
+        var table = Table<nn.Module>(parent, "_internal_submodules");
+        if (!table.TryGetValue(name, out nn.Module? old))
+            throw new ArgumentException($"module '{displayName}' is not a registered child of {parent.GetType().Name}.", nameof(name));
+        int patched = PatchReferences(parent, old, replacement, displayName, dryRun: true);
+        if (patched == 0 && parent.GetType().Namespace?.StartsWith("TorchSharp", StringComparison.Ordinal) == true)
+            throw new NotSupportedException(
+                $"cannot replace '{displayName}': its parent is a {parent.GetType().Name}, which keeps its children outside fields; wrap the module before adding it there.");
+        PatchReferences(parent, old, replacement, displayName, dryRun: false);
+        table[name] = replacement;
+    }
+
+    /// <summary>Replaces the parameter <paramref name="name"/> registered directly on <paramref name="owner"/>.</summary>
+    public static void ReplaceParameter(nn.Module owner, string name, TorchSharp.Modules.Parameter replacement)
+    {
+        // Built-in modules (Linear, Embedding, ...) expose settable properties that also update native state.
+        PropertyInfo? property = owner.GetType().GetProperty(name, BindingFlags.Instance | BindingFlags.Public);
+        if (property is not null && property.CanWrite && property.PropertyType.IsAssignableFrom(typeof(TorchSharp.Modules.Parameter)))
+        {
+            property.SetValue(owner, replacement);
+            return;
+        }
+        var table = Table<TorchSharp.Modules.Parameter>(owner, "_internal_params");
+        if (!table.TryGetValue(name, out TorchSharp.Modules.Parameter? old))
+            throw new ArgumentException($"module {owner.GetType().Name} has no parameter named '{name}'.", nameof(name));
+        PatchReferences(owner, old, replacement, name, dryRun: false);
+        table[name] = replacement;
+    }
+
+    private static OrderedDict<string, T> Table<T>(nn.Module module, string fieldName)
+    {
+        FieldInfo field = typeof(nn.Module).GetField(fieldName, BindingFlags.Instance | BindingFlags.NonPublic)
+            ?? throw new MissingFieldException($"TorchSharp's Module has no field '{fieldName}'; this TorchSharp version is not supported.");
+        return (OrderedDict<string, T>)field.GetValue(module)!;
+    }
+
+    // Counts (dryRun) or sets every instance field, in the class hierarchy below Module, and every IList slot that
+    // holds 'old'; throws before anything changes when a slot's declared type cannot hold the replacement.
+    private static int PatchReferences(object owner, object old, object replacement, string name, bool dryRun)
+    {
+        int count = 0;
+        for (Type? type = owner.GetType(); type is not null && type != typeof(nn.Module); type = type.BaseType)
+        {
+            foreach (FieldInfo field in type.GetFields(InstanceFields))
+            {
+                object? value = field.GetValue(owner);
+                if (ReferenceEquals(value, old))
+                {
+                    if (!field.FieldType.IsInstanceOfType(replacement))
+                        throw new InvalidOperationException(
+                            $"cannot replace '{name}': field '{field.Name}' of {owner.GetType().Name} is declared as " +
+                            $"{field.FieldType.Name}, which cannot hold a {replacement.GetType().Name}; declare it as Module<Tensor, Tensor>.");
+                    if (!dryRun) field.SetValue(owner, replacement);
+                    count++;
+                }
+                else if (value is IList list && value is not Tensor)
+                {
+                    for (int i = 0; i < list.Count; i++)
+                    {
+                        if (!ReferenceEquals(list[i], old)) continue;
+                        Type? element = list.GetType().IsArray ? list.GetType().GetElementType()
+                            : list.GetType().GetGenericArguments().FirstOrDefault();
+                        if (element is not null && !element.IsInstanceOfType(replacement))
+                            throw new InvalidOperationException(
+                                $"cannot replace '{name}': list field '{field.Name}' of {owner.GetType().Name} holds {element.Name}, " +
+                                $"which cannot hold a {replacement.GetType().Name}.");
+                        if (!dryRun) list[i] = replacement;
+                        count++;
+                    }
+                }
+            }
+        }
+        return count;
+    }
+}

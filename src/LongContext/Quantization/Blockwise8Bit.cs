@@ -1,0 +1,52 @@
+using static TorchSharp.torch;
+
+namespace LongContext.Quantization;
+
+/// <summary>
+/// bitsandbytes' blockwise 8-bit quantization with the dynamic map, as used for double quantization of the 4-bit
+/// block scales: per block, scale = max |x|, code = the map entry nearest to x * (1 / scale) (decided at the
+/// float32 midpoints between neighbouring entries, as the CUDA kernel's binary search does).
+/// </summary>
+internal static class Blockwise8Bit
+{
+    /// <summary>Quantizes a float32 vector (n) in blocks; returns uint8 codes (n) and float32 scales (ceil(n/blockSize)).</summary>
+    public static (Tensor Codes, Tensor Absmax) Quantize(Tensor x, int blockSize, float[] map)
+    {
+        using var scope = NewDisposeScope();
+        var flat = x.reshape(-1).to(ScalarType.Float32);
+        long n = flat.numel();
+        long blocks = (n + blockSize - 1) / blockSize;
+        var padded = n == blocks * blockSize ? flat : nn.functional.pad(flat, new long[] { 0, blocks * blockSize - n });
+        var grid = padded.view(blocks, blockSize);
+        var absmax = grid.abs().amax(new long[] { 1 });
+        var safe = where(absmax.eq(0), ones_like(absmax), absmax);
+        var normalized = grid * safe.reciprocal().unsqueeze(1);
+        var midpoints = Midpoints(map, x.device);
+        var codes = bucketize(normalized.reshape(-1), midpoints).narrow(0, 0, n).to(ScalarType.Byte);
+        return (codes.MoveToOuterDisposeScope(), absmax.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Dequantizes codes (n) with a nested state: map[code] * absmax[i / blockSize] + offset, float32 (n).</summary>
+    public static Tensor Dequantize(Tensor codes, NestedAbsmaxState state)
+    {
+        using var scope = NewDisposeScope();
+        long n = codes.numel();
+        int bs = state.BlockSize;
+        long blocks = (n + bs - 1) / bs;
+        if (state.Absmax.numel() != blocks)
+            throw new ArgumentException(
+                $"nested absmax has {state.Absmax.numel()} entries but {n} codes in blocks of {bs} need {blocks}.", nameof(state));
+        var map = tensor(state.Map).to(codes.device);
+        var values = map.index_select(0, codes.reshape(-1).to(ScalarType.Int64));
+        var padded = n == blocks * bs ? values : nn.functional.pad(values, new long[] { 0, blocks * bs - n });
+        var scaled = (padded.view(blocks, bs) * state.Absmax.unsqueeze(1)).reshape(-1).narrow(0, 0, n);
+        return (scaled + state.Offset).MoveToOuterDisposeScope();
+    }
+
+    private static Tensor Midpoints(float[] map, Device device)
+    {
+        var mids = new float[map.Length - 1];
+        for (int i = 0; i < mids.Length; i++) mids[i] = (map[i] + map[i + 1]) * 0.5f;
+        return tensor(mids).to(device);
+    }
+}

@@ -1,0 +1,148 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LongContext.IO;
+using LongContext.Lora;
+using LongContext.Tests.Support;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LongContext.Tests.Lora;
+
+[Trait(Category.Name, Category.Lora)]
+public sealed class PeftAdapterTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("lora-peft-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static TinyModel Trained(LoraOptions options)
+    {
+        manual_seed(21);
+        var model = new TinyModel(vocab: 20, dim: 8, nLayers: 2);
+        LoraInjector.Inject(model, options);
+        using (no_grad())
+        {
+            foreach (var (_, l) in LoraInjector.Layers(model)) { l.LoraA("default").normal_(); l.LoraB("default").normal_(); }
+            foreach (var (name, p) in model.named_parameters()) if (p.requires_grad && !name.Contains(".lora_")) p.add_(1);
+        }
+        return model;
+    }
+
+    [Fact]
+    public void SaveThenLoad_IntoAFreshModel_GivesIdenticalTensors()
+    {
+        var options = new LoraOptions { Rank = 3, Alpha = 12, TargetModules = ["q_proj", "v_proj", "o_proj"], ModulesToSave = ["embed", "norm"], Bias = LoraBias.LoraOnly };
+        using var saved = Trained(options);
+        PeftAdapter.Save(saved, _dir, "tiny");
+        manual_seed(99);
+        using var fresh = new TinyModel(vocab: 20, dim: 8, nLayers: 2);
+        // the base weights must agree for a fair comparison: copy the frozen ones over
+        using (no_grad())
+        {
+            var src = saved.state_dict();
+            foreach (var (name, p) in fresh.named_parameters())
+            {
+                string key = src.ContainsKey(name) ? name : name.Replace(".base_layer", "", StringComparison.Ordinal);
+                string savedKey = src.Keys.Single(k => k.Replace(".base_layer", "", StringComparison.Ordinal) == key.Replace(".base_layer", "", StringComparison.Ordinal));
+                if (!savedKey.Contains(".lora_")) p.copy_(src[savedKey]);
+            }
+        }
+        using (no_grad()) foreach (var (name, p) in fresh.named_parameters()) if (name.Contains("norm") || name.StartsWith("embed") || name.EndsWith("q_proj.bias")) p.zero_();
+        var report = PeftAdapter.Load(fresh, _dir);
+        Assert.Equal(6, report.WrappedModules.Count);
+        var a = saved.state_dict();
+        var b = fresh.state_dict();
+        Assert.Equal(a.Keys.OrderBy(k => k), b.Keys.OrderBy(k => k));
+        foreach (var key in a.Keys) TensorAssert.Equal(b[key], a[key], key);
+        Assert.Equal(ParameterCounter.Count(saved), ParameterCounter.Count(fresh));
+        using var ids = tensor(new long[] { 1, 2, 3 }).reshape(1, 3);
+        TensorAssert.Close(fresh.call(ids), saved.call(ids), 0, "same outputs after the round trip");
+    }
+
+    [Fact]
+    public void WrittenFiles_HoldPeftsKeysAndConfig()
+    {
+        using var model = Trained(new LoraOptions { Rank = 2, Alpha = 4, Dropout = 0.05, UseRsLora = true, ModulesToSave = ["embed_tokens"] });
+        PeftAdapter.Save(model, _dir, "meta-llama/Llama-2-7b-hf");
+        var shapes = SafetensorsFile.ReadShapes(Path.Combine(_dir, PeftAdapter.WeightsFileName));
+        var expected = new SortedSet<string>(StringComparer.Ordinal) { "base_model.model.embed_tokens.weight" };
+        foreach (int i in new[] { 0, 1 })
+            foreach (string m in new[] { "q_proj", "v_proj" })
+                foreach (string ab in new[] { "lora_A", "lora_B" })
+                    expected.Add($"base_model.model.layers.{i}.self_attn.{m}.{ab}.weight");
+        Assert.Equal(expected, new SortedSet<string>(shapes.Keys, StringComparer.Ordinal));
+        Assert.Equal(new long[] { 2, 8 }, shapes["base_model.model.layers.0.self_attn.q_proj.lora_A.weight"]);
+        Assert.Equal(new long[] { 8, 2 }, shapes["base_model.model.layers.0.self_attn.q_proj.lora_B.weight"]);
+
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(_dir, PeftAdapterConfigJson.FileName)))!.AsObject();
+        Assert.Equal("LORA", (string?)json["peft_type"]);
+        Assert.Equal(2, (int)json["r"]!);
+        Assert.Equal(4.0, (double)json["lora_alpha"]!);
+        Assert.Equal(0.05, (double)json["lora_dropout"]!);
+        Assert.True((bool)json["use_rslora"]!);
+        Assert.Equal("none", (string?)json["bias"]);
+        Assert.Equal("meta-llama/Llama-2-7b-hf", (string?)json["base_model_name_or_path"]);
+        Assert.Equal(["q_proj", "v_proj"], json["target_modules"]!.AsArray().Select(n => (string)n!));
+        Assert.Equal(["embed_tokens"], json["modules_to_save"]!.AsArray().Select(n => (string)n!));
+        Assert.False((bool)json["use_dora"]!);
+        Assert.Empty(json["rank_pattern"]!.AsObject());
+        Assert.Equal(json.Select(kv => kv.Key).OrderBy(k => k, StringComparer.Ordinal), json.Select(kv => kv.Key));
+        // every key peft 0.21 writes is present (the fixture is peft's own output)
+        var peftKeys = JsonNode.Parse(File.ReadAllText(Path.Combine(Fixtures.Folder("models"), "tiny_llama_lora", PeftAdapterConfigJson.FileName)))!.AsObject().Select(kv => kv.Key);
+        Assert.Empty(peftKeys.Except(json.Select(kv => kv.Key)).Except(["peft_version"]));
+    }
+
+    [Theory]
+    [InlineData("use_dora", "true", "use_dora")]
+    [InlineData("rank_pattern", "{\"q_proj\": 4}", "rank_pattern")]
+    [InlineData("alpha_pattern", "{\"q_proj\": 4}", "alpha_pattern")]
+    [InlineData("layers_to_transform", "[0]", "layers_to_transform")]
+    [InlineData("init_lora_weights", "\"pissa\"", "pissa")]
+    [InlineData("some_future_option", "{\"x\": 1}", "some_future_option")]
+    public void Configs_ThatChangeTheMath_AreRefusedByName(string key, string value, string named)
+    {
+        using var model = Trained(new LoraOptions { Rank = 2 });
+        PeftAdapter.Save(model, _dir);
+        string path = Path.Combine(_dir, PeftAdapterConfigJson.FileName);
+        var json = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+        json[key] = JsonNode.Parse(value);
+        File.WriteAllText(path, json.ToJsonString());
+        using var fresh = new TinyModel(20, 8, 2);
+        var e = Assert.Throws<NotSupportedException>(() => PeftAdapter.Load(fresh, _dir));
+        Assert.Contains(named, e.Message);
+    }
+
+    [Fact]
+    public void ShapeMismatch_NamesTheKeyAndBothShapes()
+    {
+        using var model = Trained(new LoraOptions { Rank = 2 });
+        PeftAdapter.Save(model, _dir);
+        using var wider = new TinyModel(vocab: 20, dim: 6, nLayers: 2);
+        var e = Assert.Throws<InvalidDataException>(() => PeftAdapter.Load(wider, _dir));
+        Assert.Contains("base_model.model.layers.0.self_attn.q_proj.lora_A.weight", e.Message);
+        Assert.Contains("[2, 8]", e.Message);
+        Assert.Contains("[2, 6]", e.Message);
+    }
+
+    [Fact]
+    public void MissingKeys_AreListed()
+    {
+        using var model = Trained(new LoraOptions { Rank = 2 });
+        PeftAdapter.Save(model, _dir);
+        string weights = Path.Combine(_dir, PeftAdapter.WeightsFileName);
+        var tensors = SafetensorsFile.Load(weights);
+        tensors.Remove("base_model.model.layers.1.self_attn.v_proj.lora_B.weight");
+        SafetensorsFile.Save(weights, tensors);
+        using var fresh = new TinyModel(20, 8, 2);
+        var e = Assert.Throws<InvalidDataException>(() => PeftAdapter.Load(fresh, _dir));
+        Assert.Contains("layers.1.self_attn.v_proj.lora_B.weight", e.Message);
+    }
+
+    [Fact]
+    public void SavingAnAdapterNoLayerHolds_IsAnError()
+    {
+        using var model = Trained(new LoraOptions { Rank = 2 });
+        var e = Assert.Throws<ArgumentException>(() => PeftAdapter.Save(model, _dir, adapterName: "other"));
+        Assert.Contains("'other'", e.Message);
+    }
+}

@@ -1,0 +1,103 @@
+using System.Text;
+using System.Text.Json;
+using LongContext.IO;
+using LongContext.Quantization;
+using LongContext.Tests.Support;
+using static TorchSharp.torch;
+
+namespace LongContext.Tests.Quantization;
+
+[Trait(Category.Name, Category.Quantization)]
+public sealed class BnbStateDictTests
+{
+    [Theory]
+    [InlineData(QuantType.Nf4, true)]
+    [InlineData(QuantType.Fp4, false)]
+    public void Linear4BitStateDict_UsesBnbKeys_AndRoundTripsThroughSafetensors(QuantType type, bool dq)
+    {
+        using var scope = NewDisposeScope();
+        using var dense = nn.Linear(96, 33, dtype: ScalarType.BFloat16);
+        using var q = Linear4Bit.FromLinear(dense, type, 64, dq);
+        var sd = q.state_dict(prefix: "model.layers.0.mlp.up_proj");
+        string w = "model.layers.0.mlp.up_proj.weight", qt = type == QuantType.Nf4 ? "nf4" : "fp4";
+        var expectedKeys = new List<string> { w, $"{w}.absmax", $"{w}.quant_map", $"{w}.quant_state.bitsandbytes__{qt}", "model.layers.0.mlp.up_proj.bias" };
+        if (dq) expectedKeys.AddRange(new[] { $"{w}.nested_absmax", $"{w}.nested_quant_map" });
+        Assert.Equal(expectedKeys.Order(StringComparer.Ordinal), sd.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(new long[] { 96 * 33 / 2, 1 }, sd[w].shape);
+        Assert.Equal(dq ? ScalarType.Byte : ScalarType.Float32, sd[$"{w}.absmax"].dtype);
+
+        string json = Encoding.UTF8.GetString(sd[$"{w}.quant_state.bitsandbytes__{qt}"].data<byte>().ToArray());
+        using var doc = JsonDocument.Parse(json);
+        Assert.Equal(qt, doc.RootElement.GetProperty("quant_type").GetString());
+        Assert.Equal(64, doc.RootElement.GetProperty("blocksize").GetInt32());
+        Assert.Equal("bfloat16", doc.RootElement.GetProperty("dtype").GetString());
+        Assert.Equal(new long[] { 33, 96 }, doc.RootElement.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()));
+        Assert.Equal(dq, doc.RootElement.TryGetProperty("nested_offset", out _));
+
+        string path = Path.Combine(Path.GetTempPath(), $"lc-bnb-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            SafetensorsFile.Save(path, sd);
+            var loaded = SafetensorsFile.Load(path);
+            using var state = Bnb4BitStateDict.Read(loaded, w, new long[] { 33, 96 });
+            TensorAssert.Equal(state.Packed, q.State.Packed, "packed");
+            TensorAssert.Equal(state.Absmax, q.State.Absmax, "absmax");
+            Assert.Equal(ScalarType.BFloat16, state.OriginalDtype);
+            TensorAssert.Equal(Blockwise4Bit.Dequantize(state), q.DequantizeWeight(), "dequantized");
+            if (dq) Assert.Equal(q.State.Nested!.Offset, state.Nested!.Offset);
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
+    public void Read_PythonWrittenQuantState_Parses()
+    {
+        // As bitsandbytes writes it: json.dumps of as_dict's non-tensor items (Python spacing), and uint8 absmax codes.
+        using var scope = NewDisposeScope();
+        using var w = Blockwise4Bit.Quantize(randn(8, 64, generator: new Generator(2)), QuantType.Nf4, 64, doubleQuant: true);
+        string pyJson = "{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float16\", \"shape\": [8, 64], " +
+                        $"\"nested_blocksize\": 256, \"nested_dtype\": \"float32\", \"nested_offset\": {w.Nested!.Offset.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}}}";
+        var dict = new Dictionary<string, Tensor>
+        {
+            ["weight"] = w.Packed.view(-1, 1),
+            ["weight.absmax"] = w.Absmax,
+            ["weight.quant_map"] = tensor(Codebooks.Nf4),
+            ["weight.nested_absmax"] = w.Nested.Absmax,
+            ["weight.nested_quant_map"] = tensor(Codebooks.DynamicMap8Bit),
+            ["weight.quant_state.bitsandbytes__nf4"] = tensor(Encoding.UTF8.GetBytes(pyJson)),
+        };
+        using var state = Bnb4BitStateDict.Read(dict);
+        Assert.Equal(ScalarType.Float16, state.OriginalDtype);
+        TensorAssert.Equal(Blockwise4Bit.Dequantize(state, ScalarType.Float32), Blockwise4Bit.Dequantize(w, ScalarType.Float32), "dequantized");
+    }
+
+    [Fact]
+    public void Read_WrongCodebook_WrongShape_UnknownKey_AreClearErrors()
+    {
+        using var scope = NewDisposeScope();
+        using var q = Blockwise4Bit.Quantize(randn(4, 64, generator: new Generator(1)), QuantType.Nf4, 64);
+        var good = Bnb4BitStateDict.Write(q);
+
+        var wrongMap = new Dictionary<string, Tensor>(good) { ["weight.quant_map"] = tensor(Codebooks.Fp4) };
+        var e1 = Assert.Throws<InvalidDataException>(() => Bnb4BitStateDict.Read(wrongMap));
+        Assert.Contains("weight.quant_map", e1.Message);
+        Assert.Contains("nf4", e1.Message);
+
+        var e2 = Assert.Throws<InvalidDataException>(() => Bnb4BitStateDict.Read(good, "weight", new long[] { 64, 4 }));
+        Assert.Contains("[4, 64]", e2.Message);
+        Assert.Contains("[64, 4]", e2.Message);
+
+        var extra = new Dictionary<string, Tensor>(good) { ["weight.SCB"] = ones(1) };
+        var e3 = Assert.Throws<InvalidDataException>(() => Bnb4BitStateDict.Read(extra));
+        Assert.Contains("SCB", e3.Message);
+
+        var shortAbsmax = new Dictionary<string, Tensor>(good) { ["weight.absmax"] = ones(3) };
+        var e4 = Assert.Throws<InvalidDataException>(() => Bnb4BitStateDict.Read(shortAbsmax));
+        Assert.Contains("absmax", e4.Message);
+
+        using var layer = new Linear4Bit(Blockwise4Bit.Quantize(randn(4, 64), QuantType.Nf4, 64));
+        using var other = Blockwise4Bit.Quantize(randn(8, 64), QuantType.Nf4, 64);
+        var e5 = Assert.Throws<ArgumentException>(() => layer.LoadState(other));
+        Assert.Equal("state", e5.ParamName);
+    }
+}

@@ -1,0 +1,129 @@
+using LongContext.Quantization;
+using LongContext.Tests.Support;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LongContext.Tests.Quantization;
+
+[Trait(Category.Name, Category.Quantization)]
+public sealed class Linear4BitTests
+{
+    public static TheoryData<string> Devices()
+    {
+        var d = new TheoryData<string> { "cpu" };
+        if (cuda.is_available()) d.Add("cuda");
+        return d;
+    }
+
+    [Theory]
+    [MemberData(nameof(Devices))]
+    public void ForwardAndInputGradient_EqualFloatLinearOverDequantizedWeight(string deviceName)
+    {
+        using var scope = NewDisposeScope();
+        var device = torch.device(deviceName);
+        var gen = new Generator(21);
+        using var dense = nn.Linear(96, 40, hasBias: true, device: device);
+        using (no_grad()) { dense.weight!.copy_(randn(40, 96, generator: gen).to(device) * 0.05); dense.bias!.copy_(randn(40, generator: gen).to(device)); }
+        using var q = Linear4Bit.FromLinear(dense, QuantType.Nf4, 64, doubleQuant: true);
+        Assert.Equal(96, q.InFeatures);
+        Assert.Equal(40, q.OutFeatures);
+
+        var w = q.DequantizeWeight();                  // reference: the dequantized weight as a plain float tensor
+        var x = randn(new long[] { 3, 5, 96 }, generator: gen).to(device).requires_grad_(true);
+        var xr = x.detach().clone().requires_grad_(true);
+        var g = randn(new long[] { 3, 5, 40 }, generator: gen).to(device);
+
+        var y = q.forward(x);
+        var yr = nn.functional.linear(xr, w, dense.bias!.detach());
+        TensorAssert.Close(y, yr, 1e-5, "forward");
+        (y * g).sum().backward();
+        (yr * g).sum().backward();
+        TensorAssert.Close(x.grad!, xr.grad!, 1e-5, "input gradient");
+
+        Assert.All(q.parameters(), p => Assert.False(p.requires_grad));
+        Assert.Null(q.Bias!.grad);
+        Assert.Equal(ScalarType.Byte, q.State.Packed.dtype);
+    }
+
+    [Fact]
+    public void Forward_InComputeDtypeBFloat16_EqualsBFloat16LinearOverDequantizedWeight()
+    {
+        using var scope = NewDisposeScope();
+        var gen = new Generator(4);
+        using var dense = nn.Linear(128, 32, hasBias: false);
+        using (no_grad()) dense.weight!.copy_(randn(32, 128, generator: gen) * 0.05);
+        using var q = Linear4Bit.FromLinear(dense, computeDtype: ScalarType.BFloat16);
+        var x = randn(new long[] { 7, 128 }, generator: gen);
+        var y = q.forward(x);
+        Assert.Equal(ScalarType.Float32, y.dtype); // cast back to the input dtype
+        var w = q.DequantizeWeight();
+        Assert.Equal(ScalarType.BFloat16, w.dtype);
+        var expected = nn.functional.linear(x.to(bfloat16), w).to(float32);
+        TensorAssert.Equal(y, expected, "bf16 forward");
+    }
+
+    [Fact]
+    public void BytesPerParameter_Block64DoubleQuant_IsAtMost053()
+    {
+        using var dense = nn.Linear(1024, 256, hasBias: false);
+        using var q = Linear4Bit.FromLinear(dense);
+        long n = 1024 * 256, blocks = n / 64;
+        double expected = (n / 2 + blocks + 4 * ((blocks + 255) / 256) + 4) / (double)n;
+        Assert.Equal(expected, q.BytesPerParameter, 12);
+        Assert.True(q.BytesPerParameter <= 0.53);
+        Assert.Equal(q.State.StoredBytes, q.StoredBytes);
+    }
+
+    [Fact]
+    public void MergeDelta_RequantizesDequantizedPlusDelta_WithinHalfACodeGap()
+    {
+        using var scope = NewDisposeScope();
+        var gen = new Generator(8);
+        using var dense = nn.Linear(256, 64, hasBias: false);
+        using (no_grad()) dense.weight!.copy_(randn(64, 256, generator: gen) * 0.02);
+        using var q = Linear4Bit.FromLinear(dense);
+        var before = q.DequantizeWeight();
+        // A LoRA-shaped delta: scaling * B A with r = 8.
+        var delta = 2.0 * randn(64, 8, generator: gen).matmul(randn(8, 256, generator: gen)) * 1e-3;
+        double reported = q.MergeDelta(delta);
+        var after = q.DequantizeWeight();
+        var target = before + delta;
+        double err = (after - target).abs().max().item<float>();
+        Assert.Equal(err, reported, 6);
+        // Bound: half NF4's widest gap (0.2770/2) times the largest block scale of the target (+ double-quant slack).
+        double bound = 0.1386 * target.abs().max().item<float>() * 1.02;
+        Assert.True(err <= bound, $"merge error {err} > {bound}");
+        double rel = ((after - target).norm() / target.norm()).item<float>();
+        Assert.True(rel <= 0.100, $"relative RMS merge error {rel}"); // measured 0.092 (same as quantizing once)
+        Assert.Equal(ScalarType.Float32, q.State.OriginalDtype);
+    }
+
+    [Fact]
+    public void ToDtype_ChangesComputeDtypeButNeverTheCodes()
+    {
+        using var dense = nn.Linear(64, 16);
+        using var q = Linear4Bit.FromLinear(dense);
+        q.to(ScalarType.BFloat16);
+        Assert.Equal(ScalarType.BFloat16, q.ComputeDtype);
+        Assert.Equal(ScalarType.Byte, q.State.Packed.dtype);
+        Assert.Equal(ScalarType.Byte, q.State.Absmax.dtype);
+        Assert.Equal(ScalarType.BFloat16, q.Bias!.dtype);
+        using var y = q.forward(ones(2, 64, dtype: ScalarType.BFloat16));
+        Assert.Equal(ScalarType.BFloat16, y.dtype);
+    }
+
+    [Fact]
+    public void BadInputs_NameParameterAndValue()
+    {
+        using var dense = nn.Linear(64, 16);
+        using var q = Linear4Bit.FromLinear(dense);
+        var e1 = Assert.Throws<ArgumentException>(() => q.forward(ones(2, 63)));
+        Assert.Equal("input", e1.ParamName);
+        Assert.Contains("63", e1.Message);
+        var e2 = Assert.Throws<ArgumentException>(() => q.ReplaceWeight(ones(16, 65)));
+        Assert.Equal("dense", e2.ParamName);
+        Assert.Contains("65", e2.Message);
+        var e3 = Assert.Throws<ArgumentOutOfRangeException>(() => Linear4Bit.FromLinear(dense, blockSize: 100));
+        Assert.Equal("blockSize", e3.ParamName);
+    }
+}

@@ -1,0 +1,142 @@
+using LongContext.Quantization;
+using LongContext.Tests.Support;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace LongContext.Tests.Quantization;
+
+[Trait(Category.Name, Category.Quantization)]
+public sealed class ModelQuantizerTests
+{
+    /// <summary>A tiny decoder-shaped model: embedding, a norm weight, two projections in a block, an lm_head.</summary>
+    private sealed class TinyBlock : Module<Tensor, Tensor>
+    {
+        private Module<Tensor, Tensor> up_proj;
+        private Module<Tensor, Tensor> down_proj;
+        public TinyBlock() : base(nameof(TinyBlock))
+        {
+            up_proj = Linear(64, 128, hasBias: false, dtype: ScalarType.BFloat16);
+            down_proj = Linear(128, 64, hasBias: true, dtype: ScalarType.BFloat16);
+            RegisterComponents();
+        }
+        public override Tensor forward(Tensor x) => down_proj.forward(functional.silu(up_proj.forward(x)));
+    }
+
+    private sealed class TinyModel : Module<Tensor, Tensor>
+    {
+        private Embedding embed_tokens;
+        private Parameter norm;
+        private TinyBlock layer;
+        private Module<Tensor, Tensor> lm_head;
+        public TinyModel() : base(nameof(TinyModel))
+        {
+            embed_tokens = Embedding(50, 64, dtype: ScalarType.BFloat16);
+            norm = new Parameter(ones(64, dtype: ScalarType.BFloat16));
+            layer = new TinyBlock();
+            lm_head = Linear(64, 50, hasBias: false, dtype: ScalarType.BFloat16);
+            RegisterComponents();
+        }
+        public override Tensor forward(Tensor ids)
+        {
+            var h = embed_tokens.forward(ids);
+            h = layer.forward(h) * norm.to(h.dtype);
+            return lm_head.forward(h.to(((Linear)lm_head).weight!.dtype));
+        }
+    }
+
+    private sealed class RigidModel : Module<Tensor, Tensor>
+    {
+        private Linear proj;
+        public RigidModel() : base(nameof(RigidModel)) { proj = Linear(64, 64); RegisterComponents(); }
+        public override Tensor forward(Tensor x) => proj.forward(x);
+    }
+
+    [Fact]
+    public void Quantize_ReplacesEveryLinearButLmHead_ReportsMemory_AndForwardUsesTheQuantizedLayers()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(1);
+        using var model = new TinyModel();
+        var ids = tensor(new long[] { 1, 7, 3, 49, 0, 12 }).reshape(2, 3);
+        // Expected forward computed from the dequantized weights of independently quantized copies.
+        var upW = model.get_parameter("layer.up_proj.weight")!.detach().clone();
+        var downW = model.get_parameter("layer.down_proj.weight")!.detach().clone();
+        var downB = model.get_parameter("layer.down_proj.bias")!.detach().clone();
+        long bytesBefore = model.parameters().Sum(p => p.numel() * p.ElementSize);
+
+        var report = ModelQuantizer.Quantize(model);
+
+        Assert.Equal(new[] { "layer.up_proj", "layer.down_proj" }, report.QuantizedModules);
+        Assert.Equal(new[] { "lm_head" }, report.ExcludedModules);
+        Assert.Equal(2 * 64 * 128, report.QuantizedParameters);
+        Assert.Equal(bytesBefore, report.BytesBefore);
+        // After: everything but the two weights as before, plus their 4-bit states (block 64, double quant).
+        long n = 64 * 128, blocks = n / 64;
+        long stateBytes = n / 2 + blocks + 4 * ((blocks + 255) / 256) + 4;
+        long expectedAfter = bytesBefore - 2 * n * 2 + 2 * stateBytes;
+        Assert.Equal(expectedAfter, report.BytesAfter);
+        Assert.Equal(expectedAfter, ModelQuantizer.StoredBytes(model));
+        Assert.True(report.CompressionRatio > 1);
+
+        var names = model.named_modules().ToDictionary(m => m.name, m => m.module);
+        Assert.IsType<Linear4Bit>(names["layer.up_proj"]);
+        Assert.IsType<Linear4Bit>(names["layer.down_proj"]);
+        Assert.IsType<Linear>(names["lm_head"]);
+
+        using var upQ = Blockwise4Bit.Quantize(upW, QuantType.Nf4, 64, doubleQuant: true);
+        using var downQ = Blockwise4Bit.Quantize(downW, QuantType.Nf4, 64, doubleQuant: true);
+        var h = model.get_parameter("embed_tokens.weight")!.detach().index_select(0, ids.reshape(-1)).reshape(2, 3, 64);
+        h = functional.linear(functional.silu(functional.linear(h, Blockwise4Bit.Dequantize(upQ))), Blockwise4Bit.Dequantize(downQ), downB);
+        h = h * model.get_parameter("norm")!.detach();
+        var expected = functional.linear(h, model.get_parameter("lm_head.weight")!.detach());
+        TensorAssert.Close(model.forward(ids).to(float32), expected.to(float32), 1e-2, "model forward after quantization (bf16)");
+    }
+
+    [Fact]
+    public void PrepareForKbitTraining_UpcastsHalfParametersToFloat32_AndFreezesEverything()
+    {
+        using var model = new TinyModel();
+        ModelQuantizer.Quantize(model);
+        ModelQuantizer.PrepareForKbitTraining(model);
+        foreach (var (name, p) in model.named_parameters())
+        {
+            Assert.Equal(ScalarType.Float32, p.dtype);
+            Assert.False(p.requires_grad, name);
+        }
+        var names = model.named_modules().ToDictionary(m => m.name, m => m.module);
+        var up = Assert.IsType<Linear4Bit>(names["layer.up_proj"]);
+        Assert.Equal(ScalarType.BFloat16, up.ComputeDtype);          // 4-bit layers keep their compute dtype
+        Assert.Equal(ScalarType.Byte, up.State.Packed.dtype);
+        Assert.Equal(ScalarType.Float32, ((Embedding)names["embed_tokens"]).weight!.dtype); // native module updated too
+        using var logits = model.forward(tensor(new long[] { 1, 2, 3 }).reshape(1, 3));
+        Assert.Equal(new long[] { 1, 3, 50 }, logits.shape);
+    }
+
+    [Fact]
+    public void Quantize_ExclusionByFullPathOrSuffix()
+    {
+        using var model = new TinyModel();
+        var report = ModelQuantizer.Quantize(model, new QuantizationOptions { Exclude = new[] { "layer.down_proj", "lm_head" } });
+        Assert.Equal(new[] { "layer.up_proj" }, report.QuantizedModules);
+        Assert.Equal(new[] { "layer.down_proj", "lm_head" }, report.ExcludedModules);
+    }
+
+    [Fact]
+    public void Quantize_ParentFieldThatCannotHoldLinear4Bit_ThrowsNamingTheField()
+    {
+        using var model = new RigidModel();
+        var e = Assert.Throws<InvalidOperationException>(() => ModelQuantizer.Quantize(model));
+        Assert.Contains("proj", e.Message);
+        Assert.Contains("Linear4Bit", e.Message);
+    }
+
+    [Fact]
+    public void Options_BadBlockSize_NamesTheOption()
+    {
+        using var model = new TinyModel();
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => ModelQuantizer.Quantize(model, new QuantizationOptions { BlockSize = 96 }));
+        Assert.Equal("BlockSize", e.ParamName);
+        Assert.Contains("96", e.Message);
+    }
+}
