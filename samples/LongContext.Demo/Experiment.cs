@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using LongContext.Llama;
+using LongContext.Lora;
 using LongContext.Rope;
+using LongContext.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -54,7 +56,7 @@ public sealed class Experiment(DemoOptions options)
         // 2. PI without fine-tuning (rope factor only).
         using (var model = LlamaCheckpoint.Load(shortCheckpoint, device: device))
         {
-            ContextExtension.InterpolateOnly(model, l, target);
+            LongLora.ApplyPositionInterpolation(model, target);
             results.AddRange(EvaluateAll(trainer, model, PiZeroShot, lengths));
         }
 
@@ -62,8 +64,15 @@ public sealed class Experiment(DemoOptions options)
         foreach (var (name, interpolate) in new[] { (Extrapolation, false), (Interpolation, true) })
         {
             using var model = LlamaCheckpoint.Load(shortCheckpoint, device: device);
-            var report = ContextExtension.Apply(model, l, target, interpolate, options.LoraRank);
-            Console.WriteLine($"{name}: {report}");
+            // Without PI: declare the target as the model's own context, so the recipe's PI factor is 1 (extrapolation).
+            if (!interpolate) model.UpdateRope(model.Config with { MaxPositionEmbeddings = target });
+            var report = LongLora.Prepare(model, new LongLoraOptions
+            {
+                TargetContextLength = target,
+                Lora = new LoraOptions { Rank = options.LoraRank, Alpha = 2 * options.LoraRank, TargetModules = ["q_proj", "k_proj", "v_proj", "o_proj"] },
+                GradientCheckpointing = false, // a tiny model: memory is no concern, recomputation would only cost time
+            });
+            Console.WriteLine($"{name}: {report.ToString().Split('\n')[^1]}");
             curves.AddRange(trainer.Train(model, name, target, options.FinetuneSteps, options.FinetuneBatchSize, options.FinetuneLearningRate, options.PretrainSteps));
             results.AddRange(EvaluateAll(trainer, model, name, lengths));
         }
