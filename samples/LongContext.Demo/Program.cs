@@ -23,7 +23,16 @@ CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var watch = Stopwatch.StartNew();
 Directory.CreateDirectory(options.Output);
 Console.WriteLine($"Context extension demo{(options.Quick ? " (quick)" : "")}: L = {options.Context} -> {options.LongContext}, seed {options.Seed}, device {options.Device}, output '{options.Output}'.");
-var result = new Experiment(options).Run();
+ExperimentResult result;
+try
+{
+    result = new Experiment(options).Run();
+}
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine(e.Message);
+    return 2;
+}
 
 string lengthsCsv = Path.Combine(options.Output, "accuracy_by_length.csv");
 string curvesCsv = Path.Combine(options.Output, "training_curves.csv");
