@@ -1,3 +1,4 @@
+using LongContext.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -44,6 +45,11 @@ public sealed class LlamaDecoderLayer : nn.Module<Tensor, Tensor, Tensor>
     /// <param name="positionIds">Positions (B, N) or (N), int64.</param>
     /// <returns>(B, N, hidden).</returns>
     public override Tensor forward(Tensor x, Tensor positionIds)
+        => GradientCheckpointing && training && torch.is_grad_enabled()
+            ? ActivationCheckpoint.Run((input, context) => Compute(input, context[0]), x, [positionIds], parameters())
+            : Compute(x, positionIds);
+
+    private Tensor Compute(Tensor x, Tensor positionIds)
     {
         using var scope = NewDisposeScope();
         Tensor h = x + self_attn.forward(input_layernorm.forward(x), positionIds);

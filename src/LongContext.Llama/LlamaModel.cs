@@ -1,5 +1,4 @@
 using LongContext.Rope;
-using LongContext.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -72,13 +71,8 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         Tensor h = embed_tokens.forward(inputIds);
-        bool grad = torch.is_grad_enabled();
         foreach (LlamaDecoderLayer layer in layers)
-        {
-            h = layer.GradientCheckpointing && training && grad
-                ? ActivationCheckpoint.Run((x, c) => layer.forward(x, c[0]), h, [positionIds], layer.parameters())
-                : layer.forward(h, positionIds);
-        }
+            h = layer.forward(h, positionIds);   // each layer applies its own activation checkpointing
         return norm.forward(h).MoveToOuterDisposeScope();
     }
 }

@@ -44,6 +44,33 @@ public sealed class LlamaTrainingTests
     }
 
     [Fact]
+    public void DecoderLayerOnItsOwn_CheckpointingGivesTheSameGradients_Float64()
+    {
+        random.manual_seed(22);
+        var config = Tiny();
+        using var rope = new LongContext.Rope.RotaryEmbedding(new LongContext.Rope.RotaryEmbeddingOptions(config.HeadDim, config.MaxPositionEmbeddings, config.Rope));
+        using var layer = new LlamaDecoderLayer(config, () => rope, ScalarType.Float64);
+        layer.train();
+        using var positions = arange(24, dtype: ScalarType.Int64).unsqueeze(0);
+        using var x = randn([2, 24, 32], dtype: ScalarType.Float64);
+        using var g = randn([2, 24, 32], dtype: ScalarType.Float64);
+        Dictionary<string, Tensor> Run(bool checkpoint, out Tensor dx)
+        {
+            layer.GradientCheckpointing = checkpoint;
+            layer.zero_grad();
+            var xi = x.detach().requires_grad_(true);
+            layer.forward(xi, positions).backward([g]);
+            dx = xi.grad!.clone();
+            return layer.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone());
+        }
+        var plain = Run(false, out var dxPlain);
+        var ckpt = Run(true, out var dxCkpt);
+        TensorAssert.Close(dxCkpt, dxPlain, 1e-10, "input gradient");
+        foreach (var (name, grad) in plain)
+            TensorAssert.Close(ckpt[name], grad, 1e-10, $"gradient of {name}");
+    }
+
+    [Fact]
     public void SetGradientCheckpointing_BadLayer_ThrowsNamingIt()
     {
         using var model = new LlamaForCausalLM(Tiny());
