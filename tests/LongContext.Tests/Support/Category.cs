@@ -19,6 +19,4 @@ public static class Category
     public const string Model = "Model";
     /// <summary>Tests against external reference numbers (fixtures).</summary>
     public const string Reference = "Reference";
-    /// <summary>Main program and benchmark smoke runs.</summary>
-    public const string Smoke = "Smoke";
 }
