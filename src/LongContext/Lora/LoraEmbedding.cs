@@ -24,7 +24,7 @@ public sealed class LoraEmbedding : nn.Module<Tensor, Tensor>, ILoraLayer
     public LoraEmbedding(Embedding embedding, LoraOptions options, string adapterName = "default") : base(nameof(LoraEmbedding))
     {
         _baseLayer = Guard.NotNull(embedding);
-        var w0 = embedding.weight!;   // the module's own Parameter: never dispose it
+        var w0 = TableOf(embedding);
         NumEmbeddings = w0.shape[0];
         EmbeddingDim = w0.shape[1];
         foreach (var p in embedding.parameters()) p.requires_grad = false;
@@ -60,9 +60,10 @@ public sealed class LoraEmbedding : nn.Module<Tensor, Tensor>, ILoraLayer
     public void AddAdapter(string adapterName, LoraOptions options)
     {
         _state.Add(adapterName, options);
-        var w = _baseLayer.weight!;
-        var a = zeros(options.Rank, NumEmbeddings, dtype: w.dtype, device: w.device);
-        var b = zeros(EmbeddingDim, options.Rank, dtype: w.dtype, device: w.device);
+        var w = TableOf(_baseLayer);
+        // The Parameters below take their own handles on these tensors; release the temporaries afterwards.
+        using var a = zeros(options.Rank, NumEmbeddings, dtype: w.dtype, device: w.device);
+        using var b = zeros(EmbeddingDim, options.Rank, dtype: w.dtype, device: w.device);
         switch (options.Init)
         {
             case LoraInit.KaimingUniform: LoraLinear.InPlace(b.normal_(), b); break;                      // peft: A zeros, B normal
@@ -143,9 +144,14 @@ public sealed class LoraEmbedding : nn.Module<Tensor, Tensor>, ILoraLayer
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var w = _baseLayer.weight!;
+        var w = TableOf(_baseLayer);
         w.add_(DeltaWeight(adapterName).to(w.dtype), alpha: sign);
     }
+
+    // TorchSharp 0.107's Embedding.weight getter returns a new native handle on every call (never released before
+    // finalization); the registered parameter object is the module's own and costs nothing to look up.
+    private static Parameter TableOf(Embedding embedding)
+        => embedding.named_parameters(recurse: false).First(p => p.name == "weight").parameter;
 
     private void UpdateTrainable()
     {

@@ -243,4 +243,18 @@ public sealed class LoraLinearLifetimeTests
         }
         Assert.Equal(before, LiveTensors());
     }
+
+    [Theory]
+    [InlineData(LongContext.Lora.LoraInit.KaimingUniform)]
+    [InlineData(LongContext.Lora.LoraInit.Gaussian)]
+    [InlineData(LongContext.Lora.LoraInit.Zeros)]
+    public void EmbeddingConstructAndDispose_LeavesNoLiveTensorBehind(LongContext.Lora.LoraInit init)
+    {
+        long before = LiveTensors();
+        using (var layer = new LongContext.Lora.LoraEmbedding(TorchSharp.torch.nn.Embedding(16, 8), new LongContext.Lora.LoraOptions { Rank = 4, Alpha = 8, Init = init }))
+        {
+            Assert.True(LiveTensors() > before);
+        }
+        Assert.Equal(before, LiveTensors());
+    }
 }
