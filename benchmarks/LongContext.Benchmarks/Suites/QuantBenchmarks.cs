@@ -3,6 +3,7 @@ using LongContext.Benchmarks.Baselines;
 using LongContext.Benchmarks.Infrastructure;
 using LongContext.Lora;
 using LongContext.Quantization;
+using LongContext.Training;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -66,42 +67,20 @@ public class Nf4DequantizeBenchmarks : BenchmarkBase, IWorkload
 /// shape (baseline), x (T, F): the eager recipe (dequantize, linear, adapters) and the library's Linear4Bit under
 /// LoraLinear. FLOPs counted as for the LoRA suite (the dequantization is not counted).
 /// </summary>
-public class QLoraLinearBenchmarks : BenchmarkBase, IWorkload
+public class QLoraLinearBenchmarks : LinearAdapterBenchmarks, IWorkload
 {
-    private Tensor x = null!, gradOut = null!;
-    private Linear dense = null!;
-    private PeftStyleLora adapters = null!;
     private EagerNf4.State nf4 = null!;
     private LoraLinear library = null!;
-
-    /// <summary>Forward, or forward+backward.</summary>
-    [ParamsAllValues]
-    public Pass Pass { get; set; }
 
     /// <summary>Random input, weights and 4-bit state.</summary>
     [GlobalSetup]
     public void Setup()
     {
-        Seed();
-        int t = LinearShapes.Tokens, f = LinearShapes.Features, r = LinearShapes.Rank;
-        x = Randn([t, f], requiresGrad: Pass == Pass.ForwardBackward);
-        gradOut = Randn([t, f]);
-        dense = Keep(nn.Linear(f, f, hasBias: false, device: Device, dtype: DType));
-        RandomizeParameters(dense, 1.0 / Math.Sqrt(f));
-        dense.weight!.requires_grad_(false);
-        Linear a = Keep(nn.Linear(f, r, hasBias: false, device: Device, dtype: DType));
-        Linear b = Keep(nn.Linear(r, f, hasBias: false, device: Device, dtype: DType));
-        RandomizeParameters(a, 1.0 / Math.Sqrt(f));
-        RandomizeParameters(b, 1.0 / Math.Sqrt(r));
-        adapters = new PeftStyleLora(dense, a, b, (double)LinearShapes.Alpha / r);
+        SetupLinearAndAdapters();
+        int f = LinearShapes.Features;
         nf4 = Keep(EagerNf4.RandomState(f, f, Nf4DequantizeBenchmarks.BlockSize, doubleQuant: true, Device));
-        Linear4Bit base4 = Linear4Bit.FromLinear(dense, QuantType.Nf4, Nf4DequantizeBenchmarks.BlockSize, doubleQuant: true, computeDtype: DType);
-        library = Keep(new LoraLinear(base4, f, f, new LoraOptions { Rank = r, Alpha = LinearShapes.Alpha }));
-        using (var noGrad = no_grad())
-        {
-            library.LoraA("default").copy_(a.weight!);
-            library.LoraB("default").copy_(b.weight!);
-        }
+        Linear4Bit base4 = Linear4Bit.FromLinear(frozen, QuantType.Nf4, Nf4DequantizeBenchmarks.BlockSize, doubleQuant: true, computeDtype: DType);
+        library = Keep(WithAdaptersOf(QLora.Wrap(base4, Options), adapters.A, adapters.B));
     }
 
     /// <summary>Frees tensors and modules.</summary>
@@ -110,13 +89,13 @@ public class QLoraLinearBenchmarks : BenchmarkBase, IWorkload
 
     /// <summary>The dense frozen linear in the compute dtype.</summary>
     [Benchmark(Baseline = true)]
-    public void DenseLinear() => Measure(Pass, () => dense.forward(x), gradOut, [x]);
+    public void DenseLinear() => Measure(Pass, () => frozen.forward(x), gradOut, [x]);
 
     /// <summary>Eager QLoRA: dequantize the NF4 weight, linear, plus B(A(x))*s.</summary>
     [Benchmark]
     public void QLoraEager() => Measure(Pass, () => adapters.Forward(x, EagerNf4.Dequantize(nf4, DType)), gradOut, [x, adapters.A.weight!, adapters.B.weight!]);
 
-    /// <summary>The library: LoraLinear over Linear4Bit (NF4, double quantization), same adapters.</summary>
+    /// <summary>The library: QLora.Wrap (LoraLinear over Linear4Bit with its dense-weight access; NF4, double quantization), same adapters.</summary>
     [Benchmark]
     public void Library() => Measure(Pass, () => library.forward(x), gradOut, [x, library.LoraA("default"), library.LoraB("default")]);
 
