@@ -230,28 +230,24 @@ public sealed class LoraLinearLifetimeTests
         Assert.Equal(before, LiveTensors());
     }
 
-    [Theory]
-    [InlineData(LongContext.Lora.LoraInit.KaimingUniform)]
-    [InlineData(LongContext.Lora.LoraInit.Gaussian)]
-    [InlineData(LongContext.Lora.LoraInit.Zeros)]
-    public void ConstructAndDispose_LeavesNoLiveTensorBehind(LongContext.Lora.LoraInit init)
+    public static TheoryData<bool, LongContext.Lora.LoraInit> LayerKinds()
     {
-        long before = LiveTensors();
-        using (var layer = LongContext.Lora.LoraLinear.Wrap(TorchSharp.torch.nn.Linear(32, 24), new LongContext.Lora.LoraOptions { Rank = 4, Alpha = 8, Init = init }))
-        {
-            Assert.True(LiveTensors() > before);
-        }
-        Assert.Equal(before, LiveTensors());
+        var data = new TheoryData<bool, LongContext.Lora.LoraInit>();
+        foreach (bool embedding in new[] { false, true })
+            foreach (var init in Enum.GetValues<LongContext.Lora.LoraInit>())
+                data.Add(embedding, init);
+        return data;
     }
 
     [Theory]
-    [InlineData(LongContext.Lora.LoraInit.KaimingUniform)]
-    [InlineData(LongContext.Lora.LoraInit.Gaussian)]
-    [InlineData(LongContext.Lora.LoraInit.Zeros)]
-    public void EmbeddingConstructAndDispose_LeavesNoLiveTensorBehind(LongContext.Lora.LoraInit init)
+    [MemberData(nameof(LayerKinds))]
+    public void ConstructAndDispose_LeavesNoLiveTensorBehind(bool embedding, LongContext.Lora.LoraInit init)
     {
+        var options = new LongContext.Lora.LoraOptions { Rank = 4, Alpha = 8, Init = init };
         long before = LiveTensors();
-        using (var layer = new LongContext.Lora.LoraEmbedding(TorchSharp.torch.nn.Embedding(16, 8), new LongContext.Lora.LoraOptions { Rank = 4, Alpha = 8, Init = init }))
+        using (TorchSharp.torch.nn.Module layer = embedding
+                   ? new LongContext.Lora.LoraEmbedding(TorchSharp.torch.nn.Embedding(16, 8), options)
+                   : LongContext.Lora.LoraLinear.Wrap(TorchSharp.torch.nn.Linear(32, 24), options))
         {
             Assert.True(LiveTensors() > before);
         }
