@@ -18,7 +18,8 @@ namespace LongContext.Training;
 /// stands, every field of it. Because <see cref="LoraOptions"/>' own defaults are peft's (alpha 8 on q_proj and
 /// v_proj) and cannot be told apart from a choice, a <see cref="Lora"/> whose <see cref="LoraOptions.TargetModules"/>
 /// is that untouched default is refused instead of silently training other modules than LongLoRA's: start from
-/// <c>LongLoraOptions.DefaultLora() with { Rank = 16 }</c>, or name the targets yourself.</para>
+/// <c>LongLoraOptions.DefaultLora() with { Rank = 16 }</c>, or name other targets (to mean exactly q_proj and v_proj, list
+/// them as <c>["v_proj", "q_proj"]</c>).</para>
 /// </remarks>
 public sealed record LongLoraOptions
 {
