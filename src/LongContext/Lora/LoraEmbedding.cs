@@ -71,7 +71,9 @@ public sealed class LoraEmbedding : LoraLayer
         if (x.dtype is not (ScalarType.Int64 or ScalarType.Int32))
             throw new ArgumentException($"token ids must be int64 or int32; got a {x.dtype} tensor of shape [{string.Join(", ", x.shape)}].", nameof(x));
         if (x.numel() == 0) return;
-        long min = x.min().item<long>(), max = x.max().item<long>();
+        using var minT = x.min();
+        using var maxT = x.max();
+        long min = minT.item<long>(), max = maxT.item<long>();
         if (min < 0 || max >= NumEmbeddings)
             throw new ArgumentOutOfRangeException(nameof(x), min < 0 ? min : max, $"token ids must be in [0, {NumEmbeddings}) (the table's rows); got {(min < 0 ? min : max)}.");
     }

@@ -23,7 +23,7 @@ public static class PeftAdapter
     /// (<c>save_embedding_layers="auto"</c>) also writes the base layer of the model's input and output embeddings
     /// that carry LoRA (<c>...embed_tokens.base_layer.weight</c>, <c>...lm_head.base_layer.weight</c>).
     /// </summary>
-    public static readonly IReadOnlyList<string> EmbeddingLayerNames = ["embed_tokens", "lm_head"];
+    internal static readonly IReadOnlyList<string> EmbeddingLayerNames = ["embed_tokens", "lm_head"];
 
     /// <summary>
     /// Writes one adapter of a model: config (r, lora_alpha, lora_dropout, target_modules, use_rslora, bias,

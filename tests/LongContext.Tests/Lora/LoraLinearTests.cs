@@ -372,24 +372,46 @@ public sealed class LoraLinearLifetimeTests
 {
     private static long LiveTensors() => TorchSharp.DisposeScopeManager.Statistics.TensorStatistics.ThreadTotalLiveCount;
 
-    [Theory]
-    [InlineData("fused", true)]
-    [InlineData("unfused", false)]
-    public void TrainingSteps_LeaveNoLiveTensorsBehind(string path, bool fused)
+    public static TheoryData<string> StepKinds => new()
     {
-        using var layer = LoraLinear.Wrap(nn.Linear(32, 24), new LoraOptions { Rank = 4, Alpha = 8 });
-        layer.FusedForward = fused;
-        using var x = randn(6, 32).requires_grad_(true);
+        "linear, fused", "linear, unfused", "linear over bfloat16 (float32 adapters)", "embedding with a padding idx",
+    };
+
+    private static (LoraLayer Layer, Tensor Input) StepCase(string kind) => kind switch
+    {
+        "linear, fused" => (LoraLinear.Wrap(nn.Linear(32, 24), new LoraOptions { Rank = 4 }), randn(6, 32).requires_grad_(true)),
+        "linear, unfused" => (new LoraLinear(LinearBaseDescriptor.Of(nn.Linear(32, 24)), new LoraOptions { Rank = 4 }) { FusedForward = false }, randn(6, 32).requires_grad_(true)),
+        "linear over bfloat16 (float32 adapters)" => (LoraLinear.Wrap(nn.Linear(32, 24, dtype: ScalarType.BFloat16), new LoraOptions { Rank = 4 }), randn(6, 32).to(ScalarType.BFloat16).requires_grad_(true)),
+        _ => (new LoraEmbedding(nn.Embedding(16, 8), new LoraOptions { Rank = 4 }, paddingIdx: 3), tensor(new long[] { 0, 3, 5, 3 })),
+    };
+
+    [Theory]
+    [MemberData(nameof(StepKinds))]
+    public void TrainingSteps_LeaveNoLiveTensorsBehind(string kind)
+    {
+        var (layer, x) = StepCase(kind);
+        using var _ = layer;
+        using var __ = x;
         void Step()
         {
             using var scope = NewDisposeScope();
             var y = layer.call(x);
-            y.sum().backward();
+            y.to(ScalarType.Float32).sum().backward();
         }
         Step(); // warm-up: parameters' .grad tensors are created once
         long before = LiveTensors();
         for (int i = 0; i < 5; i++) Step();
-        Assert.True(before == LiveTensors(), $"{path}: {LiveTensors() - before} tensors left alive by 5 steps");
+        Assert.True(before == LiveTensors(), $"{kind}: {LiveTensors() - before} tensors left alive by 5 steps");
+    }
+
+    [Fact]
+    public void AnEmbeddingForwardOutsideADisposeScope_LeavesOnlyItsResult()
+    {
+        using var layer = new LoraEmbedding(nn.Embedding(16, 8), new LoraOptions { Rank = 4 });
+        using var ids = tensor(new long[] { 0, 3, 5 });
+        using var noGrad = no_grad();
+        long before = LiveTensors();
+        using (var y = layer.call(ids)) Assert.Equal(before + 1, LiveTensors());
     }
 
     public static TheoryData<string, bool, LoraInit> LayerKinds()
