@@ -132,4 +132,16 @@ public sealed class PeftFixtureTests : IDisposable
         foreach (string key in new[] { "r", "lora_alpha", "lora_dropout", "use_rslora", "bias", "init_lora_weights", "base_model_name_or_path" })
             Assert.True(JsonNode.DeepEquals(original[key], written[key]), $"{key}: peft wrote {original[key]?.ToJsonString()}, re-saved as {written[key]?.ToJsonString()}");
     }
+
+    [Theory]
+    [MemberData(nameof(Adapters))]
+    public void AFreshAdapterConfig_HasEveryKeyPeftWrote(string adapter)
+    {
+        using var model = new TinyModel(vocab: 20, dim: 8, nLayers: 2);
+        LoraInjector.Inject(model, new LoraOptions { Rank = 2 });
+        PeftAdapter.Save(model, _out);
+        var peftKeys = JsonNode.Parse(File.ReadAllText(Path.Combine(Folder(adapter), PeftAdapterConfigJson.FileName)))!.AsObject().Select(kv => kv.Key);
+        var written = JsonNode.Parse(File.ReadAllText(Path.Combine(_out, PeftAdapterConfigJson.FileName)))!.AsObject().Select(kv => kv.Key);
+        Assert.Empty(peftKeys.Except(written).Except(["peft_version"]));
+    }
 }
