@@ -44,7 +44,7 @@ internal sealed class ChunkedCrossEntropyFunction : autograd.SingleTensorFunctio
         using var scope = NewDisposeScope();
         ScalarType lossType = LossDtype(hidden.dtype);
         Tensor total = zeros([], ScalarType.Float64, hidden.device);
-        long targets = 0;
+        long targets = labels.narrow(1, 1, labels.shape[1] - 1).ne(ChunkedCausalLmLoss.IgnoreIndex).count_nonzero().item<long>();
         foreach (var (b, start, length) in Chunks(hidden.shape[0], hidden.shape[1], state.ChunkSize))
         {
             using var chunk = NewDisposeScope();
@@ -54,7 +54,6 @@ internal sealed class ChunkedCrossEntropyFunction : autograd.SingleTensorFunctio
             Tensor picked = logits.gather(1, index.unsqueeze(1)).squeeze(1);
             Tensor perToken = logits.logsumexp(1).sub_(picked).mul_(valid);
             total.add_(perToken.sum(ScalarType.Float64));
-            targets += valid.count_nonzero().item<long>();
         }
         state.Targets = targets;
         Tensor loss = state.Mean ? total / targets : total;
