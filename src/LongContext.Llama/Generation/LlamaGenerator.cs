@@ -186,8 +186,12 @@ public sealed class LlamaGenerator
                 mask[r, pad + j] = 1;
             }
         }
-        Tensor tokens = tensor(padded).to(device).DetachFromDisposeScope();       // (B, L) every token so far
-        Tensor attention = tensor(mask).to(device).DetachFromDisposeScope();      // (B, L)
+        Tensor tokens, attention;
+        using (var setup = NewDisposeScope())
+        {
+            tokens = tensor(padded).to(device).DetachFromDisposeScope();          // (B, L) every token so far
+            attention = tensor(mask).to(device).DetachFromDisposeScope();         // (B, L)
+        }
         try
         {
             Tensor logits = Prefill(cache, tokens, attention);
