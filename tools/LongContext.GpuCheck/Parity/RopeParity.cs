@@ -80,7 +80,7 @@ internal static class RopeParity
         r.Close("dk", grads[1], refs[1], Tol(refs[1]));
     }
 
-    /// <summary>An entry's config as a config.json with a v5 rope_parameters object, read by <see cref="HfRopeConfig.Read"/>.</summary>
+    /// <summary>An entry's config as a config.json with a v5 rope_parameters object, read by <see cref="HfRopeConfig.Read(JsonObject, int, int)"/>.</summary>
     private static (RopeParameters P, int HeadDim, int MaxPos) Parse(JsonObject entry)
     {
         var rope = entry["config"]!.DeepClone().AsObject();
@@ -88,6 +88,6 @@ internal static class RopeParity
         rope.Remove("head_dim");
         rope.Remove("max_position_embeddings");
         var config = new JsonObject { ["head_dim"] = headDim, ["max_position_embeddings"] = maxPos, ["rope_parameters"] = rope };
-        return (HfRopeConfig.Read(config), headDim, maxPos);
+        return (HfRopeConfig.Read(config, headDim, maxPos).Parameters, headDim, maxPos);
     }
 }
