@@ -109,6 +109,8 @@ run_step export 30 check interop-export --device cpu --out "$interop/dotnet" --r
 run_step pycheck 60 "$python" "$bundle/gpu/interop.py" check-dotnet "$interop/dotnet" --results "$out/interop.jsonl"
 run_step pyexport 60 "$python" "$bundle/gpu/interop.py" export-peft --dotnet "$interop/dotnet" --out "$interop/peft" --results "$out/interop.jsonl"
 run_step import 30 check interop-import --device cpu --in "$interop/peft" --results "$out/interop.jsonl"
+# dry run only: the import path over .NET's own export (a round trip, since peft is not installed there)
+[ "$dry" = 1 ] && run_step import-self 30 check interop-import --device cpu --in "$interop/dotnet" --results "$out/interop.jsonl"
 
 # 3. benchmarks: short BenchmarkDotNet jobs (job options from the command line mutate the suites' in-process job)
 bench() { local run=$1; shift; mkdir -p "$out/bench/$run" && cd "$out/bench/$run" && "$bin/LongContext.Benchmarks" "$@" --device "$device"; }

@@ -11,6 +11,8 @@ namespace LongContext.GpuCheck.Interop;
 /// The .NET half of "peft writes, .NET reads": every adapter scripts/gpu/interop.py export-peft wrote is loaded onto the
 /// fixture's tiny Llama (NF4-quantized for nf4 cases, through <see cref="QLora.LoadAdapter"/>) and its logits are compared
 /// with peft's, adapter on and merged (through <see cref="LongLora.SaveMerged"/> and a reload), abs 1e-4 float32.
+/// Pointed at an <c>interop-export</c> folder instead, it is a .NET round trip of the same path (the CPU dry run does
+/// that, where peft is not installed); rows are named after the manifest's writer.
 /// </summary>
 internal static class InteropImport
 {
@@ -32,7 +34,7 @@ internal static class InteropImport
             runner.Run("interop", "peft export", "-", r => r.Skip("", "the manifest lists no case (transformers/peft not available where it was written?)"));
         var ids = SafetensorsFile.Load(Path.Combine(folder, manifest.Inputs))["input_ids"];
         foreach (InteropVariant v in manifest.Variants)
-            runner.Run("interop", $"peft -> dotnet {v.Name}", "float32", r => Compare(runner.Device, r, fixtures, folder, v, ids));
+            runner.Run("interop", $"{manifest.Writer} -> dotnet {v.Name}", "float32", r => Compare(runner.Device, r, fixtures, folder, v, ids));
     }
 
     private static void Compare(Device device, Recorder r, string fixtures, string folder, InteropVariant v, Tensor ids)

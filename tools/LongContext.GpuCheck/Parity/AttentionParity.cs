@@ -8,7 +8,8 @@ using static TorchSharp.torch;
 namespace LongContext.GpuCheck.Parity;
 
 /// <summary>
-/// Full causal attention and S2-Attn (Roll and NoWrap) on the device, forward and the gradients of q, k and v, against
+/// Full causal attention (also with keys longer than queries, as from a KV cache) and S2-Attn (Roll and NoWrap) on the
+/// device, forward and the gradients of q, k and v, against
 /// explicit masked attention in float64 on the CPU (<see cref="AttentionReference"/>, itself first checked against the
 /// float64 s2attn fixtures). Tolerance, as PyTorch's own SDPA tests state theirs: max(8 x the error of the same explicit
 /// formula run in the dtype on the CPU, 8 u x max |reference|) for outputs, 16 x and 16 u for gradients: fused kernels
@@ -18,7 +19,8 @@ internal static class AttentionParity
 {
     private const double EagerFactor = 8, ForwardFloorUnits = 8, GradEagerFactor = 16, GradFloorUnits = 16;
 
-    private sealed record Case(string Name, int Heads, int KvHeads, int N, int HeadDim, double Ratio);
+    /// <param name="Keys">Keys per head when they outnumber the queries (a KV cache; full attention only), else 0.</param>
+    private sealed record Case(string Name, int Heads, int KvHeads, int N, int HeadDim, double Ratio, int Keys = 0);
 
     public static void Run(ParityContext c)
     {
@@ -32,6 +34,14 @@ internal static class AttentionParity
             foreach (MaskKind kind in Enum.GetValues<MaskKind>())
                 foreach (ScalarType dtype in c.Dtypes)
                     c.Runner.Run("attention", $"{kind} {@case.Name}", Errors.Name(dtype), r => Compare(c, r, @case, kind, dtype));
+
+        // Keys longer than queries (the KV-cache path generation uses): a decode step and a prefill chunk.
+        int m = c.Quick ? 128 : 1024;
+        Case[] cached = [new($"cached keys: 1 query over {m} keys, GQA 8:2 D128", 8, 2, 1, 128, 1, m),
+                         new($"cached keys: 64 queries over {m} keys, GQA 8:2 D128", 8, 2, 64, 128, 1, m)];
+        foreach (Case @case in cached)
+            foreach (ScalarType dtype in c.Dtypes)
+                c.Runner.Run("attention", $"Full {@case.Name}", Errors.Name(dtype), r => Compare(c, r, @case, MaskKind.Full, dtype));
     }
 
     private static IEnumerable<string> FixtureFiles(ParityContext c)
@@ -53,8 +63,9 @@ internal static class AttentionParity
     {
         var gen = Inputs.Generator(1000 + cs.N + cs.KvHeads);
         var (q, q64) = Inputs.Place(Inputs.Normal(gen, [1, cs.Heads, cs.N, cs.HeadDim]), dtype, c.Device, requiresGrad: true);
-        var (k, k64) = Inputs.Place(Inputs.Normal(gen, [1, cs.KvHeads, cs.N, cs.HeadDim]), dtype, c.Device, requiresGrad: true);
-        var (v, v64) = Inputs.Place(Inputs.Normal(gen, [1, cs.KvHeads, cs.N, cs.HeadDim]), dtype, c.Device, requiresGrad: true);
+        int keys = cs.Keys > 0 ? cs.Keys : cs.N;
+        var (k, k64) = Inputs.Place(Inputs.Normal(gen, [1, cs.KvHeads, keys, cs.HeadDim]), dtype, c.Device, requiresGrad: true);
+        var (v, v64) = Inputs.Place(Inputs.Normal(gen, [1, cs.KvHeads, keys, cs.HeadDim]), dtype, c.Device, requiresGrad: true);
         var (g, g64) = Inputs.Place(Inputs.Normal(gen, [1, cs.Heads, cs.N, cs.HeadDim]), dtype, c.Device);
 
         Tensor o = kind switch
@@ -65,7 +76,7 @@ internal static class AttentionParity
         };
         var grads = autograd.grad([o], [q, k, v], [g]);
 
-        using var allowed = AttentionReference.Allowed(cs.Heads, cs.N, cs.Ratio, kind);
+        using var allowed = cs.Keys > 0 ? AttentionReference.AllowedCached(cs.Heads, cs.N, cs.Keys) : AttentionReference.Allowed(cs.Heads, cs.N, cs.Ratio, kind);
         Tensor o64 = AttentionReference.Attention(q64, k64, v64, allowed);
         var refs = autograd.grad([o64], [q64, k64, v64], [g64]);
 

@@ -55,6 +55,17 @@ internal static class AttentionReference
         int Segment(int p) => p < g / 2 ? 0 : (p - g / 2) / g + 1;
     }
 
+    /// <summary>(H, N, M) bool for N queries that are the last N of M positions (keys from a KV cache): key j <= M - N + i.</summary>
+    public static Tensor AllowedCached(int heads, int n, int m)
+    {
+        var allowed = new bool[(long)heads * n * m];
+        for (int h = 0; h < heads; h++)
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j <= m - n + i; j++)
+                    allowed[((long)h * n + i) * m + j] = true;
+        return tensor(allowed, new long[] { heads, n, m });
+    }
+
     /// <summary>
     /// q (B, Hq, N, D), k/v (B, Hkv, N, D) in any dtype (computed in it), allowed (Hq, N, N); k/v heads repeated as HF's
     /// repeat_kv (query head h reads key head h / (Hq / Hkv)). Scale 1/sqrt(D).
