@@ -22,7 +22,7 @@ public static class ModelQuantizer
     public static QuantizationReport Quantize(Module root, QuantizationOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(root);
-        options = (options ?? new QuantizationOptions()).Validate();
+        options ??= new QuantizationOptions();
         long before = StoredBytes(root);
         var quantized = new List<string>();
         var excluded = new List<string>();
