@@ -73,12 +73,14 @@ public static class Blockwise4Bit
         // max propagates NaN and keeps Inf, so the block maxima reveal any non-finite value without a full pass.
         if (!absmax.isfinite().all().item<bool>()) throw BlockwiseChecks.NonFinite(x, paramName, tensorName);
 
-        // s = 1.0f / absmax (inf for an all-zero block, whose products are then NaN), y = x * s, in float32.
+        // s = 1.0f / absmax, y = x * s, in float32, over the whole padded grid.
         var scaled = grid.mul(absmax.reciprocal().unsqueeze(1)).view(-1);
+        var codes = (type == QuantType.Nf4 ? Nf4Codes(scaled) : Fp4Codes(scaled)).view(blocks, blockSize);
+        // An all-zero block: s = inf and every y = 0 * inf = NaN, which fails each of the kernel's comparisons: code 0.
+        // (Only such blocks hold NaN: non-finite inputs were refused above.)
+        codes.masked_fill_(absmax.eq(0).unsqueeze(1), 0);
         long coded = n + (n & 1); // an odd count also codes the padding zero that shares the last byte
-        if (coded < scaled.numel()) scaled = scaled.narrow(0, 0, coded);
-        var codes = type == QuantType.Nf4 ? Nf4Codes(scaled) : Fp4Codes(scaled);
-        var pairs = codes.view(-1, 2);
+        var pairs = codes.view(-1).narrow(0, 0, coded).view(-1, 2);
         var packed = pairs.select(1, 0).mul(16).add_(pairs.select(1, 1));
 
         if (!doubleQuant)
@@ -126,22 +128,20 @@ public static class Blockwise4Bit
         return result.MoveToOuterDisposeScope();
     }
 
-    // dQuantizeNF4: the number of thresholds strictly below y (bucketize's left side); NaN fails every comparison: 0.
+    // dQuantizeNF4 on finite y: the number of thresholds strictly below y (bucketize's left side), uint8.
     private static Tensor Nf4Codes(Tensor scaled)
     {
         var thresholds = tensor(KernelThresholds.Nf4).to(scaled.device);
-        var codes = bucketize(scaled, thresholds, outInt32: true, right: false).to(ScalarType.Byte);
-        return codes.masked_fill_(scaled.isnan(), 0);
+        return bucketize(scaled, thresholds, outInt32: true, right: false).to(ScalarType.Byte);
     }
 
-    // dQuantizeFP4: the sign bit iff y < 0, the magnitude bits from the rank of |y| among the thresholds; NaN: 0.
+    // dQuantizeFP4 on finite y: the sign bit iff y < 0, the magnitude bits from the rank of |y| among the thresholds.
     private static Tensor Fp4Codes(Tensor scaled)
     {
         var thresholds = tensor(KernelThresholds.Fp4).to(scaled.device);
         var rankBits = tensor(KernelThresholds.Fp4RankBits).to(scaled.device);
         var rank = bucketize(scaled.abs(), thresholds, outInt32: true, right: false);
         var codes = rankBits.index_select(0, rank);
-        codes.add_(scaled.lt(0).to(ScalarType.Byte).mul_(KernelThresholds.Fp4SignBit));
-        return codes.masked_fill_(scaled.isnan(), 0);
+        return codes.add_(scaled.lt(0).to(ScalarType.Byte).mul_(KernelThresholds.Fp4SignBit));
     }
 }
