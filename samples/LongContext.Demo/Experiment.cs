@@ -86,6 +86,7 @@ public sealed class Experiment(DemoOptions options)
         if (options.Model is { } folder)
         {
             model = LlamaCheckpoint.Load(folder, ScalarType.Float32, device);
+            foreach (string warning in model.Config.Warnings) Console.WriteLine($"  warning: {warning}");
             if (model.Config.VocabSize < task.VocabSize)
                 throw new ArgumentException($"--model '{folder}' has a vocabulary of {model.Config.VocabSize} tokens; the task needs {task.VocabSize}.", nameof(options));
             if (model.Config.Rope.Type != RopeType.Default)

@@ -20,12 +20,12 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>
 #pragma warning restore IDE1006
 
     /// <summary>Creates a model with freshly initialized parameters (use <see cref="LlamaCheckpoint.Load"/> for weights).</summary>
-    /// <param name="config">Model config (validated here).</param>
+    /// <param name="config">Model config (validated when it was built).</param>
     /// <param name="dtype">Parameter dtype (default float32).</param>
     public LlamaForCausalLM(LlamaConfig config, ScalarType dtype = ScalarType.Float32) : base(nameof(LlamaForCausalLM))
     {
         ArgumentNullException.ThrowIfNull(config);
-        Config = config.Validate();
+        Config = config;
         model = new LlamaModel(config, dtype);
         if (!config.TieWordEmbeddings) lm_head = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false, dtype: dtype);
         RegisterComponents();
@@ -200,7 +200,6 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>
     public void UpdateRope(LlamaConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        config.Validate();
         var shapeOnly = config with { Rope = Config.Rope, MaxPositionEmbeddings = Config.MaxPositionEmbeddings, Source = Config.Source };
         if (shapeOnly != Config)
             throw new ArgumentException($"{nameof(config)} may change only Rope and MaxPositionEmbeddings of the model's config.", nameof(config));

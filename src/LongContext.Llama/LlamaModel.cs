@@ -29,7 +29,7 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>
     public LlamaModel(LlamaConfig config, ScalarType dtype = ScalarType.Float32) : base(nameof(LlamaModel))
     {
         ArgumentNullException.ThrowIfNull(config);
-        embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize, dtype: dtype);
+        embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize, padding_idx: config.PaddingIndex, dtype: dtype);
         rotary.Current = new RotaryEmbedding(RotaryOptions(config));
         layers = new ModuleList<LlamaDecoderLayer>();
         for (int i = 0; i < config.NumHiddenLayers; i++) layers.Add(new LlamaDecoderLayer(config, dtype));

@@ -28,7 +28,7 @@ public static class GenerationShapes
         MaxPositionEmbeddings = maxPositions,
         RmsNormEps = 1e-5,
         Rope = RopeParameters.Default(),
-    }.Validate();
+    };
 
     /// <summary>Prompt lengths: 512 and 2048 (32 in smoke mode).</summary>
     public static IEnumerable<int> Lengths => BenchSettings.Pick([32], [512, 2048], [512, 2048]);
