@@ -49,7 +49,7 @@ public sealed class LlamaAttention : nn.Module<Tensor, DecoderInputs, Tensor>
 
     /// <summary>Runs attention.</summary>
     /// <param name="x">Hidden states (B, N, hidden).</param>
-    /// <param name="inputs">The forward's rotary tables (N positions) and key padding mask.</param>
+    /// <param name="inputs">The forward's rotary tables (N positions), key padding mask and optional KV cache slot.</param>
     /// <returns>(B, N, hidden).</returns>
     public override Tensor forward(Tensor x, DecoderInputs inputs)
     {
@@ -59,6 +59,7 @@ public sealed class LlamaAttention : nn.Module<Tensor, DecoderInputs, Tensor>
         Tensor q = inputs.Rotary.Rotate(q_proj.forward(x).view(b, n, heads, headDim).transpose(1, 2));
         Tensor k = inputs.Rotary.Rotate(k_proj.forward(x).view(b, n, kvHeads, headDim).transpose(1, 2));
         Tensor v = v_proj.forward(x).view(b, n, kvHeads, headDim).transpose(1, 2);
+        if (inputs.Cache is { } cache) (k, v) = cache.Append(k, v);     // every key so far, (B, Hkv, cached + N, D)
         Tensor attn = core.forward(q, k, v, inputs.KeyPaddingMask);       // (B, H, N, D)
         Tensor merged = attn.transpose(1, 2).reshape(b, n, heads * headDim);
         return o_proj.forward(merged).MoveToOuterDisposeScope();

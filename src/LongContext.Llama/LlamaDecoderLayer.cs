@@ -47,7 +47,8 @@ public sealed class LlamaDecoderLayer : nn.Module<Tensor, DecoderInputs, Tensor>
     {
         ArgumentNullException.ThrowIfNull(inputs);
         // The rotary tables and the mask are checkpoint context: kept alive by the node until the recompute.
-        return GradientCheckpointing && training && torch.is_grad_enabled()
+        // A cached forward (generation) never checkpoints: its cache writes must happen once.
+        return GradientCheckpointing && training && torch.is_grad_enabled() && inputs.Cache is null
             ? ActivationCheckpoint.Run((input, context) => Compute(input, inputs.FromContext(context)), x, inputs.ContextTensors, parameters())
             : Compute(x, inputs);
     }

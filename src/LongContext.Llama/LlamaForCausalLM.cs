@@ -1,4 +1,5 @@
 using LongContext.Attention;
+using LongContext.Llama.Generation;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -76,6 +77,71 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>
                 $"{nameof(labels)} has shape ({string.Join(", ", labels.shape)}) but {nameof(inputIds)} has ({string.Join(", ", inputIds.shape)}); they must match (B, N).", nameof(labels));
         using var scope = NewDisposeScope();
         return CausalLmLoss.Compute(forward(inputIds, attentionMask), labels).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Runs new tokens through the model with a KV cache and returns the next-token logits at the last position only
+    /// (never (N, vocab)). The tokens' keys and values are appended to <paramref name="cache"/>; a long input runs in
+    /// chunks of <paramref name="chunkSize"/> queries, each attending the cache and itself, so no (N, N) score matrix
+    /// is formed. The rotary cos/sin of all N positions are computed once, before the first chunk, so a dynamic-NTK or
+    /// LongRoPE rope sees the whole length as a full forward would. Attention is the evaluation options' (full causal;
+    /// S2 is never used with a cache). Cached decoding equals a full forward of the whole sequence as long as the
+    /// rope's frequencies do not change between calls; when they would (dynamic NTK past
+    /// <c>max_position_embeddings</c>, LongRoPE crossing its original window) this throws rather than mixing keys of two
+    /// frequency sets: <see cref="LlamaGenerator"/> then recomputes the sequence.
+    /// </summary>
+    /// <param name="inputIds">Token ids (B, N), an integer type, each in [0, vocab); B = the cache's batch size.</param>
+    /// <param name="cache">The cache; it must have room for N more positions.</param>
+    /// <param name="attentionMask">HF attention mask (B, cached + N) over every cached and new token, 1 = token,
+    /// 0 = padding (as HF's with <c>past_key_values</c>); null when nothing is padded.</param>
+    /// <param name="positionIds">Positions of the new tokens (B, N) int64; null for cached + 0..N-1 in every row.</param>
+    /// <param name="chunkSize">Queries per chunk, positive; null for all N at once.</param>
+    /// <returns>Logits (B, vocab) at the last new position, in the parameter dtype.</returns>
+    /// <exception cref="InvalidOperationException">The model is in training mode, an evaluation core uses S2, or the
+    /// rope's frequencies changed since the cache was filled.</exception>
+    public Tensor NextTokenLogits(Tensor inputIds, KvCache cache, Tensor? attentionMask = null, Tensor? positionIds = null, int? chunkSize = null)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        CheckInputIds(inputIds);
+        long b = inputIds.shape[0], n = inputIds.shape[1];
+        if (b != cache.BatchSize)
+            throw new ArgumentException($"{nameof(inputIds)} has {b} rows but the cache was allocated for {cache.BatchSize}.", nameof(inputIds));
+        cache.EnsureRoom(n);
+        if (chunkSize is int c && c <= 0)
+            throw new ArgumentOutOfRangeException(nameof(chunkSize), c, $"{nameof(chunkSize)} must be positive; got {c}.");
+        if (training)
+            throw new InvalidOperationException("cached decoding runs in evaluation mode (full attention, no dropout); call eval() first.");
+        var s2 = model.Layers.Select((l, i) => (l.SelfAttention.Core.EvaluationOptions.Mode, i)).FirstOrDefault(x => x.Mode == AttentionMode.ShiftedSparse);
+        if (s2.Mode == AttentionMode.ShiftedSparse)
+            throw new InvalidOperationException($"layer {s2.i}'s attention core uses ShiftedSparse in evaluation mode; S2 is a training pattern and a KV cache needs full attention.");
+        long total = cache.Length + n;
+        if (attentionMask is not null)
+        {
+            if (attentionMask.dim() != 2 || attentionMask.shape[0] != b || attentionMask.shape[1] != total)
+                throw new ArgumentException(
+                    $"{nameof(attentionMask)} must cover the {cache.Length} cached and {n} new tokens, ({b}, {total}); got ({string.Join(", ", attentionMask.shape)}).", nameof(attentionMask));
+            using var probe = zeros(b, total, dtype: ScalarType.Int64, device: inputIds.device);
+            AttentionMasks.Check(attentionMask, probe, nameof(attentionMask));
+        }
+        using var scope = NewDisposeScope();
+        Tensor ids = inputIds.dtype == ScalarType.Int64 ? inputIds : inputIds.to(ScalarType.Int64);
+        positionIds ??= torch.arange(cache.Length, total, dtype: ScalarType.Int64, device: ids.device).unsqueeze(0).expand(b, n);
+        if (positionIds.dim() != 2 || positionIds.shape[0] != b || positionIds.shape[1] != n)
+            throw new ArgumentException($"{nameof(positionIds)} must be ({b}, {n}); got ({string.Join(", ", positionIds.shape)}).", nameof(positionIds));
+        RotaryPositions rotary = RotaryPositions.Compute(model.RotaryEmbedding, positionIds, model.ComputeDtype);
+        cache.CheckRope(model.RotaryEmbedding);
+        Tensor? keep = AttentionMasks.KeyMask(attentionMask);
+        int chunk = (int)Math.Min(chunkSize ?? n, n);
+        Tensor last = null!;
+        for (long start = 0; start < n; start += chunk)
+        {
+            using var step = NewDisposeScope();
+            long length = Math.Min(chunk, n - start);
+            Tensor? chunkKeep = keep?.narrow(1, 0, cache.Length + length);
+            Tensor h = model.ForwardCached(ids.narrow(1, start, length), rotary.Narrow(start, length), chunkKeep, cache);
+            last = h.narrow(1, length - 1, 1).MoveToOuterDisposeScope();
+        }
+        return Project(last).squeeze(1).MoveToOuterDisposeScope();
     }
 
     /// <summary>Hidden states (..., hidden) to logits (..., vocab) through <c>lm_head</c> (or the tied embedding).</summary>

@@ -1,3 +1,4 @@
+using LongContext.Llama.Generation;
 using LongContext.Rope;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -81,6 +82,29 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>
             h = layer.forward(h, inputs);   // each layer applies its own activation checkpointing
         return norm.forward(h).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// Runs new tokens through the stack with a KV cache: each layer appends their keys and values to its slot and
+    /// attends over everything cached so far; the cache's length advances by N afterwards.
+    /// </summary>
+    /// <param name="inputIds">Token ids (B, N), int64.</param>
+    /// <param name="rotary">cos/sin at the N new positions.</param>
+    /// <param name="keyPaddingMask">(B, cached + N) bool, true = real token; null when nothing is padded.</param>
+    /// <param name="cache">The cache; room for N more positions is checked by the caller.</param>
+    /// <returns>Final-normed hidden states (B, N, hidden).</returns>
+    internal Tensor ForwardCached(Tensor inputIds, RotaryPositions rotary, Tensor? keyPaddingMask, KvCache cache)
+    {
+        using var scope = NewDisposeScope();
+        Tensor h = embed_tokens.forward(inputIds);
+        var inputs = new DecoderInputs(rotary, keyPaddingMask);
+        for (int i = 0; i < layers.Count; i++)
+            h = layers[i].forward(h, inputs.WithCache(cache.Layers[i]));
+        cache.Advance((int)inputIds.shape[1]);
+        return norm.forward(h).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The dtype of the embedding's output (the dtype q and k are rotated in).</summary>
+    internal ScalarType ComputeDtype => embed_tokens.parameters().First().dtype;
 
     /// <summary>Holds the rotary embedding outside TorchSharp's field-based module registration.</summary>
     private sealed class RotarySlot

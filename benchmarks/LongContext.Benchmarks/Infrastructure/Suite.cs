@@ -19,6 +19,7 @@ public sealed record Suite(string Name, Type[] Types, bool CudaOnly = false, boo
         new("layer", [typeof(DecoderLayerBenchmarks)]),
         new("model7b", [typeof(Model7bBenchmarks)], CudaOnly: true, SecondsPerInvocation: true),
         new("loss", [typeof(ChunkedLossBenchmarks)], SecondsPerInvocation: true),
+        new("generation", [typeof(GenerationPrefillBenchmarks), typeof(GenerationDecodeBenchmarks)]),
     ];
 
     /// <summary>Looks a suite up by name.</summary>

@@ -44,8 +44,7 @@ internal static class AttentionInputs
             throw new ArgumentException($"q {Show(q.shape)} and k {Show(k.shape)} must have no empty dimension.", nameof(q));
         if (hq % hkv != 0)
             throw new ArgumentException($"q has {hq} heads, which is not a multiple of the {hkv} key/value heads of k.", nameof(k));
-        if (!(dropout >= 0 && dropout < 1))
-            throw new ArgumentOutOfRangeException(nameof(dropout), dropout, $"dropout must be in [0, 1); got {dropout}.");
+        Guard.DropoutProbability(dropout);
         if (scale is { } s && !(s > 0 && double.IsFinite(s)))
             throw new ArgumentOutOfRangeException(nameof(scale), scale, $"scale must be null or a positive finite number; got {s}.");
         if (keyPaddingMask is not null)

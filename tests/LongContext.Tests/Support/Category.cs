@@ -19,6 +19,8 @@ public static class Category
     public const string Training = "Training";
     /// <summary>Whole models and the recipe.</summary>
     public const string Model = "Model";
+    /// <summary>KV-cache generation, sampling and streaming.</summary>
+    public const string Generation = "Generation";
     /// <summary>Tests against external reference numbers (fixtures).</summary>
     public const string Reference = "Reference";
 }
