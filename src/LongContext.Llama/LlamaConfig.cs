@@ -109,7 +109,7 @@ public sealed record LlamaConfig
     {
         ArgumentNullException.ThrowIfNull(folder);
         Directory.CreateDirectory(folder);
-        File.WriteAllText(Path.Combine(folder, "config.json"),
+        LongContext.IO.AtomicFile.WriteAllText(Path.Combine(folder, "config.json"),
             ToJson().ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 

@@ -100,7 +100,7 @@ public sealed class PeftAdapterConfigJson
     }
 
     /// <summary>Writes the config with sorted keys, as peft's <c>save_pretrained</c> does.</summary>
-    /// <param name="path">Destination file; replaced if present.</param>
+    /// <param name="path">Destination file; replaced atomically if present (its folder is created if absent).</param>
     public void Write(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
@@ -110,8 +110,6 @@ public sealed class PeftAdapterConfigJson
         var sorted = new JsonObject();
         foreach (var kv in node.OrderBy(kv => kv.Key, StringComparer.Ordinal))
             sorted[kv.Key] = kv.Value?.DeepClone();
-        string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-        File.WriteAllText(path, sorted.ToJsonString(WriteOptions));
+        AtomicFile.WriteAllText(path, sorted.ToJsonString(WriteOptions));
     }
 }
