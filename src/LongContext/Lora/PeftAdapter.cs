@@ -86,11 +86,16 @@ public static class PeftAdapter
     {
         ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(folder);
-        var config = PeftAdapterConfigJson.Read(Path.Combine(folder, PeftAdapterConfigJson.FileName));
-        var options = ToOptions(config);
+        string configPath = Path.Combine(folder, PeftAdapterConfigJson.FileName);
+        var config = PeftAdapterConfigJson.Read(configPath);
+        LoraOptions options;
+        try { options = ToOptions(config); }
+        catch (ArgumentException e) { throw new InvalidDataException($"'{configPath}': {e.Message}", e); }
         string weightsPath = Path.Combine(folder, WeightsFileName);
         if (!File.Exists(weightsPath))
             throw new FileNotFoundException($"adapter weights '{weightsPath}' do not exist (only safetensors adapters are read).", weightsPath);
+        // Before injecting allocates r x width per layer: the file's tensors must carry the config's rank.
+        using (var header = SafetensorsReader.Open(weightsPath)) CheckRank(header, options.Rank, configPath);
 
         var report = LoraInjector.Inject(root, options, adapterName, linearLike);
         var layers = LoraInjector.Layers(root).Where(l => l.Layer.AdapterNames.Contains(adapterName)).ToList();
@@ -127,6 +132,27 @@ public static class PeftAdapter
             foreach (var t in loaded.Values) t.Dispose();
         }
         return report with { Parameters = ParameterCounter.Count(root) };
+    }
+
+    /// <summary>Every LoRA A/B tensor in the weights file has the config's rank (and there is at least one).</summary>
+    private static void CheckRank(SafetensorsReader weights, int rank, string configPath)
+    {
+        int seen = 0;
+        foreach (var (key, entry) in weights.Entries)
+        {
+            long? r = key.EndsWith(".lora_A.weight", StringComparison.Ordinal) || key.EndsWith(".lora_embedding_A", StringComparison.Ordinal)
+                ? entry.Shape.FirstOrDefault(-1)
+                : key.EndsWith(".lora_B.weight", StringComparison.Ordinal) || key.EndsWith(".lora_embedding_B", StringComparison.Ordinal)
+                    ? entry.Shape.LastOrDefault(-1)
+                    : null;
+            if (r is null) continue;
+            seen++;
+            if (entry.Shape.Length != 2 || r != rank)
+                throw new InvalidDataException(
+                    $"'{weights.Path}': '{key}' has shape [{string.Join(", ", entry.Shape)}], which does not carry the rank r={rank} of '{configPath}'.");
+        }
+        if (seen == 0)
+            throw new InvalidDataException($"'{weights.Path}' holds no LoRA tensor (keys ending in lora_A.weight / lora_B.weight); it is not a LoRA adapter.");
     }
 
     /// <summary>Converts a peft config to options, refusing options that change the math and are not implemented.</summary>
