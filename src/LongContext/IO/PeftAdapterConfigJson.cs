@@ -90,13 +90,31 @@ public sealed class PeftAdapterConfigJson
         if (!File.Exists(path)) throw new FileNotFoundException($"peft adapter config '{path}' does not exist.", path);
         try
         {
-            return JsonSerializer.Deserialize<PeftAdapterConfigJson>(File.ReadAllText(path))
+            var config = JsonSerializer.Deserialize<PeftAdapterConfigJson>(File.ReadAllText(path))
                 ?? throw new InvalidDataException($"'{path}' holds JSON null, not a peft adapter config.");
+            config.CheckShapes(path);
+            return config;
         }
         catch (JsonException e)
         {
             throw new InvalidDataException($"'{path}' is not a valid peft adapter config: {e.Message}", e);
         }
+    }
+
+    /// <summary>The fields typed as JSON nodes hold one of the shapes peft writes.</summary>
+    private void CheckShapes(string path)
+    {
+        bool targetsOk = TargetModules switch
+        {
+            null => true,
+            JsonValue v => v.GetValueKind() == JsonValueKind.String,
+            JsonArray list => list.All(n => n is JsonValue e && e.GetValueKind() == JsonValueKind.String),
+            _ => false,
+        };
+        if (!targetsOk)
+            throw new InvalidDataException($"'{path}': target_modules must be a list of module names, a regex string or \"all-linear\"; got {TargetModules!.ToJsonString()}.");
+        if (InitLoraWeights is not null && InitLoraWeights.GetValueKind() is not (JsonValueKind.True or JsonValueKind.False or JsonValueKind.String))
+            throw new InvalidDataException($"'{path}': init_lora_weights must be true, false or a method name; got {InitLoraWeights.ToJsonString()}.");
     }
 
     /// <summary>Writes the config with sorted keys, as peft's <c>save_pretrained</c> does.</summary>

@@ -81,7 +81,8 @@ public static class PeftAdapter
     /// <param name="linearLike">Recognises linear-like layers that are not TorchSharp Linears (e.g. 4-bit ones); see <see cref="LoraInjector"/>.</param>
     /// <returns>The injection report.</returns>
     /// <exception cref="NotSupportedException">The config uses a peft option that changes the math and is not implemented.</exception>
-    /// <exception cref="InvalidDataException">Keys are missing or unexpected, or a tensor's shape differs from the model's.</exception>
+    /// <exception cref="InvalidDataException">A file is malformed, a config value is out of range, the targets match no module of the
+    /// model, keys are missing or unexpected, or a tensor's shape or rank differs from the model's or the config's (the file is named).</exception>
     public static LoraInjectionReport Load(nn.Module root, string folder, string adapterName = "default", LoraLinearBaseResolver? linearLike = null)
     {
         ArgumentNullException.ThrowIfNull(root);
@@ -97,7 +98,9 @@ public static class PeftAdapter
         // Before injecting allocates r x width per layer: the file's tensors must carry the config's rank.
         using (var header = SafetensorsReader.Open(weightsPath)) CheckRank(header, options.Rank, configPath);
 
-        var report = LoraInjector.Inject(root, options, adapterName, linearLike);
+        LoraInjectionReport report;
+        try { report = LoraInjector.Inject(root, options, adapterName, linearLike); }
+        catch (ArgumentException e) when (e.ParamName == "options") { throw new InvalidDataException($"'{configPath}' does not fit the model: {e.Message}", e); }
         var layers = LoraInjector.Layers(root).Where(l => l.Layer.AdapterNames.Contains(adapterName)).ToList();
         var expected = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (key, tensor) in AdapterTensors(root, layers, options.Bias, LoraRegistry.TrainableModules(root).ToList(), adapterName, live: true))

@@ -48,6 +48,38 @@ public sealed class AdapterFileValidationTests
         Assert.Empty(LoraInjector.Layers(model)); // refused before injection
     }
 
+    [Theory]
+    [InlineData("[1]")]
+    [InlineData("[null]")]
+    [InlineData("true")]
+    [InlineData("5")]
+    [InlineData("{}")]
+    [InlineData("null")]
+    [InlineData("\"(\"")]
+    [InlineData("[\"\"]")]
+    public void Load_TargetModulesOfTheWrongShape_ThrowsADocumentedException(string json)
+    {
+        using var folder = new TempFolder();
+        WriteAdapterWith(folder.Path, "target_modules", JsonNode.Parse(json));
+        using var model = new LlamaForCausalLM(Tiny);
+        var ex = Record.Exception(() => PeftAdapter.Load(model, folder.Path));
+        Assert.True(ex is InvalidDataException or NotSupportedException, $"target_modules {json}: {ex?.GetType().Name}: {ex?.Message}");
+        Assert.Contains("target", ex!.Message, StringComparison.OrdinalIgnoreCase); // target_modules, or the option it becomes
+    }
+
+    [Theory]
+    [InlineData("5")]
+    [InlineData("[]")]
+    [InlineData("{}")]
+    public void Load_InitLoraWeightsOfTheWrongShape_ThrowsInvalidData(string json)
+    {
+        using var folder = new TempFolder();
+        WriteAdapterWith(folder.Path, "init_lora_weights", JsonNode.Parse(json));
+        using var model = new LlamaForCausalLM(Tiny);
+        var ex = Assert.Throws<InvalidDataException>(() => PeftAdapter.Load(model, folder.Path));
+        Assert.Contains("init_lora_weights", ex.Message);
+    }
+
     [Fact]
     public void Load_WeightsWithoutLoraTensors_ThrowsInvalidData()
     {

@@ -13,20 +13,36 @@ namespace LongContext.Tests.IO;
 /// files, peft adapter configs and HF model configs. Every load either succeeds or throws one of the library's
 /// documented exception types for bad files (<see cref="InvalidDataException"/>, <see cref="NotSupportedException"/>);
 /// never a native error, a crash, another exception type, or tensor memory larger than the file. A failure prints
-/// the seed, the case and the mutation, so a case can be replayed.
+/// the seed, the case and the mutation, so a case can be replayed. <c>LONGCONTEXT_FUZZ_SCALE=N</c> runs N times as many cases.
 /// </summary>
 [Trait(Category.Name, Category.Build)]
 public sealed class FileFuzzTests(ITestOutputHelper output)
 {
     private const int Seed = 20240917;
-    private const int SafetensorsCases = 600;
-    private const int ConfigCases = 300;
+    /// <summary>Multiplies the case counts (environment variable; default 1, as CI runs it).</summary>
+    private const string ScaleVariable = "LONGCONTEXT_FUZZ_SCALE";
+
+    private static int Scale => int.TryParse(Environment.GetEnvironmentVariable(ScaleVariable), out int s) && s > 0 ? s : 1;
+    private static int SafetensorsCases => 600 * Scale;
+    private static int ConfigCases => 300 * Scale;
 
     private static readonly LlamaConfig Tiny = new()
     {
         VocabSize = 64, HiddenSize = 16, IntermediateSize = 32, NumHiddenLayers = 1, NumAttentionHeads = 2,
         NumKeyValueHeads = 1, HeadDim = 8, MaxPositionEmbeddings = 64,
     };
+
+    /// <summary>adapter_config.json fields that change the math, retyped more often than the others.</summary>
+    private static readonly string[] AdapterFields =
+        ["r", "lora_alpha", "lora_dropout", "target_modules", "bias", "modules_to_save", "init_lora_weights", "use_rslora", "peft_type", "rank_pattern", "use_dora", "layers_to_transform"];
+
+    /// <summary>config.json fields that change the math or the shapes.</summary>
+    private static readonly string[] ModelFields =
+    [
+        "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
+        "max_position_embeddings", "rms_norm_eps", "rope_theta", "rope_scaling", "rope_parameters", "tie_word_embeddings", "architectures",
+        "model_type", "hidden_act", "attention_bias", "mlp_bias", "attention_dropout", "sliding_window", "partial_rotary_factor",
+    ];
 
     private static bool Documented(Exception e) => e is InvalidDataException or NotSupportedException;
 
@@ -147,7 +163,7 @@ public sealed class FileFuzzTests(ITestOutputHelper output)
         string original = File.ReadAllText(configPath);
         Run("adapter_config.json", ConfigCases, (i, rng) =>
         {
-            string what = MutateJsonText(original, rng, out byte[] bytes);
+            string what = MutateJsonText(original, rng, AdapterFields, out byte[] bytes);
             return (what, () =>
             {
                 File.WriteAllBytes(configPath, bytes);
@@ -169,7 +185,7 @@ public sealed class FileFuzzTests(ITestOutputHelper output)
         if (File.Exists(fixture)) seeds.Add(File.ReadAllText(fixture)); // a transformers-written config (its shapes differ: rejected by shape, or by field)
         Run("config.json", ConfigCases, (i, rng) =>
         {
-            string what = MutateJsonText(seeds[i % seeds.Count], rng, out byte[] bytes);
+            string what = MutateJsonText(seeds[i % seeds.Count], rng, ModelFields, out byte[] bytes);
             return (what, () =>
             {
                 File.WriteAllBytes(configPath, bytes);
@@ -178,7 +194,7 @@ public sealed class FileFuzzTests(ITestOutputHelper output)
         });
     }
 
-    private static string MutateJsonText(string original, Random rng, out byte[] bytes)
+    private static string MutateJsonText(string original, Random rng, IReadOnlyList<string> focus, out byte[] bytes)
     {
         switch (rng.Next(4))
         {
@@ -196,8 +212,8 @@ public sealed class FileFuzzTests(ITestOutputHelper output)
             }
             default:
             {
-                var (text, what) = FileMutator.JsonField(original, rng);
-                if (rng.Next(3) == 0) (text, what) = (FileMutator.JsonField(text, rng).Text, what + " and another field");
+                var (text, what) = FileMutator.JsonField(original, rng, focus);
+                if (rng.Next(3) == 0) (text, what) = (FileMutator.JsonField(text, rng, focus).Text, what + " and another field");
                 bytes = FileMutator.Utf8(text);
                 return what;
             }

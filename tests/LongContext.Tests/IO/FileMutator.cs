@@ -75,8 +75,11 @@ internal static class FileMutator
         return (text[..m.Index] + huge + text[(m.Index + m.Length)..], $"number '{m.Value}' at {m.Index} -> {huge}");
     }
 
-    /// <summary>A field of a JSON object (at the top level or one level down) removed, retyped or added.</summary>
-    public static (string Text, string What) JsonField(string text, Random rng)
+    /// <summary>
+    /// A field of a JSON object (at the top level or one level down) removed, retyped or added; half the time one of
+    /// <paramref name="focus"/> (the fields that change the math) is retyped at the top level.
+    /// </summary>
+    public static (string Text, string What) JsonField(string text, Random rng, IReadOnlyList<string> focus)
     {
         JsonObject root = JsonNode.Parse(text)!.AsObject();
         JsonObject target = root;
@@ -89,6 +92,12 @@ internal static class FileMutator
         }
         var keys = target.Select(kv => kv.Key).ToList();
         string value = Values[rng.Next(Values.Length)];
+        if (focus.Count > 0 && rng.Next(2) == 0)
+        {
+            string f = focus[rng.Next(focus.Count)];
+            root[f] = JsonNode.Parse(value);
+            return (root.ToJsonString(), $"{f} = {value}");
+        }
         int op = keys.Count == 0 ? 2 : rng.Next(5);
         if (op == 0)
         {
