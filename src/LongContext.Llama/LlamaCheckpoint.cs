@@ -141,7 +141,7 @@ public static class LlamaCheckpoint
         if (maxShardBytes is not long limit)
         {
             SafetensorsFile.Save(single, ordered.ToDictionary(p => p.Key, p => p.Tensor, StringComparer.Ordinal));
-            (model.Config with { Source = json }).Save(folder);
+            WriteConfig(folder, json);
             RemoveStale(folder, [.. previousShards, IndexFile], keep: [WeightsFile]);
             return;
         }
@@ -161,9 +161,13 @@ public static class LlamaCheckpoint
             ["weight_map"] = SortedCopy(weightMap),
         };
         AtomicFile.WriteAllText(index, indexJson.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
-        (model.Config with { Source = json }).Save(folder);
+        WriteConfig(folder, json);
         RemoveStale(folder, [.. previousShards, WeightsFile], keep: names);
     }
+
+    /// <summary>Writes <c>config.json</c> (atomically) from the HF object built for this save.</summary>
+    private static void WriteConfig(string folder, JsonObject json)
+        => AtomicFile.WriteAllText(Path.Combine(folder, "config.json"), json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
 
     /// <summary>HF's shard split: parameters in order, a new shard when the next one would pass the limit.</summary>
     private static List<List<(string Key, Tensor Tensor)>> Split(List<(string Key, Tensor Tensor)> ordered, long limit)

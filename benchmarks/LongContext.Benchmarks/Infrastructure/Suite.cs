@@ -18,6 +18,7 @@ public sealed record Suite(string Name, Type[] Types, bool CudaOnly = false, boo
         new("quant", [typeof(Nf4DequantizeBenchmarks), typeof(QLoraLinearBenchmarks)]),
         new("layer", [typeof(DecoderLayerBenchmarks)]),
         new("model7b", [typeof(Model7bBenchmarks)], CudaOnly: true, SecondsPerInvocation: true),
+        new("loss", [typeof(ChunkedLossBenchmarks)], SecondsPerInvocation: true),
     ];
 
     /// <summary>Looks a suite up by name.</summary>

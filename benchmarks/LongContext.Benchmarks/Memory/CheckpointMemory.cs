@@ -49,7 +49,7 @@ public static class CheckpointMemory
         {
             VocabSize = (int)vocab, HiddenSize = (int)h, IntermediateSize = (int)inner, NumHiddenLayers = layers, NumAttentionHeads = 16,
             NumKeyValueHeads = 16, HeadDim = 128, MaxPositionEmbeddings = 4096, RmsNormEps = 1e-5, Rope = new RopeParameters(),
-        }.Validate();
+        };
         var clock = Stopwatch.StartNew();
         torch.manual_seed(1);
         using var model = new LlamaForCausalLM(config);

@@ -28,7 +28,7 @@ public static class SoakRunner
     {
         VocabSize = 128, HiddenSize = 64, IntermediateSize = 128, NumHiddenLayers = 2, NumAttentionHeads = 4,
         NumKeyValueHeads = 4, HeadDim = 16, MaxPositionEmbeddings = 128, RmsNormEps = 1e-5, Rope = RopeParameters.Linear(2),
-    }.Validate();
+    };
 
     /// <summary>Runs every base in the options; returns the number of failed bases.</summary>
     public static int Run(SoakOptions options, TextWriter output)
