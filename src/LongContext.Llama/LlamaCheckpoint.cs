@@ -107,15 +107,19 @@ public static class LlamaCheckpoint
     /// <c>model.safetensors</c>, or with <paramref name="maxShardBytes"/> HF's sharded layout
     /// (<c>model-00001-of-0000N.safetensors</c> plus <c>model.safetensors.index.json</c>, tensors in parameter order,
     /// a new shard when the next tensor would pass the limit, as <c>save_pretrained(max_shard_size=...)</c> splits).
-    /// Every file is written atomically (a failure leaves each previous file whole); weight files of an earlier save
-    /// that the new layout replaces are removed only after the new files are in place. The model must hold plain HF
-    /// parameters only (merge LoRA first).
+    /// Every file is first written and flushed beside its target, then all are renamed into place, so a failure while
+    /// writing leaves the previous folder as it was; weight files of an earlier save that the new layout replaces are
+    /// removed only after the new files are in place (the disk needs room for the new files beside the old ones while
+    /// saving). The model must hold plain HF parameters only (merge LoRA first).
     /// </summary>
     /// <param name="model">The model.</param>
     /// <param name="folder">Destination folder (created if absent; existing weight files are replaced).</param>
     /// <param name="maxShardBytes">Largest shard in bytes (a larger tensor gets a shard of its own); null writes one file.</param>
     /// <exception cref="InvalidOperationException">The model holds parameters outside HF's Llama names (e.g. unmerged LoRA).</exception>
-    public static void Save(LlamaForCausalLM model, string folder, long? maxShardBytes = null)
+    public static void Save(LlamaForCausalLM model, string folder, long? maxShardBytes = null) => Save(model, folder, maxShardBytes, wrap: null);
+
+    /// <summary><see cref="Save(LlamaForCausalLM, string, long?)"/> with each file's stream wrapped (given the file name; tests inject failures).</summary>
+    internal static void Save(LlamaForCausalLM model, string folder, long? maxShardBytes, Func<string, Stream, Stream>? wrap)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(folder);
@@ -131,43 +135,61 @@ public static class LlamaCheckpoint
             throw new InvalidOperationException($"the model lacks HF parameters {string.Join(", ", missing.Take(5))}; was a projection replaced by a quantized layer?");
 
         Directory.CreateDirectory(folder);
-        string single = Path.Combine(folder, WeightsFile);
         string index = Path.Combine(folder, IndexFile);
         var previousShards = File.Exists(index) ? ShardsNamedBy(index, folder) : [];
         JsonObject json = model.Config.ToJson();
         json["torch_dtype"] = DtypeName(parameters["model.embed_tokens.weight"].dtype);
         json.Remove("dtype");
         var ordered = expected.Keys.Select(k => (Key: k, Tensor: parameters[k])).ToList();
-        if (maxShardBytes is not long limit)
+        Func<Stream, Stream>? Wrap(string name) => wrap is null ? null : s => wrap(name, s);
+
+        // Every file is staged (written and flushed beside its target) before any is renamed into place, so a failure
+        // while writing (the long part) leaves the previous folder exactly as it was.
+        var staged = new List<StagedFile>();
+        try
         {
-            SafetensorsFile.Save(single, ordered.ToDictionary(p => p.Key, p => p.Tensor, StringComparer.Ordinal));
-            WriteConfig(folder, json);
-            RemoveStale(folder, [.. previousShards, IndexFile], keep: [WeightsFile]);
-            return;
+            var names = new List<string>();
+            if (maxShardBytes is not long limit)
+            {
+                names.Add(WeightsFile);
+                staged.Add(SafetensorsFile.Stage(Path.Combine(folder, WeightsFile), ordered.ToDictionary(p => p.Key, p => p.Tensor, StringComparer.Ordinal), wrap: Wrap(WeightsFile)));
+            }
+            else
+            {
+                var shards = Split(ordered, limit);
+                var weightMap = new JsonObject();
+                for (int s = 0; s < shards.Count; s++)
+                {
+                    string name = $"model-{s + 1:D5}-of-{shards.Count:D5}.safetensors";
+                    names.Add(name);
+                    staged.Add(SafetensorsFile.Stage(Path.Combine(folder, name), shards[s].ToDictionary(p => p.Key, p => p.Tensor, StringComparer.Ordinal), wrap: Wrap(name)));
+                    foreach (var (key, _) in shards[s]) weightMap[key] = name;
+                }
+                var indexJson = new JsonObject
+                {
+                    ["metadata"] = new JsonObject { ["total_size"] = ordered.Sum(p => p.Tensor.numel() * p.Tensor.ElementSize) },
+                    ["weight_map"] = SortedCopy(weightMap),
+                };
+                names.Add(IndexFile);
+                staged.Add(StageText(index, indexJson.ToJsonString(Indented) + "\n", Wrap(IndexFile)));
+            }
+            staged.Add(StageText(Path.Combine(folder, "config.json"), json.ToJsonString(Indented) + "\n", Wrap("config.json")));
+            foreach (StagedFile file in staged) file.Commit();
+            RemoveStale(folder, [.. previousShards, WeightsFile, IndexFile], keep: names);
         }
-        var shards = Split(ordered, limit);
-        var names = new List<string>();
-        var weightMap = new JsonObject();
-        for (int s = 0; s < shards.Count; s++)
+        finally
         {
-            string name = $"model-{s + 1:D5}-of-{shards.Count:D5}.safetensors";
-            names.Add(name);
-            SafetensorsFile.Save(Path.Combine(folder, name), shards[s].ToDictionary(p => p.Key, p => p.Tensor, StringComparer.Ordinal));
-            foreach (var (key, _) in shards[s]) weightMap[key] = name;
+            foreach (StagedFile file in staged) file.Dispose();
         }
-        var indexJson = new JsonObject
-        {
-            ["metadata"] = new JsonObject { ["total_size"] = ordered.Sum(p => p.Tensor.numel() * p.Tensor.ElementSize) },
-            ["weight_map"] = SortedCopy(weightMap),
-        };
-        AtomicFile.WriteAllText(index, indexJson.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
-        WriteConfig(folder, json);
-        RemoveStale(folder, [.. previousShards, WeightsFile], keep: names);
     }
 
-    /// <summary>Writes <c>config.json</c> (atomically) from the HF object built for this save.</summary>
-    private static void WriteConfig(string folder, JsonObject json)
-        => AtomicFile.WriteAllText(Path.Combine(folder, "config.json"), json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
+    private static readonly System.Text.Json.JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    private static StagedFile StageText(string path, string text, Func<Stream, Stream>? wrap)
+    {
+        byte[] bytes = new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetBytes(text);
+        return AtomicFile.Stage(path, s => s.Write(bytes), wrap);
+    }
 
     /// <summary>HF's shard split: parameters in order, a new shard when the next one would pass the limit.</summary>
     private static List<List<(string Key, Tensor Tensor)>> Split(List<(string Key, Tensor Tensor)> ordered, long limit)

@@ -86,9 +86,16 @@ public static class SafetensorsFile
     /// with the temporary file's stream wrapped (tests inject failures through <paramref name="wrap"/>).</summary>
     internal static void Save(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata, Func<Stream, Stream>? wrap)
     {
+        using StagedFile staged = Stage(path, tensors, metadata, wrap);
+        staged.Commit();
+    }
+
+    /// <summary>Writes the file beside its target without renaming it yet (see <see cref="AtomicFile.Stage"/>).</summary>
+    internal static StagedFile Stage(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null, Func<Stream, Stream>? wrap = null)
+    {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(tensors);
         IReadOnlyDictionary<string, string> meta = metadata ?? new Dictionary<string, string> { ["format"] = "pt" };
-        AtomicFile.Write(path, stream => SafetensorsWriter.Write(stream, tensors, meta), wrap);
+        return AtomicFile.Stage(path, stream => SafetensorsWriter.Write(stream, tensors, meta), wrap);
     }
 }

@@ -89,6 +89,26 @@ public sealed class LlamaCheckpointFileTests
         AssertSameParameters(second, loaded);
     }
 
+    [Theory]
+    [InlineData("model-00002-of-")] // the second shard, whatever the count
+    [InlineData("model.safetensors.index.json")]
+    [InlineData("config.json")]
+    public void SaveSharded_FailingWhileWritingAFile_LeavesThePreviousFolderAsItWas(string failingFile)
+    {
+        using var folder = new TempFolder();
+        using var first = NewModel();
+        LlamaCheckpoint.Save(first, folder.Path, 40_000);
+        var before = folder.Names().ToDictionary(n => n, n => File.ReadAllBytes(folder.File(n)));
+        random.manual_seed(12);
+        using var second = new LlamaForCausalLM(Tiny);
+        Assert.Throws<IOException>(() => LlamaCheckpoint.Save(second, folder.Path, 20_000,
+            (name, stream) => name.StartsWith(failingFile, StringComparison.Ordinal) ? new FailingStream(stream, 100) : stream));
+        Assert.Equal(before.Keys, folder.Names()); // no temporary file left, no new shard renamed into place
+        foreach (var (name, bytes) in before) Assert.True(bytes.AsSpan().SequenceEqual(File.ReadAllBytes(folder.File(name))), name);
+        using var loaded = LlamaCheckpoint.Load(folder.Path);
+        AssertSameParameters(first, loaded);
+    }
+
     [Fact]
     public void Load_StoredBfloat16AsFloat32_EqualsTheUpcast()
     {
