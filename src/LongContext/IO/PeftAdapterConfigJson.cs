@@ -121,6 +121,13 @@ public sealed class PeftAdapterConfigJson
     /// <param name="path">Destination file; replaced atomically if present (its folder is created if absent).</param>
     public void Write(string path)
     {
+        using StagedFile staged = Stage(path);
+        staged.Commit();
+    }
+
+    /// <summary>Writes the config beside <paramref name="path"/> without renaming it yet (see <see cref="AtomicFile.Stage"/>).</summary>
+    internal StagedFile Stage(string path)
+    {
         ArgumentNullException.ThrowIfNull(path);
         var node = JsonSerializer.SerializeToNode(this, WriteOptions)!.AsObject();
         foreach (var (key, value) in NeutralDefaults)
@@ -128,6 +135,7 @@ public sealed class PeftAdapterConfigJson
         var sorted = new JsonObject();
         foreach (var kv in node.OrderBy(kv => kv.Key, StringComparer.Ordinal))
             sorted[kv.Key] = kv.Value?.DeepClone();
-        AtomicFile.WriteAllText(path, sorted.ToJsonString(WriteOptions));
+        byte[] bytes = new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetBytes(sorted.ToJsonString(WriteOptions));
+        return AtomicFile.Stage(path, s => s.Write(bytes));
     }
 }

@@ -83,8 +83,11 @@ public static class PeftAdapter
         foreach (var (key, tensor) in AdapterTensors(root, layers, options.Bias, trainable, adapterName)) tensors[key] = tensor.detach();
         foreach (var (key, tensor) in BaseLayerTensors(savedBases)) tensors[key] = tensor.detach();
         Directory.CreateDirectory(folder);
-        config.Write(Path.Combine(folder, PeftAdapterConfigJson.FileName));
-        SafetensorsFile.Save(Path.Combine(folder, WeightsFileName), tensors);
+        // Both files are written before either replaces its predecessor: a failure leaves the previous adapter whole.
+        using StagedFile weights = SafetensorsFile.Stage(Path.Combine(folder, WeightsFileName), tensors);
+        using StagedFile configFile = config.Stage(Path.Combine(folder, PeftAdapterConfigJson.FileName));
+        weights.Commit();
+        configFile.Commit();
     }
 
     /// <summary>
