@@ -177,7 +177,7 @@ public sealed record LlamaConfig
     {
         ArgumentNullException.ThrowIfNull(folder);
         Directory.CreateDirectory(folder);
-        File.WriteAllText(Path.Combine(folder, "config.json"), ToJsonString());
+        LongContext.IO.AtomicFile.WriteAllText(Path.Combine(folder, "config.json"), ToJsonString());
     }
 
     private void CheckHeads()

@@ -83,8 +83,11 @@ public static class PeftAdapter
         foreach (var (key, tensor) in AdapterTensors(root, layers, options.Bias, trainable, adapterName)) tensors[key] = tensor.detach();
         foreach (var (key, tensor) in BaseLayerTensors(savedBases)) tensors[key] = tensor.detach();
         Directory.CreateDirectory(folder);
-        config.Write(Path.Combine(folder, PeftAdapterConfigJson.FileName));
-        SafetensorsFile.Save(Path.Combine(folder, WeightsFileName), tensors);
+        // Both files are written before either replaces its predecessor: a failure leaves the previous adapter whole.
+        using StagedFile weights = SafetensorsFile.Stage(Path.Combine(folder, WeightsFileName), tensors);
+        using StagedFile configFile = config.Stage(Path.Combine(folder, PeftAdapterConfigJson.FileName));
+        weights.Commit();
+        configFile.Commit();
     }
 
     /// <summary>
@@ -103,19 +106,27 @@ public static class PeftAdapter
     /// </param>
     /// <returns>The injection report.</returns>
     /// <exception cref="NotSupportedException">The config uses a peft option that changes the math and is not implemented.</exception>
-    /// <exception cref="InvalidDataException">Keys are missing or unexpected, or a tensor's shape differs from the model's.</exception>
+    /// <exception cref="InvalidDataException">A file is malformed, a config value is out of range, the targets match no module of the
+    /// model, keys are missing or unexpected, or a tensor's shape or rank differs from the model's or the config's (the file is named).</exception>
     public static LoraInjectionReport Load(nn.Module root, string folder, string adapterName = "default", LoraBaseResolver? resolve = null,
                                            bool autocastAdapterDtype = true)
     {
         ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(folder);
-        var config = PeftAdapterConfigJson.Read(Path.Combine(folder, PeftAdapterConfigJson.FileName));
-        var options = ToOptions(config) with { AutocastAdapterDtype = autocastAdapterDtype };
+        string configPath = Path.Combine(folder, PeftAdapterConfigJson.FileName);
+        var config = PeftAdapterConfigJson.Read(configPath);
+        LoraOptions options;
+        try { options = ToOptions(config) with { AutocastAdapterDtype = autocastAdapterDtype }; }
+        catch (ArgumentException e) { throw new InvalidDataException($"'{configPath}': {e.Message}", e); }
         string weightsPath = Path.Combine(folder, WeightsFileName);
         if (!File.Exists(weightsPath))
             throw new FileNotFoundException($"adapter weights '{weightsPath}' do not exist (only safetensors adapters are read).", weightsPath);
+        // Before injecting allocates r x width per layer: the file's tensors must carry the config's rank.
+        using (var header = SafetensorsReader.Open(weightsPath)) CheckRank(header, options.Rank, configPath);
 
-        var report = LoraInjector.Inject(root, options, adapterName, resolve);
+        LoraInjectionReport report;
+        try { report = LoraInjector.Inject(root, options, adapterName, resolve); }
+        catch (ArgumentException e) when (e.ParamName == "options") { throw new InvalidDataException($"'{configPath}' does not fit the model: {e.Message}", e); }
         var layers = LayersHolding(root, adapterName);
         var expected = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (key, tensor) in AdapterTensors(root, layers, options.Bias, report.TrainableModules, adapterName)) expected[key] = tensor;
@@ -153,6 +164,27 @@ public static class PeftAdapter
             foreach (var t in loaded.Values) t.Dispose();
         }
         return report with { Parameters = ParameterCounter.Count(root) };
+    }
+
+    /// <summary>Every LoRA A/B tensor in the weights file has the config's rank (and there is at least one).</summary>
+    private static void CheckRank(SafetensorsReader weights, int rank, string configPath)
+    {
+        int seen = 0;
+        foreach (var (key, entry) in weights.Entries)
+        {
+            long? r = key.EndsWith(".lora_A.weight", StringComparison.Ordinal) || key.EndsWith(".lora_embedding_A", StringComparison.Ordinal)
+                ? entry.Shape.FirstOrDefault(-1)
+                : key.EndsWith(".lora_B.weight", StringComparison.Ordinal) || key.EndsWith(".lora_embedding_B", StringComparison.Ordinal)
+                    ? entry.Shape.LastOrDefault(-1)
+                    : null;
+            if (r is null) continue;
+            seen++;
+            if (entry.Shape.Length != 2 || r != rank)
+                throw new InvalidDataException(
+                    $"'{weights.Path}': '{key}' has shape [{string.Join(", ", entry.Shape)}], which does not carry the rank r={rank} of '{configPath}'.");
+        }
+        if (seen == 0)
+            throw new InvalidDataException($"'{weights.Path}' holds no LoRA tensor (keys ending in lora_A.weight / lora_B.weight); it is not a LoRA adapter.");
     }
 
     /// <summary>Converts a peft config to options, refusing options that change the math and are not implemented.</summary>
