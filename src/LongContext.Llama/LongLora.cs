@@ -119,7 +119,7 @@ public static class LongLora
             string owner = key[..dot], leaf = key[(dot + 1)..];
             Tensor value;
             if (parameters.TryGetValue(key, out Tensor? direct)) value = direct.detach().clone();
-            else if (modules.TryGetValue(owner, out var module) && module is ILoraLayer lora)
+            else if (modules.TryGetValue(owner, out var module) && module is LoraLayer lora)
                 value = leaf == "weight" ? MergedWeight(lora, key) : Dense(lora.BaseLayer, leaf, key);
             else if (modules.TryGetValue(owner, out var plain)) value = Dense(plain, leaf, key);
             else throw new InvalidOperationException($"the model has no module '{owner}' for HF tensor '{key}'.");
@@ -157,7 +157,7 @@ public static class LongLora
         }
     }
 
-    private static Tensor MergedWeight(ILoraLayer lora, string key)
+    private static Tensor MergedWeight(LoraLayer lora, string key)
     {
         Tensor dense = Dense(lora.BaseLayer, "weight", key);
         if (lora.Merged || !lora.AdapterEnabled) return dense;
