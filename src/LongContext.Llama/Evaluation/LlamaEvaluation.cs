@@ -1,4 +1,5 @@
 using LongContext.Attention;
+using LongContext.Text.Tokenization;
 using TorchSharp;
 
 namespace LongContext.Llama.Evaluation;
@@ -17,13 +18,13 @@ public static class LlamaEvaluation
     /// <param name="model">The model, on its device.</param>
     /// <param name="options">What to measure.</param>
     /// <param name="tokens">The perplexity stream (e.g. LongLoRA's PG19 <c>test.bin</c>); required when perplexity runs.</param>
-    /// <param name="tokenizer">The model's tokenizer; required when the passkey test runs.</param>
+    /// <param name="tokenizer">The model's tokenizer (e.g. <see cref="HfTokenizer.Load"/> of its folder); required when the passkey test runs.</param>
     /// <param name="decoder">Greedy decoder; null uses <see cref="FullForwardGreedyDecoder"/>.</param>
     /// <param name="outputFolder">When given, the report's files are written there (<see cref="EvaluationReport.Write"/>).</param>
     /// <param name="progress">Progress lines, or null.</param>
     /// <exception cref="ArgumentException">A missing input, or a length the model's S2 evaluation attention cannot take.</exception>
     public static EvaluationReport Run(LlamaForCausalLM model, EvaluationOptions options, TokenSequence? tokens = null,
-        IPromptTokenizer? tokenizer = null, IGreedyDecoder? decoder = null, string? outputFolder = null, IProgress<string>? progress = null)
+        ITextTokenizer? tokenizer = null, IGreedyDecoder? decoder = null, string? outputFolder = null, IProgress<string>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);

@@ -1,3 +1,5 @@
+using LongContext.Text.Tokenization;
+
 namespace LongContext.Llama.Evaluation;
 
 /// <summary>
@@ -13,7 +15,7 @@ public static class PasskeyRetrieval
     /// <param name="seed">numpy seed.</param>
     /// <param name="mode">Length mode.</param>
     /// <exception cref="ArgumentException">The target is too short for the fixed sentences, or too long for the filler text.</exception>
-    public static PasskeyCase Prompt(IPromptTokenizer tokenizer, int targetTokens, long seed, PasskeyLengthMode mode)
+    public static PasskeyCase Prompt(ITextTokenizer tokenizer, int targetTokens, long seed, PasskeyLengthMode mode)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         if (mode == PasskeyLengthMode.LongLoraCharacterRatio)
@@ -25,7 +27,7 @@ public static class PasskeyRetrieval
                 throw new ArgumentException($"target length {targetTokens} needs {chars} filler characters; the repeated filler has {PasskeyPrompt.MaxGarbageCharacters}.", nameof(targetTokens));
             return PasskeyPrompt.Generate(chars, seed);
         }
-        int Tokens(int chars) => tokenizer.Encode(PasskeyPrompt.Generate(chars, seed).Prompt).Count;
+        int Tokens(int chars) => tokenizer.Encode(PasskeyPrompt.Generate(chars, seed).Prompt).Length;
         if (Tokens(1) > targetTokens)
             throw new ArgumentException($"target length {targetTokens} is shorter than the prompt's fixed sentences with one filler character ({Tokens(1)} tokens).", nameof(targetTokens));
         int lo = 1, hi = PasskeyPrompt.MaxGarbageCharacters;            // invariant: Tokens(lo) <= target
@@ -46,7 +48,7 @@ public static class PasskeyRetrieval
     /// <param name="checkPromptLength">Called with each prompt's token count before decoding (e.g. to reject lengths the model cannot take); may throw.</param>
     /// <param name="progress">Reports one line per trial, or null.</param>
     /// <returns>One result per length, in the options' order.</returns>
-    public static IReadOnlyList<PasskeyResult> Run(IGreedyDecoder decoder, IPromptTokenizer tokenizer, PasskeyOptions options,
+    public static IReadOnlyList<PasskeyResult> Run(IGreedyDecoder decoder, ITextTokenizer tokenizer, PasskeyOptions options,
         Action<int>? checkPromptLength = null, IProgress<string>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(decoder);
@@ -60,27 +62,30 @@ public static class PasskeyRetrieval
             {
                 long seed = options.FirstSeed + t;
                 PasskeyCase c = Prompt(tokenizer, length, seed, options.LengthMode);
-                IReadOnlyList<long> prompt = tokenizer.Encode(c.Prompt);
-                checkPromptLength?.Invoke(prompt.Count);
+                long[] prompt = tokenizer.Encode(c.Prompt).Select(t => (long)t).ToArray();
+                checkPromptLength?.Invoke(prompt.Length);
                 long[] answer = AnswerTokens(tokenizer, c.Answer);
                 long[] generated = decoder.Generate(prompt, answer.Length);
-                var trial = new PasskeyTrial(seed, c.Key, prompt.Count, c.PrefixCharacters, c.GarbageCharacters, answer, generated);
+                var trial = new PasskeyTrial(seed, c.Key, prompt.Length, c.PrefixCharacters, c.GarbageCharacters, answer, generated);
                 trials.Add(trial);
-                progress?.Report($"passkey L={length} trial {t + 1}/{options.Trials}: {prompt.Count} tokens, {(trial.Correct ? "correct" : "wrong")}");
+                progress?.Report($"passkey L={length} trial {t + 1}/{options.Trials}: {prompt.Length} tokens, {(trial.Correct ? "correct" : "wrong")}");
             }
             results.Add(new PasskeyResult(length, trials));
         }
         return results;
     }
 
-    /// <summary>The answer's ids: its encoding with the leading BOS dropped (the script's <c>input_ids[:, 1:]</c>).</summary>
+    /// <summary>
+    /// The answer's ids: its encoding (special tokens added, as HF's <c>tokenizer(answer)</c>) with the leading BOS
+    /// dropped (the script's <c>input_ids[:, 1:]</c>; a tokenizer that adds no BOS keeps every id).
+    /// </summary>
     /// <param name="tokenizer">The tokenizer.</param>
     /// <param name="answer">The key as text.</param>
-    public static long[] AnswerTokens(IPromptTokenizer tokenizer, string answer)
+    public static long[] AnswerTokens(ITextTokenizer tokenizer, string answer)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
-        IReadOnlyList<long> ids = tokenizer.Encode(answer);
-        long[] result = ids.Count > 0 && tokenizer.BosTokenId is long bos && ids[0] == bos ? ids.Skip(1).ToArray() : ids.ToArray();
+        int[] ids = tokenizer.Encode(answer);
+        long[] result = (ids.Length > 0 && tokenizer.SpecialTokens.Bos is int bos && ids[0] == bos ? ids.Skip(1) : ids).Select(t => (long)t).ToArray();
         if (result.Length == 0) throw new InvalidOperationException($"the tokenizer encodes the answer '{answer}' to no tokens besides BOS.");
         return result;
     }

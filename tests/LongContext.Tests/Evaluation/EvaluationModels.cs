@@ -1,5 +1,6 @@
 using LongContext.Llama;
 using LongContext.Llama.Evaluation;
+using LongContext.Text.Tokenization;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -52,19 +53,33 @@ internal static class EvaluationModels
     }
 }
 
-/// <summary>BOS (1) then one id per whitespace-separated word: counts are easy to compute by hand.</summary>
-internal sealed class WordTokenizer : IPromptTokenizer
+/// <summary>A minimal <see cref="ITextTokenizer"/> for the tests: BOS (1) then the ids <see cref="Ids"/> gives.</summary>
+internal abstract class TestTokenizer : ITextTokenizer
 {
-    public long? BosTokenId => 1;
+    public int VocabSize => EvaluationModels.Vocab;
 
-    public IReadOnlyList<long> Encode(string text)
-        => [1, .. text.Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries).Select(w => 2L + (Math.Abs(w.GetHashCode(StringComparison.Ordinal)) % 100))];
+    public SpecialTokenIds SpecialTokens { get; } = new(1, 2, null, null, [2]);
+
+    public int[] Encode(string text, bool addSpecialTokens = true) => addSpecialTokens ? [1, .. Ids(text)] : Ids(text).ToArray();
+
+    protected abstract IEnumerable<int> Ids(string text);
+
+    public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = false) => throw new NotSupportedException();
+
+    public string IdToToken(int id) => throw new NotSupportedException();
+
+    public bool IsSpecial(int id) => id is 1 or 2;
 }
 
-/// <summary>BOS (1) then the ASCII code of every character (all below 128): fits the test models' vocabulary.</summary>
-internal sealed class CharTokenizer : IPromptTokenizer
+/// <summary>One id per whitespace-separated word: token counts are easy to compute by hand.</summary>
+internal sealed class WordTokenizer : TestTokenizer
 {
-    public long? BosTokenId => 1;
+    protected override IEnumerable<int> Ids(string text)
+        => text.Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries).Select(w => 3 + (Math.Abs(w.GetHashCode(StringComparison.Ordinal)) % 100));
+}
 
-    public IReadOnlyList<long> Encode(string text) => [1, .. text.Select(c => (long)(c < 128 ? c : '?'))];
+/// <summary>The ASCII code of every character (all below 128): fits the test models' vocabulary.</summary>
+internal sealed class CharTokenizer : TestTokenizer
+{
+    protected override IEnumerable<int> Ids(string text) => text.Select(c => c < 128 ? (int)c : '?');
 }

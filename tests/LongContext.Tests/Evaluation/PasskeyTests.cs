@@ -1,6 +1,7 @@
 using System.Text.Json;
 using LongContext.Llama.Evaluation;
 using LongContext.Tests.Support;
+using LongContext.Text.Tokenization;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -83,10 +84,31 @@ public sealed class PasskeyTests
         for (long seed = 0; seed < 10; seed++)
         {
             PasskeyCase c = PasskeyRetrieval.Prompt(tokenizer, target, seed, PasskeyLengthMode.TokenBudget);
-            int tokens = tokenizer.Encode(c.Prompt).Count;
-            int longer = tokenizer.Encode(PasskeyPrompt.Generate(c.GarbageCharacters + 1, seed).Prompt).Count;
+            int tokens = tokenizer.Encode(c.Prompt).Length;
+            int longer = tokenizer.Encode(PasskeyPrompt.Generate(c.GarbageCharacters + 1, seed).Prompt).Length;
             Assert.True(tokens <= target && longer > target, $"seed {seed}: {tokens} tokens, one more character {longer}, target {target}");
             Assert.True(tokens >= target - 3, $"seed {seed}: {tokens} tokens is far below the target {target}");
+        }
+    }
+
+    /// <summary>The same with the SentencePiece tokenizer fixtures (Llama-2's pipeline, HF tokenizers' code), when present.</summary>
+    [Fact]
+    public void TokenBudget_WithSentencePieceTokenizers_FitsTheTarget()
+    {
+        string root = Fixtures.Folder("tokenizers");
+        foreach (string name in new[] { "spm_bpe", "hf_metaspace_bpe" }.Where(n => Directory.Exists(Path.Combine(root, n))))
+        {
+            using var tokenizer = HfTokenizer.Load(Path.Combine(root, name));
+            foreach (long seed in new long[] { 0, 5 })
+            {
+                PasskeyCase c = PasskeyRetrieval.Prompt(tokenizer, 1500, seed, PasskeyLengthMode.TokenBudget);
+                int tokens = tokenizer.Encode(c.Prompt).Length;
+                int longer = tokenizer.Encode(PasskeyPrompt.Generate(c.GarbageCharacters + 1, seed).Prompt).Length;
+                Assert.True(tokens <= 1500 && longer > 1500, $"{name} seed {seed}: {tokens} tokens, one more character {longer}");
+                Assert.Equal(tokenizer.SpecialTokens.Bos, tokenizer.Encode(c.Prompt)[0]);
+                long[] answer = PasskeyRetrieval.AnswerTokens(tokenizer, c.Answer);
+                Assert.Equal(tokenizer.Encode(c.Answer).Skip(1).Select(t => (long)t), answer);   // the script's [:, 1:]
+            }
         }
     }
 
