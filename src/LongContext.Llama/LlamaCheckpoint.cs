@@ -116,7 +116,7 @@ public static class LlamaCheckpoint
         JsonObject json = model.Config.ToJson();
         json["torch_dtype"] = DtypeName(parameters["model.embed_tokens.weight"].dtype);
         json.Remove("dtype");
-        (model.Config with { Source = json }).Save(folder);
+        File.WriteAllText(Path.Combine(folder, "config.json"), json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
         SafetensorsFile.Save(Path.Combine(folder, WeightsFile), parameters);
     }
 

@@ -19,12 +19,12 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>
 #pragma warning restore IDE1006
 
     /// <summary>Creates a model with freshly initialized parameters (use <see cref="LlamaCheckpoint.Load"/> for weights).</summary>
-    /// <param name="config">Model config (validated here).</param>
+    /// <param name="config">Model config (validated when it was built).</param>
     /// <param name="dtype">Parameter dtype (default float32).</param>
     public LlamaForCausalLM(LlamaConfig config, ScalarType dtype = ScalarType.Float32) : base(nameof(LlamaForCausalLM))
     {
         ArgumentNullException.ThrowIfNull(config);
-        Config = config.Validate();
+        Config = config;
         model = new LlamaModel(config, dtype);
         if (!config.TieWordEmbeddings) lm_head = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false, dtype: dtype);
         RegisterComponents();
@@ -36,52 +36,83 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>
     /// <summary>The decoder stack.</summary>
     public LlamaModel Model => model;
 
-    /// <summary>Logits for token ids at positions 0..N-1.</summary>
-    /// <param name="inputIds">Token ids (B, N), int64.</param>
+    /// <summary>Logits for token ids at positions 0..N-1, without padding.</summary>
+    /// <param name="inputIds">Token ids (B, N), int64 (or another integer type), each in [0, vocab).</param>
     /// <returns>Logits (B, N, vocab) in the parameter dtype.</returns>
-    public override Tensor forward(Tensor inputIds) => Forward(inputIds, null);
+    public override Tensor forward(Tensor inputIds) => forward(inputIds, null, null);
 
-    /// <summary>Logits for token ids at given positions.</summary>
-    /// <param name="inputIds">Token ids (B, N), int64.</param>
-    /// <param name="positionIds">Positions (B, N) or (N), int64; null for 0..N-1.</param>
+    /// <summary>Logits for padded token ids, at given or default positions.</summary>
+    /// <param name="inputIds">Token ids (B, N), int64 (or another integer type), each in [0, vocab).</param>
+    /// <param name="attentionMask">HF attention mask (B, N), 1 = token, 0 = padding (bool or integer); null for none.
+    /// Padded keys are never attended; logits at padded positions are not meaningful.</param>
+    /// <param name="positionIds">Positions (B, N) or (N), int64; null for 0..N-1 in every row, as HF's forward does
+    /// (for left padding, <see cref="AttentionMasks.PositionIds"/> gives each row's real tokens positions from 0).</param>
     /// <returns>Logits (B, N, vocab) in the parameter dtype.</returns>
-    public Tensor Forward(Tensor inputIds, Tensor? positionIds)
+    public Tensor forward(Tensor inputIds, Tensor? attentionMask, Tensor? positionIds = null)
     {
-        ArgumentNullException.ThrowIfNull(inputIds);
-        if (inputIds.dim() != 2)
-            throw new ArgumentException($"{nameof(inputIds)} must be (batch, seq); got shape [{string.Join(", ", inputIds.shape)}].", nameof(inputIds));
+        CheckInputIds(inputIds);
+        if (attentionMask is not null) AttentionMasks.Check(attentionMask, inputIds, nameof(attentionMask));
         using var scope = NewDisposeScope();
-        positionIds ??= torch.arange(inputIds.shape[1], dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0);
-        Tensor h = model.forward(inputIds, positionIds);
-        Tensor logits = lm_head is null ? nn.functional.linear(h, model.EmbedTokens.weight!) : lm_head.forward(h);
-        return logits.MoveToOuterDisposeScope();
+        Tensor ids = inputIds.dtype == ScalarType.Int64 ? inputIds : inputIds.to(ScalarType.Int64);
+        positionIds ??= torch.arange(ids.shape[1], dtype: ScalarType.Int64, device: ids.device).unsqueeze(0);
+        Tensor h = model.forward(ids, positionIds, attentionMask);
+        return Project(h).MoveToOuterDisposeScope();
     }
 
     /// <summary>Mean next-token cross-entropy of <paramref name="inputIds"/> against <paramref name="labels"/>.</summary>
-    /// <param name="inputIds">Token ids (B, N), int64.</param>
-    /// <param name="labels">Targets (B, N), int64, aligned with the inputs (shifted inside); -100 is ignored.</param>
+    /// <param name="inputIds">Token ids (B, N), an integer type, each in [0, vocab).</param>
+    /// <param name="labels">Targets (B, N), an integer type, aligned with the inputs (shifted inside); -100 is ignored
+    /// (set it at padded positions).</param>
+    /// <param name="attentionMask">HF attention mask (B, N), 1 = token, 0 = padding; null for none.</param>
     /// <returns>A scalar float32 loss.</returns>
-    public Tensor Loss(Tensor inputIds, Tensor labels)
+    public Tensor Loss(Tensor inputIds, Tensor labels, Tensor? attentionMask = null)
     {
+        ArgumentNullException.ThrowIfNull(labels);
+        CheckInputIds(inputIds);
+        if (!is_integral(labels.dtype))
+            throw new ArgumentException($"{nameof(labels)} must be an integer tensor (token ids, -100 to ignore); got {labels.dtype}.", nameof(labels));
+        if (!labels.shape.SequenceEqual(inputIds.shape))
+            throw new ArgumentException(
+                $"{nameof(labels)} has shape ({string.Join(", ", labels.shape)}) but {nameof(inputIds)} has ({string.Join(", ", inputIds.shape)}); they must match (B, N).", nameof(labels));
         using var scope = NewDisposeScope();
-        return CausalLmLoss.Compute(forward(inputIds), labels).MoveToOuterDisposeScope();
+        return CausalLmLoss.Compute(forward(inputIds, attentionMask), labels).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Hidden states (..., hidden) to logits (..., vocab) through <c>lm_head</c> (or the tied embedding).</summary>
+    private Tensor Project(Tensor hidden)
+        => lm_head is null ? nn.functional.linear(hidden, model.EmbedTokens.weight!) : lm_head.forward(hidden);
+
+    /// <summary>Token ids must be a (B, N) integer tensor with every id in [0, vocab).</summary>
+    private void CheckInputIds(Tensor inputIds, string name = "inputIds")
+    {
+        ArgumentNullException.ThrowIfNull(inputIds, name);
+        if (inputIds.dim() != 2)
+            throw new ArgumentException($"{name} must be (batch, seq); got shape ({string.Join(", ", inputIds.shape)}).", name);
+        if (!is_integral(inputIds.dtype) || inputIds.dtype == ScalarType.Bool)
+            throw new ArgumentException($"{name} must hold integer token ids (int64); got {inputIds.dtype}.", name);
+        if (inputIds.numel() == 0)
+            throw new ArgumentException($"{name} must hold at least one token; got shape ({string.Join(", ", inputIds.shape)}).", name);
+        using var min = inputIds.min();
+        using var max = inputIds.max();
+        long lo = min.to(ScalarType.Int64).item<long>(), hi = max.to(ScalarType.Int64).item<long>();
+        if (lo < 0 || hi >= Config.VocabSize)
+            throw new ArgumentOutOfRangeException(name, lo < 0 ? lo : hi,
+                $"{name} holds token id {(lo < 0 ? lo : hi)}, outside the vocabulary [0, {Config.VocabSize}).");
     }
 
     /// <summary>
-    /// Sets the attention each layer uses in training mode and in evaluation mode (LongLoRA trains with shifted
-    /// sparse attention and evaluates with full attention; the weights are the same).
+    /// Configures the attention core of every layer once: the options in force in training mode and in evaluation
+    /// mode (LongLoRA trains with shifted sparse attention and evaluates with full attention; the weights are the
+    /// same). The cores then switch with <c>train()</c> / <c>eval()</c>.
     /// </summary>
     /// <param name="training">Options in force after <c>train()</c>.</param>
-    /// <param name="evaluation">Options in force after <c>eval()</c>; null keeps full causal attention.</param>
+    /// <param name="evaluation">Options in force after <c>eval()</c>; null takes <paramref name="training"/> with
+    /// full causal attention and no dropout.</param>
     public void ConfigureAttention(AttentionOptions training, AttentionOptions? evaluation = null)
     {
         ArgumentNullException.ThrowIfNull(training);
-        evaluation ??= new AttentionOptions { Mode = AttentionMode.Full };
         foreach (LlamaDecoderLayer layer in model.Layers)
-        {
-            layer.SelfAttention.TrainingAttention = training;
-            layer.SelfAttention.EvaluationAttention = evaluation;
-        }
+            layer.SelfAttention.Core.Configure(training, evaluation);
     }
 
     /// <summary>Turns activation checkpointing on or off, for all layers or the listed ones.</summary>
@@ -103,7 +134,6 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>
     public void UpdateRope(LlamaConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        config.Validate();
         var shapeOnly = config with { Rope = Config.Rope, MaxPositionEmbeddings = Config.MaxPositionEmbeddings, Source = Config.Source };
         if (shapeOnly != Config)
             throw new ArgumentException($"{nameof(config)} may change only Rope and MaxPositionEmbeddings of the model's config.", nameof(config));

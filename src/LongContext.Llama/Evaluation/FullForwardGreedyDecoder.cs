@@ -32,7 +32,7 @@ public sealed class FullForwardGreedyDecoder : IGreedyDecoder
             using var scope = NewDisposeScope();
             Tensor ids = torch.tensor(sequence.ToArray(), dtype: ScalarType.Int64, device: device).unsqueeze(0);
             Tensor positions = torch.arange(sequence.Count, dtype: ScalarType.Int64, device: device).unsqueeze(0);
-            Tensor last = model.Model.forward(ids, positions).select(1, sequence.Count - 1);      // (1, H)
+            Tensor last = model.Model.forward(ids, positions, null).select(1, sequence.Count - 1);      // (1, H)
             long next = last.matmul(LlamaHead.Weight(model).t()).argmax(-1).cpu().item<long>();
             result[i] = next;
             sequence.Add(next);

@@ -32,7 +32,7 @@ public static class LlamaEvaluation
             throw new ArgumentException("perplexity is requested but no token stream was given; pass tokens or set Perplexity = null.", nameof(tokens));
         if (options.Passkey is not null && tokenizer is null)
             throw new ArgumentException("the passkey test is requested but no tokenizer was given; pass a tokenizer or set Passkey = null.", nameof(tokenizer));
-        AttentionOptions? s2 = model.Model.Layers.Select(l => l.SelfAttention.EvaluationAttention).FirstOrDefault(a => a.Mode == AttentionMode.ShiftedSparse);
+        AttentionOptions? s2 = model.Model.Layers.Select(l => l.SelfAttention.Core.EvaluationOptions).FirstOrDefault(a => a.Mode == AttentionMode.ShiftedSparse);
         if (options.Perplexity is { } p && s2 is not null)
             foreach (var protocol in p.Protocols)
                 foreach (int length in p.Lengths)

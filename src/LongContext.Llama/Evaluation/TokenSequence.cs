@@ -1,10 +1,12 @@
 using System.IO.MemoryMappedFiles;
+using LongContext.Text.Corpus;
 
 namespace LongContext.Llama.Evaluation;
 
 /// <summary>
-/// A read-only stream of token ids for perplexity: an in-memory array, or a raw token file read through a memory
-/// mapping (memory does not grow with the file). Reads are checked against the vocabulary, naming the source, the
+/// A read-only stream of token ids for perplexity: an in-memory array, or a raw token file (the format of
+/// LongContext.Text's <see cref="TokenFile"/>) read through a memory mapping, so windows are read at any offset and
+/// memory does not grow with the file. Reads are checked against the vocabulary, naming the source, the
 /// index and the value.
 /// </summary>
 public sealed class TokenSequence : IDisposable
@@ -24,7 +26,7 @@ public sealed class TokenSequence : IDisposable
     private TokenSequence(string path, TokenFileFormat format, long bytes)
     {
         Source = path;
-        elementSize = format == TokenFileFormat.UInt16 ? 2 : 4;
+        elementSize = TokenFile.ElementSize(format);
         Count = bytes / elementSize;
         file = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
         view = file.CreateViewAccessor(0, bytes, MemoryMappedFileAccess.Read);
@@ -57,14 +59,9 @@ public sealed class TokenSequence : IDisposable
     public static TokenSequence FromFile(string path, TokenFileFormat format = TokenFileFormat.UInt16)
     {
         ArgumentNullException.ThrowIfNull(path);
-        if (!Enum.IsDefined(format)) throw new ArgumentOutOfRangeException(nameof(format), format, $"{nameof(format)} must be UInt16 or UInt32; got {(int)format}.");
-        var info = new FileInfo(path);
-        if (!info.Exists) throw new FileNotFoundException($"token file '{path}' does not exist.", path);
-        int size = format == TokenFileFormat.UInt16 ? 2 : 4;
-        if (info.Length == 0) throw new InvalidDataException($"token file '{path}' is empty; expected {format} token ids.");
-        if (info.Length % size != 0)
-            throw new InvalidDataException($"token file '{path}' has {info.Length} bytes, not a multiple of {size} ({format} ids); is the format right?");
-        return new TokenSequence(path, format, info.Length);
+        long count = TokenFile.Count(path, format);                 // exists, length a multiple of the id size
+        if (count == 0) throw new InvalidDataException($"token file '{Path.GetFullPath(path)}' is empty; expected {format} token ids.");
+        return new TokenSequence(Path.GetFullPath(path), format, count * TokenFile.ElementSize(format));
     }
 
     /// <summary>Tokens [start, start + count), each checked to lie in [0, vocabSize).</summary>

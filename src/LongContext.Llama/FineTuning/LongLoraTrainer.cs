@@ -119,7 +119,7 @@ public sealed class LongLoraTrainer
     {
         Tensor onDevice = ids.to(device);
         Tensor positions = torch.arange(onDevice.shape[1], dtype: ScalarType.Int64, device: device).unsqueeze(0);
-        return model.Model.forward(onDevice, positions);
+        return model.Model.forward(onDevice, positions, null);
     }
 
     private double Evaluate(TokenSequence tokens, int rowLength)
@@ -152,7 +152,7 @@ public sealed class LongLoraTrainer
             throw new ArgumentException(
                 $"training rows of {length} tokens exceed the model's context of {model.Config.MaxPositionEmbeddings} (max_position_embeddings); apply Position Interpolation to at least {length} (LongLora.Prepare's TargetContextLength) first.",
                 "batches");
-        AttentionOptions? s2 = model.Model.Layers.Select(l => l.SelfAttention.TrainingAttention).FirstOrDefault(a => a.Mode == AttentionMode.ShiftedSparse);
+        AttentionOptions? s2 = model.Model.Layers.Select(l => l.SelfAttention.Core.TrainingOptions).FirstOrDefault(a => a.Mode == AttentionMode.ShiftedSparse);
         if (s2 is null) return;
         try
         {

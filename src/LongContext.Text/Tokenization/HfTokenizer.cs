@@ -61,6 +61,14 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
     /// <summary><c>model_max_length</c> from <c>tokenizer_config.json</c>; null when absent or transformers' "no limit" (1e30).</summary>
     public long? ModelMaxLength { get; }
 
+    /// <summary>
+    /// SHA-256 (hex) of the bytes that decide the ids: the tokenizer file, <c>tokenizer_config.json</c> if present and
+    /// the reading mode; the tokenization cache keys on it.
+    /// </summary>
+    public string Fingerprint => _fingerprint;
+
+    private string _fingerprint = "";
+
     /// <summary>Settings accepted but not applied, and inconsistencies between the folder's files, one sentence each.</summary>
     public IReadOnlyList<string> Warnings { get; }
 
@@ -89,7 +97,18 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
         var folderIds = new FolderIds(
             SpecialIdsFile.ReadIfPresent(Path.Combine(dir, GenerationConfigName)),
             SpecialIdsFile.ReadIfPresent(Path.Combine(dir, ConfigName)));
-        return useJson ? FromTokenizerJson(json, config, folderIds) : FromSentencePiece(spm, config, folderIds);
+        HfTokenizer tokenizer = useJson ? FromTokenizerJson(json, config, folderIds) : FromSentencePiece(spm, config, folderIds);
+        tokenizer._fingerprint = ComputeFingerprint(useJson ? json : spm, Path.Combine(dir, TokenizerConfigName));
+        return tokenizer;
+    }
+
+    private static string ComputeFingerprint(string tokenizerFile, string configFile)
+    {
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        sha.AppendData(System.Text.Encoding.UTF8.GetBytes("LongContext.Text tokenizer v1\n" + Path.GetFileName(tokenizerFile) + "\n"));
+        sha.AppendData(File.ReadAllBytes(tokenizerFile));
+        if (File.Exists(configFile)) sha.AppendData(File.ReadAllBytes(configFile));
+        return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
     }
 
     private sealed record FolderIds(SpecialIdsFile? Generation, SpecialIdsFile? Model);

@@ -1,5 +1,6 @@
 using LongContext.Llama.Evaluation;
 using LongContext.Tests.Support;
+using LongContext.Text.Corpus;
 
 namespace LongContext.Tests.Evaluation;
 
