@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Packs LongContext and LongContext.Llama, then restores both from a local folder feed into a throw-away console
+# Packs LongContext, LongContext.Text (a dependency of LongContext.Llama) and LongContext.Llama, then restores both from a local folder feed into a throw-away console
 # project together with libtorch-cpu-linux-x64 and runs the consumer (.ci/consumer): PI RoPE against its closed form
 # and a tiny Llama model through the LongLoRA recipe (train step and evaluation forward).
 set -euo pipefail
@@ -9,7 +9,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 version="0.1.0-ci.$(date -u +%Y%m%d%H%M%S).$$"
 feed="$work/feed"
-for project in src/LongContext/LongContext.csproj src/LongContext.Llama/LongContext.Llama.csproj; do
+for project in src/LongContext/LongContext.csproj src/LongContext.Text/LongContext.Text.csproj src/LongContext.Llama/LongContext.Llama.csproj; do
   dotnet pack "$project" -c Release -o "$feed" -p:Version="$version" --nologo
 done
 ls "$feed"/LongContext."$version".nupkg "$feed"/LongContext.Llama."$version".nupkg >/dev/null
