@@ -167,7 +167,7 @@ public sealed class LlamaGenerator
     private IEnumerable<GeneratedToken> Run(IReadOnlyList<IReadOnlyList<int>> prompts, DecodingOptions options, Func<ITokenTextStream>? text)
     {
         int batch = prompts.Count, longest = prompts.Max(p => p.Count);
-        Device device = _model.Model.EmbedTokens.parameters().First().device;
+        Device device = _model.Model.EmbeddingWeight.device;
         ScalarType dtype = Options.CacheDtype ?? _model.Model.ComputeDtype;
         int capacity = Options.CacheCapacity ?? longest + options.MaxNewTokens;
         var rows = prompts.Select(p => new RowState(p, options.StopStrings, text?.Invoke())).ToArray();
