@@ -187,8 +187,8 @@ public static class LoraInjector
             string? full = options.ModulesToSave.FirstOrDefault(t => TargetMatcher.IsTrainableTarget(name, holds, t));
             if (full is null) continue;
             string target = options.TargetRegex is { } r ? $"TargetRegex '{r}'"
-                : options.TargetModules is [LoraOptions.AllLinear] ? $"TargetModules '{LoraOptions.AllLinear}'"
-                : $"TargetModules entry '{options.TargetModules.First(t => TargetMatcher.SuffixMatch(name, t))}'";
+                : options.ResolvedTargetModules is [LoraOptions.AllLinear] ? $"TargetModules '{LoraOptions.AllLinear}'"
+                : $"TargetModules entry '{options.ResolvedTargetModules.First(t => TargetMatcher.SuffixMatch(name, t))}'";
             throw new ArgumentException(
                 $"module '{name}' is selected both as a LoRA target ({target}) and as a module to train in full ({nameof(LoraOptions.ModulesToSave)} " +
                 $"entry '{full}'; the LongLoRA recipe's TrainableExtras); a module is either wrapped by LoRA or trained in full: remove it from one of the two.",
@@ -197,7 +197,7 @@ public static class LoraInjector
     }
 
     private static string DescribeTargets(LoraOptions options)
-        => options.TargetRegex is { } r ? $"regex '{r}'" : $"[{string.Join(", ", options.TargetModules)}]";
+        => options.TargetRegex is { } r ? $"regex '{r}'" : $"[{string.Join(", ", options.ResolvedTargetModules)}]{(options.TargetModules is null ? " (the default)" : "")}";
 
     private static void Freeze(nn.Module root, LoraBias bias)
     {
