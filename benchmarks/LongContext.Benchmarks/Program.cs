@@ -1,7 +1,26 @@
 using BenchmarkDotNet.Running;
 using LongContext.Benchmarks.Infrastructure;
+using LongContext.Benchmarks.Memory;
 
 // dotnet run -c Release --project benchmarks/LongContext.Benchmarks -- <suite>|all [--device cpu|cuda] [--dtype ...] [--smoke] [BenchmarkDotNet options]
+//                                                                  | soak [...] | checkpoint-memory write|load <folder> [...]
+if (args.Length > 0 && args[0] is "soak" or "checkpoint-memory")
+{
+    try
+    {
+        return args[0] == "soak"
+            ? (SoakRunner.Run(SoakOptions.Parse(args[1..]), Console.Out) == 0 ? 0 : 1)
+            : CheckpointMemory.Run(args[1..], Console.Out);
+    }
+    catch (ArgumentException e)
+    {
+        Console.Error.WriteLine(e.Message);
+        Console.Error.WriteLine(SoakOptions.Usage);
+        Console.Error.WriteLine(CheckpointMemory.Usage);
+        return 2;
+    }
+}
+
 BenchOptions options;
 try
 {

@@ -64,11 +64,10 @@ public sealed class Experiment(DemoOptions options)
         foreach (var (name, interpolate) in new[] { (Extrapolation, false), (Interpolation, true) })
         {
             using var model = LlamaCheckpoint.Load(shortCheckpoint, device: device);
-            // Without PI: declare the target as the model's own context, so the recipe's PI factor is 1 (extrapolation).
-            if (!interpolate) model.UpdateRope(model.Config with { MaxPositionEmbeddings = target });
             var report = LongLora.Prepare(model, new LongLoraOptions
             {
                 TargetContextLength = target,
+                PositionInterpolation = interpolate, // false: the rope stays as trained (extrapolation)
                 Lora = new LoraOptions { Rank = options.LoraRank, Alpha = 2 * options.LoraRank, TargetModules = ["q_proj", "k_proj", "v_proj", "o_proj"] },
                 GradientCheckpointing = false, // a tiny model: memory is no concern, recomputation would only cost time
             });
@@ -87,6 +86,7 @@ public sealed class Experiment(DemoOptions options)
         if (options.Model is { } folder)
         {
             model = LlamaCheckpoint.Load(folder, ScalarType.Float32, device);
+            foreach (string warning in model.Config.Warnings) Console.WriteLine($"  warning: {warning}");
             if (model.Config.VocabSize < task.VocabSize)
                 throw new ArgumentException($"--model '{folder}' has a vocabulary of {model.Config.VocabSize} tokens; the task needs {task.VocabSize}.", nameof(options));
             if (model.Config.Rope.Type != RopeType.Default)

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using LongContext.Demo;
 
-// Context extension demo: see DemoOptions.Usage and docs/readme/demo.md.
+// Context extension demo: see DemoOptions.Usage and the README's demo section.
 DemoOptions? options;
 try
 {

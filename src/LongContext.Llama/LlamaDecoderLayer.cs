@@ -8,7 +8,7 @@ namespace LongContext.Llama;
 /// One pre-norm decoder layer: <c>h = x + self_attn(input_layernorm(x)); out = h + mlp(post_attention_layernorm(h))</c>.
 /// Input and output (B, N, hidden).
 /// </summary>
-public sealed class LlamaDecoderLayer : nn.Module<Tensor, Tensor, Tensor>
+public sealed class LlamaDecoderLayer : nn.Module<Tensor, DecoderInputs, Tensor>
 {
 #pragma warning disable IDE1006 // HF parameter names come from these field names
     private readonly RmsNorm input_layernorm;
@@ -19,19 +19,18 @@ public sealed class LlamaDecoderLayer : nn.Module<Tensor, Tensor, Tensor>
 
     /// <summary>Creates the layer.</summary>
     /// <param name="config">Model config.</param>
-    /// <param name="rotary">The model's shared rotary embedding.</param>
     /// <param name="dtype">Parameter dtype.</param>
-    public LlamaDecoderLayer(LlamaConfig config, Func<Rope.RotaryEmbedding> rotary, ScalarType dtype = ScalarType.Float32) : base(nameof(LlamaDecoderLayer))
+    public LlamaDecoderLayer(LlamaConfig config, ScalarType dtype = ScalarType.Float32) : base(nameof(LlamaDecoderLayer))
     {
         ArgumentNullException.ThrowIfNull(config);
         input_layernorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype);
-        self_attn = new LlamaAttention(config, rotary, dtype);
+        self_attn = new LlamaAttention(config, dtype);
         post_attention_layernorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype);
         mlp = new LlamaMlp(config, dtype);
         RegisterComponents();
     }
 
-    /// <summary>The attention block (to switch its training/evaluation attention).</summary>
+    /// <summary>The attention block (its <see cref="LlamaAttention.Core"/> holds the attention mode).</summary>
     public LlamaAttention SelfAttention => self_attn;
 
     /// <summary>
@@ -42,17 +41,22 @@ public sealed class LlamaDecoderLayer : nn.Module<Tensor, Tensor, Tensor>
 
     /// <summary>Runs the layer.</summary>
     /// <param name="x">Hidden states (B, N, hidden).</param>
-    /// <param name="positionIds">Positions (B, N) or (N), int64.</param>
+    /// <param name="inputs">The forward's rotary tables and key padding mask (see <see cref="DecoderInputs"/>).</param>
     /// <returns>(B, N, hidden).</returns>
-    public override Tensor forward(Tensor x, Tensor positionIds)
-        => GradientCheckpointing && training && torch.is_grad_enabled()
-            ? ActivationCheckpoint.Run((input, context) => Compute(input, context[0]), x, [positionIds], parameters())
-            : Compute(x, positionIds);
+    public override Tensor forward(Tensor x, DecoderInputs inputs)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        // The rotary tables and the mask are checkpoint context: kept alive by the node until the recompute.
+        // A cached forward (generation) never checkpoints: its cache writes must happen once.
+        return GradientCheckpointing && training && torch.is_grad_enabled() && inputs.Cache is null
+            ? ActivationCheckpoint.Run((input, context) => Compute(input, inputs.FromContext(context)), x, inputs.ContextTensors, parameters())
+            : Compute(x, inputs);
+    }
 
-    private Tensor Compute(Tensor x, Tensor positionIds)
+    private Tensor Compute(Tensor x, DecoderInputs inputs)
     {
         using var scope = NewDisposeScope();
-        Tensor h = x + self_attn.forward(input_layernorm.forward(x), positionIds);
+        Tensor h = x + self_attn.forward(input_layernorm.forward(x), inputs);
         return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
     }
 }

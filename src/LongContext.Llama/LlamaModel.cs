@@ -1,3 +1,4 @@
+using LongContext.Llama.Generation;
 using LongContext.Rope;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -7,10 +8,11 @@ namespace LongContext.Llama;
 
 /// <summary>
 /// The decoder stack (HF's <c>LlamaModel</c>, found under <c>model.</c> in checkpoints): token embedding,
-/// <see cref="LlamaDecoderLayer"/>s sharing one rotary embedding, and the final RMSNorm.
+/// <see cref="LlamaDecoderLayer"/>s and the final RMSNorm. The rotary cos/sin are computed once per forward from the
+/// position ids and handed to every layer (<see cref="DecoderInputs"/>), as HF does.
 /// Input token ids (B, N) int64; output hidden states (B, N, hidden).
 /// </summary>
-public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor>
+public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>
 {
 #pragma warning disable IDE1006 // HF parameter names come from these field names
     private readonly Embedding embed_tokens;
@@ -18,8 +20,8 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor>
     private readonly RmsNorm norm;
 #pragma warning restore IDE1006
     // The rotary embedding has no parameters or buffers (it caches its tables per device itself); it is held outside
-    // the module registry so that a rope change (position interpolation) can swap it.
-    private readonly RotaryHolder rotaryHolder = new();
+    // TorchSharp's field-based module registration so that a rope change (position interpolation) can replace it.
+    private readonly RotarySlot rotary = new();
 
     /// <summary>Creates the stack with freshly initialized parameters.</summary>
     /// <param name="config">Model config.</param>
@@ -27,10 +29,10 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor>
     public LlamaModel(LlamaConfig config, ScalarType dtype = ScalarType.Float32) : base(nameof(LlamaModel))
     {
         ArgumentNullException.ThrowIfNull(config);
-        embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize, dtype: dtype);
-        rotaryHolder.Current = new RotaryEmbedding(RotaryOptions(config));
+        embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize, padding_idx: config.PaddingIndex, dtype: dtype);
+        rotary.Current = new RotaryEmbedding(RotaryOptions(config));
         layers = new ModuleList<LlamaDecoderLayer>();
-        for (int i = 0; i < config.NumHiddenLayers; i++) layers.Add(new LlamaDecoderLayer(config, () => rotaryHolder.Current, dtype));
+        for (int i = 0; i < config.NumHiddenLayers; i++) layers.Add(new LlamaDecoderLayer(config, dtype));
         norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype);
         RegisterComponents();
     }
@@ -41,22 +43,22 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>The decoder layers, in order.</summary>
     public IReadOnlyList<LlamaDecoderLayer> Layers => layers.ToList();
 
-    /// <summary>The rotary embedding shared by every layer.</summary>
-    public RotaryEmbedding RotaryEmbedding => rotaryHolder.Current;
+    /// <summary>The rotary embedding the stack computes cos/sin with.</summary>
+    public RotaryEmbedding RotaryEmbedding => rotary.Current;
 
     /// <summary>Replaces the rotary embedding (after a rope change such as position interpolation).</summary>
     /// <param name="config">The config whose <see cref="LlamaConfig.Rope"/>, head size and context length to use.</param>
     internal void RebuildRotary(LlamaConfig config)
     {
-        var old = rotaryHolder.Current;
-        rotaryHolder.Current = new RotaryEmbedding(RotaryOptions(config));
+        var old = rotary.Current;
+        rotary.Current = new RotaryEmbedding(RotaryOptions(config));
         old.Dispose();
     }
 
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
-        if (disposing) rotaryHolder.Current.Dispose();
+        if (disposing) rotary.Current.Dispose();
         base.Dispose(disposing);
     }
 
@@ -66,19 +68,47 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>Runs the stack.</summary>
     /// <param name="inputIds">Token ids (B, N), int64.</param>
     /// <param name="positionIds">Positions (B, N) or (N), int64.</param>
+    /// <param name="attentionMask">HF attention mask (B, N), 1 = token, 0 = padding (bool or integer), or null for
+    /// none; padded keys are never attended and hidden states at padded positions are not meaningful.</param>
     /// <returns>Final-normed hidden states (B, N, hidden).</returns>
-    public override Tensor forward(Tensor inputIds, Tensor positionIds)
+    public override Tensor forward(Tensor inputIds, Tensor positionIds, Tensor? attentionMask)
+    {
+        ArgumentNullException.ThrowIfNull(inputIds);
+        ArgumentNullException.ThrowIfNull(positionIds);
+        using var scope = NewDisposeScope();
+        Tensor h = embed_tokens.forward(inputIds);
+        var inputs = new DecoderInputs(RotaryPositions.Compute(rotary.Current, positionIds, h.dtype), AttentionMasks.KeyMask(attentionMask));
+        foreach (LlamaDecoderLayer layer in layers)
+            h = layer.forward(h, inputs);   // each layer applies its own activation checkpointing
+        return norm.forward(h).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Runs new tokens through the stack with a KV cache: each layer appends their keys and values to its slot and
+    /// attends over everything cached so far; the cache's length advances by N afterwards.
+    /// </summary>
+    /// <param name="inputIds">Token ids (B, N), int64.</param>
+    /// <param name="rotary">cos/sin at the N new positions.</param>
+    /// <param name="keyPaddingMask">(B, cached + N) bool, true = real token; null when nothing is padded.</param>
+    /// <param name="cache">The cache; room for N more positions is checked by the caller.</param>
+    /// <returns>Final-normed hidden states (B, N, hidden).</returns>
+    internal Tensor ForwardCached(Tensor inputIds, RotaryPositions rotary, Tensor? keyPaddingMask, KvCache cache)
     {
         using var scope = NewDisposeScope();
         Tensor h = embed_tokens.forward(inputIds);
-        foreach (LlamaDecoderLayer layer in layers)
-            h = layer.forward(h, positionIds);   // each layer applies its own activation checkpointing
+        var inputs = new DecoderInputs(rotary, keyPaddingMask);
+        for (int i = 0; i < layers.Count; i++)
+            h = layers[i].forward(h, inputs.WithCache(cache.Layers[i]));
+        cache.Advance((int)inputIds.shape[1]);
         return norm.forward(h).MoveToOuterDisposeScope();
     }
-}
 
-/// <summary>Holds the rotary embedding outside TorchSharp's field-based module registration.</summary>
-internal sealed class RotaryHolder
-{
-    public RotaryEmbedding Current { get; set; } = null!;
+    /// <summary>The dtype of the embedding's output (the dtype q and k are rotated in).</summary>
+    internal ScalarType ComputeDtype => embed_tokens.parameters().First().dtype;
+
+    /// <summary>Holds the rotary embedding outside TorchSharp's field-based module registration.</summary>
+    private sealed class RotarySlot
+    {
+        public RotaryEmbedding Current { get; set; } = null!;
+    }
 }

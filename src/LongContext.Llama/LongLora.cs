@@ -13,32 +13,44 @@ namespace LongContext.Llama;
 /// <summary>
 /// The LongLoRA recipe on a <see cref="LlamaForCausalLM"/>: Position Interpolation to a target context, S2-Attn for
 /// training and full attention for evaluation, LoRA with trainable embeddings and norms (optionally over a 4-bit
-/// base), activation checkpointing; then a peft adapter, or a merged plain checkpoint HF transformers loads.
+/// base), activation checkpointing; then a peft adapter (<see cref="SaveAdapter"/> / <see cref="LoadAdapter"/>), or a
+/// merged plain checkpoint HF transformers loads (<see cref="SaveMerged"/>).
 /// </summary>
 public static class LongLora
 {
     /// <summary>
-    /// Prepares a loaded model for long-context fine-tuning, in place, and leaves it in training mode. Only the LoRA
+    /// Prepares a loaded model for long-context fine-tuning, in place, and leaves it in training mode: Position
+    /// Interpolation for <see cref="LongLoraOptions.TargetContextLength"/> (unless
+    /// <see cref="LongLoraOptions.PositionInterpolation"/> is false), <see cref="LongLoraOptions.S2"/> in training
+    /// mode and full causal attention in evaluation mode, the optional 4-bit base, LoRA
+    /// (<see cref="LongLoraOptions.ResolveLora"/>) with the trainable extras, activation checkpointing. Only the LoRA
     /// matrices and <see cref="LongLoraOptions.TrainableExtras"/> require gradients afterwards.
     /// </summary>
     /// <param name="model">A model loaded with <see cref="LlamaCheckpoint.Load"/>, without adapters.</param>
-    /// <param name="options">Recipe settings.</param>
+    /// <param name="options">Recipe settings; every value set there is used as set.</param>
     /// <returns>The injection report (wrapped modules, trainable modules, parameter counts).</returns>
+    /// <exception cref="ArgumentException">Two settings conflict (both values named): see
+    /// <see cref="LongLoraOptions.ResolveLora"/>, or <see cref="LongLoraOptions.S2"/>'s dropout differs from the model's
+    /// <c>attention_dropout</c>.</exception>
     /// <exception cref="NotSupportedException">The model already uses a rope scaling other than linear PI.</exception>
     public static LoraInjectionReport Prepare(LlamaForCausalLM model, LongLoraOptions options)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
-        ApplyPositionInterpolation(model, options.TargetContextLength);
-        model.ConfigureAttention(options.UseS2
-            ? options.S2Attention with { Dropout = model.Config.AttentionDropout }
-            : new AttentionOptions { Mode = AttentionMode.Full, Dropout = model.Config.AttentionDropout });
+        LoraOptions lora = options.ResolveLora();
+        double configDropout = model.Config.AttentionDropout;
+        if (options.S2 is { } s2 && s2.Dropout != configDropout)
+            throw new ArgumentException(
+                $"{nameof(LongLoraOptions)}.{nameof(LongLoraOptions.S2)}.Dropout {s2.Dropout} conflicts with the model's attention_dropout {configDropout}; " +
+                "the attention dropout has one value: set S2 to LongLoraOptions.DefaultS2 with { Dropout = " + configDropout + " } (or change the checkpoint's config).",
+                nameof(options));
+        if (options.PositionInterpolation) ApplyPositionInterpolation(model, options.TargetContextLength);
+        model.ConfigureAttention(options.S2 ?? new AttentionOptions { Mode = AttentionMode.Full, Dropout = configDropout });
         if (options.Quantization is not null)
         {
             ModelQuantizer.Quantize(model, options.Quantization);
             ModelQuantizer.PrepareForKbitTraining(model);
         }
-        var lora = options.EffectiveLora with { ModulesToSave = options.TrainableExtras };
         var report = options.Quantization is null ? LoraInjector.Inject(model, lora) : QLora.Inject(model, lora);
         model.SetGradientCheckpointing(options.GradientCheckpointing);
         model.train();
@@ -46,48 +58,42 @@ public static class LongLora
     }
 
     /// <summary>
-    /// Sets linear Position Interpolation for a target context: factor <c>ceil(target / original)</c> with
-    /// original = the config's <c>max_position_embeddings</c> (or the rope's original length when already linear),
-    /// written into the config's rope parameters; <c>max_position_embeddings</c> becomes original × factor.
-    /// Nothing changes when the target fits in the original window.
+    /// Sets linear Position Interpolation for a target context as LongLoRA does, and returns the factor in force.
+    /// The model's context is <c>original × f</c>, where original = <c>max_position_embeddings</c> (or the rope's
+    /// <c>original_max_position_embeddings</c> when set) and f the linear factor already in the config (1 for an
+    /// unscaled rope): LongLoRA's convention, so its published checkpoints (e.g. 4096 positions with linear factor 8,
+    /// a 32k model) are read as what they are. A target within that context changes nothing. Beyond it, an unscaled
+    /// model gets factor <c>ceil(target / original)</c>, and a linear-scaled one <c>f × ceil(target / (original × f))</c>
+    /// (a further integer compression; LongLoRA's own script would set <c>ceil(target / (original × f))</c> alone,
+    /// undoing the existing scaling). <c>max_position_embeddings</c> is never changed, as in LongLoRA.
     /// </summary>
     /// <param name="model">The model; its config and rotary embedding are updated.</param>
     /// <param name="targetContextLength">Context length to reach, positive.</param>
-    /// <returns>The factor in force.</returns>
-    /// <exception cref="NotSupportedException">The model uses another rope scaling (dynamic, YaRN, ...), or linear
-    /// PI with a different factor.</exception>
-    public static int ApplyPositionInterpolation(LlamaForCausalLM model, int targetContextLength)
+    /// <returns>The linear factor in force (1 when the rope stays unscaled).</returns>
+    /// <exception cref="NotSupportedException">The model uses another rope scaling (dynamic, YaRN, ...).</exception>
+    public static double ApplyPositionInterpolation(LlamaForCausalLM model, int targetContextLength)
     {
         ArgumentNullException.ThrowIfNull(model);
+        if (targetContextLength <= 0)
+            throw new ArgumentOutOfRangeException(nameof(targetContextLength), targetContextLength, $"{nameof(targetContextLength)} must be positive; got {targetContextLength}.");
         LlamaConfig config = model.Config;
         RopeParameters rope = config.Rope;
-        int original = rope.Type == RopeType.Linear
-            ? rope.OriginalMaxPositionEmbeddings ?? (int)Math.Round(config.MaxPositionEmbeddings / rope.Factor)
-            : config.MaxPositionEmbeddings;
-        int factor = PositionInterpolation.Factor(targetContextLength, original);
-        if (rope.Type == RopeType.Linear)
-        {
-            if (Math.Abs(rope.Factor - factor) > 1e-12)
-                throw new NotSupportedException(
-                    $"the model already uses linear rope scaling with factor {rope.Factor}; a target of {targetContextLength} tokens over {original} needs {factor}. Start from the unscaled model.");
-            return factor;
-        }
-        if (rope.Type != RopeType.Default)
+        if (rope.Type is not (RopeType.Default or RopeType.Linear))
             throw new NotSupportedException(
-                $"the model uses rope type {rope.Type}; Position Interpolation applies to unscaled (default) rope only.");
-        if (factor == 1) return 1;
-        model.UpdateRope(config with
-        {
-            Rope = rope with { Type = RopeType.Linear, Factor = factor, OriginalMaxPositionEmbeddings = null },
-            MaxPositionEmbeddings = original * factor,
-        });
+                $"the model uses rope type {rope.Type}; Position Interpolation applies to an unscaled (default) or linearly scaled rope only.");
+        int original = rope.OriginalWindow(config.MaxPositionEmbeddings);
+        double current = rope.Type == RopeType.Linear ? rope.Factor : 1.0;
+        long context = (long)Math.Floor(original * current);
+        if (targetContextLength <= context) return current;
+        double factor = current * Math.Ceiling(targetContextLength / (double)context);
+        model.UpdateRope(config with { Rope = rope with { Type = RopeType.Linear, Factor = factor } });
         return factor;
     }
 
     /// <summary>
     /// Saves the adapter in peft's format (<c>adapter_config.json</c> + <c>adapter_model.safetensors</c>, the
-    /// trainable extras as <c>modules_to_save</c>) plus the model's PI-updated <c>config.json</c>, which the base must
-    /// be loaded with for the adapter to mean what it was trained for.
+    /// trainable extras as <c>modules_to_save</c>) plus the model's PI-updated <c>config.json</c>, which
+    /// <see cref="LoadAdapter"/> applies again.
     /// </summary>
     /// <param name="model">The prepared (and trained) model.</param>
     /// <param name="folder">Destination folder.</param>
@@ -97,6 +103,44 @@ public static class LongLora
         ArgumentNullException.ThrowIfNull(model);
         PeftAdapter.Save(model, folder, baseModelNameOrPath);
         model.Config.Save(folder);
+    }
+
+    /// <summary>
+    /// The inverse of <see cref="SaveAdapter"/>: applies the rope settings of the folder's <c>config.json</c> (the
+    /// PI factor the adapter was trained with) to a freshly loaded base and loads the peft adapter onto it (over a
+    /// 4-bit base through <see cref="QLora.LoadAdapter"/>). Nothing needs to be remembered besides the folder.
+    /// </summary>
+    /// <param name="model">The base model the adapter was trained on, without adapters (dense or quantized).</param>
+    /// <param name="folder">A folder written by <see cref="SaveAdapter"/>.</param>
+    /// <returns>The injection report of the loaded adapter.</returns>
+    /// <exception cref="FileNotFoundException">The folder has no <c>config.json</c>.</exception>
+    /// <exception cref="ArgumentException">The folder's config describes another model shape (named field).</exception>
+    public static LoraInjectionReport LoadAdapter(LlamaForCausalLM model, string folder)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(folder);
+        string configFile = Path.Combine(folder, "config.json");
+        if (!File.Exists(configFile))
+            throw new FileNotFoundException($"'{folder}' holds no config.json; LongLora.SaveAdapter writes one next to the adapter (the rope settings it was trained with).", configFile);
+        LlamaConfig saved = LlamaConfig.Load(configFile);
+        LlamaConfig current = model.Config;
+        var differences = new (string Name, object Saved, object Model)[]
+        {
+            (nameof(LlamaConfig.VocabSize), saved.VocabSize, current.VocabSize),
+            (nameof(LlamaConfig.HiddenSize), saved.HiddenSize, current.HiddenSize),
+            (nameof(LlamaConfig.IntermediateSize), saved.IntermediateSize, current.IntermediateSize),
+            (nameof(LlamaConfig.NumHiddenLayers), saved.NumHiddenLayers, current.NumHiddenLayers),
+            (nameof(LlamaConfig.NumAttentionHeads), saved.NumAttentionHeads, current.NumAttentionHeads),
+            (nameof(LlamaConfig.NumKeyValueHeads), saved.NumKeyValueHeads, current.NumKeyValueHeads),
+            (nameof(LlamaConfig.HeadDim), saved.HeadDim, current.HeadDim),
+        }.Where(d => !d.Saved.Equals(d.Model)).ToList();
+        if (differences.Count > 0)
+            throw new ArgumentException(
+                $"'{configFile}' describes another model than the one given: " + string.Join(", ", differences.Select(d => $"{d.Name} {d.Saved} (model: {d.Model})")) + ".",
+                nameof(folder));
+        model.UpdateRope(model.Config with { Rope = saved.Rope, MaxPositionEmbeddings = saved.MaxPositionEmbeddings });
+        bool quantized = model.modules().Any(m => m is Linear4Bit);
+        return quantized ? QLora.LoadAdapter(model, folder) : PeftAdapter.Load(model, folder);
     }
 
     /// <summary>
@@ -119,7 +163,7 @@ public static class LongLora
             string owner = key[..dot], leaf = key[(dot + 1)..];
             Tensor value;
             if (parameters.TryGetValue(key, out Tensor? direct)) value = direct.detach().clone();
-            else if (modules.TryGetValue(owner, out var module) && module is ILoraLayer lora)
+            else if (modules.TryGetValue(owner, out var module) && module is LoraLayer lora)
                 value = leaf == "weight" ? MergedWeight(lora, key) : Dense(lora.BaseLayer, leaf, key);
             else if (modules.TryGetValue(owner, out var plain)) value = Dense(plain, leaf, key);
             else throw new InvalidOperationException($"the model has no module '{owner}' for HF tensor '{key}'.");
@@ -157,7 +201,7 @@ public static class LongLora
         }
     }
 
-    private static Tensor MergedWeight(ILoraLayer lora, string key)
+    private static Tensor MergedWeight(LoraLayer lora, string key)
     {
         Tensor dense = Dense(lora.BaseLayer, "weight", key);
         if (lora.Merged || !lora.AdapterEnabled) return dense;

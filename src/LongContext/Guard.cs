@@ -14,8 +14,9 @@ internal static class Guard
     public static double Positive(double value, [CallerArgumentExpression(nameof(value))] string? name = null)
         => value > 0 && double.IsFinite(value) ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be a positive finite number; got {value}.");
 
-    public static double InRange(double value, double min, double max, [CallerArgumentExpression(nameof(value))] string? name = null)
-        => value >= min && value <= max ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be in [{min}, {max}]; got {value}.");
+    /// <summary>A dropout probability: in [0, 1) (1 would drop everything; NaN is refused).</summary>
+    public static double DropoutProbability(double value, [CallerArgumentExpression(nameof(value))] string? name = null)
+        => value >= 0 && value < 1 ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be in [0, 1); got {value}.");
 
     public static T NotNull<T>(T? value, [CallerArgumentExpression(nameof(value))] string? name = null) where T : class
         => value ?? throw new ArgumentNullException(name);

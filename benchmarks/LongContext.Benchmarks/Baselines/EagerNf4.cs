@@ -71,4 +71,27 @@ public static class EagerNf4
         Tensor values = s.Code.index(idx).view(-1, s.BlockSize).mul(absmax.unsqueeze(1));
         return values.view(s.Rows, s.Cols).to(dtype);
     }
+
+    /// <summary>
+    /// Eager NF4 quantization by divide and argmin (the common port, and this library's method before it followed
+    /// bitsandbytes' kernel): per block of <paramref name="blockSize"/>, x / absmax, then the index of the nearest
+    /// codebook value by an argmin over the 16 distances, in chunks of 2^20 elements; the codes packed two a byte.
+    /// Returns the packed codes (n/2) and the block absmax values; n must be a multiple of the block size.
+    /// </summary>
+    public static (Tensor Packed, Tensor Absmax) QuantizeArgmin(Tensor x, int blockSize)
+    {
+        Tensor grid = x.reshape(-1, blockSize).to(ScalarType.Float32);
+        Tensor absmax = grid.abs().amax([1]);
+        Tensor scaled = grid.div(absmax.clamp_min(1e-30).unsqueeze(1)).view(-1);
+        Tensor code = tensor(Codebook, ScalarType.Float32, x.device);
+        const long chunk = 1L << 20;
+        var parts = new List<Tensor>();
+        for (long start = 0; start < scaled.numel(); start += chunk)
+        {
+            Tensor part = scaled.narrow(0, start, Math.Min(chunk, scaled.numel() - start));
+            parts.Add(part.unsqueeze(1).sub(code).abs_().argmin(1).to(ScalarType.Byte));
+        }
+        Tensor pairs = cat(parts).view(-1, 2);
+        return (pairs.select(1, 0).mul(16).add_(pairs.select(1, 1)), absmax);
+    }
 }

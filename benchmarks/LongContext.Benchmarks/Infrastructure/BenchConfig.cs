@@ -46,6 +46,10 @@ public static class BenchConfig
         {
             config = config.AddDiagnoser(DeviceMemoryDiagnoser.Instance).AddColumn(DeviceMemoryColumn.Instance);
         }
+        else
+        {
+            config = config.AddDiagnoser(PeakRssDiagnoser.Instance).AddColumn(PeakRssColumn.Instance);
+        }
         return config;
     }
 }

@@ -27,7 +27,8 @@ public sealed record BenchOptions
         "  --device cpu|cuda        device (default: $LONGCONTEXT_DEVICE, else cpu)\n" +
         "  --dtype float32|bfloat16|float16   compute dtype (default: $LONGCONTEXT_DTYPE, else float32 on cpu, bfloat16 on cuda)\n" +
         "  --smoke                  short mode: every benchmark once on tiny sizes, exits non-zero on any error\n" +
-        "  anything else goes to BenchmarkDotNet (full mode), e.g. --filter '*S2*' --exporters json";
+        "  anything else goes to BenchmarkDotNet (full mode), e.g. --filter '*S2*' --exporters json\n" +
+        "memory checks (no BenchmarkDotNet): -- soak [...] | -- checkpoint-memory write|load <folder> [...] (see BENCHMARKS.md)";
 
     /// <summary>Parses the command line, with <c>LONGCONTEXT_DEVICE</c> / <c>LONGCONTEXT_DTYPE</c> as defaults.</summary>
     /// <exception cref="ArgumentException">An unknown suite, device or dtype, or a missing value.</exception>

@@ -15,9 +15,11 @@ public sealed record Suite(string Name, Type[] Types, bool CudaOnly = false, boo
         new("attention", [typeof(AttentionBenchmarks)]),
         new("rope", [typeof(RopeBenchmarks)]),
         new("lora", [typeof(LoraBenchmarks)]),
-        new("quant", [typeof(Nf4DequantizeBenchmarks), typeof(QLoraLinearBenchmarks)]),
+        new("quant", [typeof(Nf4DequantizeBenchmarks), typeof(Nf4QuantizeBenchmarks), typeof(QLoraLinearBenchmarks)]),
         new("layer", [typeof(DecoderLayerBenchmarks)]),
         new("model7b", [typeof(Model7bBenchmarks)], CudaOnly: true, SecondsPerInvocation: true),
+        new("loss", [typeof(ChunkedLossBenchmarks)], SecondsPerInvocation: true),
+        new("generation", [typeof(GenerationPrefillBenchmarks), typeof(GenerationDecodeBenchmarks)]),
     ];
 
     /// <summary>Looks a suite up by name.</summary>

@@ -18,6 +18,7 @@ public class DecoderLayerBenchmarks : BenchmarkBase, IWorkload
     private LlamaDecoderLayer layer = null!;
     private Tensor x = null!, positions = null!, gradOut = null!;
     private List<Tensor> inputs = null!;
+    private RotaryPositions rotaryPositions = null!;
 
     /// <summary>Sequence length.</summary>
     [ParamsSource(nameof(Lengths))]
@@ -37,7 +38,7 @@ public class DecoderLayerBenchmarks : BenchmarkBase, IWorkload
         Seed();
         LlamaConfig config = LlamaShapes.Config(layers: 1, maxPositions: N);
         var rotary = Keep(new RotaryEmbedding(new RotaryEmbeddingOptions(config.HeadDim, N, config.Rope)));
-        layer = Keep(LlamaShapes.OnDevice(() => new LlamaDecoderLayer(config, () => rotary, DType)));
+        layer = Keep(LlamaShapes.OnDevice(() => new LlamaDecoderLayer(config, DType)));
         LoraInjector.Inject(layer, LlamaShapes.Lora);
         layer.to(Device);
         List<Tensor> trainable = LlamaShapes.FreezeAllButLora(layer);
@@ -46,6 +47,7 @@ public class DecoderLayerBenchmarks : BenchmarkBase, IWorkload
         x = Randn([1, N, config.HiddenSize], requiresGrad: true);
         gradOut = Randn([1, N, config.HiddenSize]);
         positions = Make(() => arange(N, ScalarType.Int64, Device).unsqueeze(0));
+        rotaryPositions = Keep(RotaryPositions.Compute(rotary, positions, DType));   // the model computes these once per forward
         inputs = [x, .. trainable];
     }
 
@@ -67,8 +69,8 @@ public class DecoderLayerBenchmarks : BenchmarkBase, IWorkload
 
     private void Step(StepAttention attention)
     {
-        layer.SelfAttention.TrainingAttention = LlamaShapes.Attention(attention);
-        Measure(Pass.ForwardBackward, () => layer.forward(x, positions), gradOut, inputs);
+        layer.SelfAttention.Core.Configure(LlamaShapes.Attention(attention));
+        Measure(Pass.ForwardBackward, () => layer.forward(x, new DecoderInputs(rotaryPositions)), gradOut, inputs);
     }
 
     /// <inheritdoc />

@@ -44,7 +44,7 @@ public static class LlamaShapes
         MaxPositionEmbeddings = maxPositions,
         RmsNormEps = 1e-5,
         Rope = RopeParameters.Linear(8),
-    }.Validate();
+    };
 
     /// <summary>LoRA of the anchor: r=8, alpha 16, on q, k, v and o.</summary>
     public static LoraOptions Lora => new() { Rank = 8, Alpha = 16, TargetModules = ["q_proj", "k_proj", "v_proj", "o_proj"] };

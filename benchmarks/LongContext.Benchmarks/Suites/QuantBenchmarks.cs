@@ -63,6 +63,56 @@ public class Nf4DequantizeBenchmarks : BenchmarkBase, IWorkload
 }
 
 /// <summary>
+/// NF4 quantization of a 4096 x 4096 weight in the compute dtype, block size 64: the eager divide-and-argmin port
+/// (baseline) vs the library's bitsandbytes-kernel quantizer (thresholds by <c>bucketize</c>, multiply by the
+/// reciprocal), without and with double quantization. Minimal traffic: the input read once, the codes (n/2 bytes) and
+/// the absmax state written once.
+/// </summary>
+public class Nf4QuantizeBenchmarks : BenchmarkBase, IWorkload
+{
+    private Tensor weight = null!;
+
+    /// <summary>A random weight.</summary>
+    [GlobalSetup]
+    public void Setup()
+    {
+        Seed();
+        weight = Randn([Nf4DequantizeBenchmarks.Size, Nf4DequantizeBenchmarks.Size], 0.02);
+    }
+
+    /// <summary>Frees the weight.</summary>
+    [GlobalCleanup]
+    public void TearDown() => Cleanup();
+
+    /// <summary>Divide by absmax, argmin over the 16 code distances, pack.</summary>
+    [Benchmark(Baseline = true)]
+    public void EagerArgmin() => Measure(Pass.Forward, () => EagerNf4.QuantizeArgmin(weight, Nf4DequantizeBenchmarks.BlockSize).Packed, null, []);
+
+    /// <summary>The library: Blockwise4Bit.Quantize, float32 absmax.</summary>
+    [Benchmark]
+    public void Library() => Measure(Pass.Forward, () => Quantized(doubleQuant: false), null, []);
+
+    /// <summary>The library with double quantization of the absmax values.</summary>
+    [Benchmark]
+    public void LibraryDoubleQuant() => Measure(Pass.Forward, () => Quantized(doubleQuant: true), null, []);
+
+    // The state owns its tensors outside the measuring scope: dispose it inside the invocation.
+    private Tensor Quantized(bool doubleQuant)
+    {
+        using var state = Blockwise4Bit.Quantize(weight, QuantType.Nf4, Nf4DequantizeBenchmarks.BlockSize, doubleQuant);
+        return weight;
+    }
+
+    /// <inheritdoc />
+    public Work WorkOf(string benchmarkMethod)
+    {
+        double n = (double)Nf4DequantizeBenchmarks.Size * Nf4DequantizeBenchmarks.Size, blocks = n / Nf4DequantizeBenchmarks.BlockSize;
+        double state = benchmarkMethod == nameof(LibraryDoubleQuant) ? blocks + 4 * blocks / EagerNf4.DoubleQuantBlock : 4 * blocks;
+        return new Work(0, n * BenchSettings.ElementSize + n / 2 + state);
+    }
+}
+
+/// <summary>
 /// A QLoRA linear (NF4 base, block 64, double quantization, LoRA r=16) against the dense frozen linear of the same
 /// shape (baseline), x (T, F): the eager recipe (dequantize, linear, adapters) and the library's Linear4Bit under
 /// LoraLinear. FLOPs counted as for the LoRA suite (the dequantization is not counted).

@@ -2,11 +2,17 @@ using static TorchSharp.torch;
 
 namespace LongContext.Attention;
 
-/// <summary>Validated sizes of one attention call.</summary>
-internal readonly record struct AttentionShape(long Batch, long QueryHeads, long KeyValueHeads, long SequenceLength, long HeadDim)
+/// <summary>
+/// Validated sizes of one attention call: N queries over M &gt;= N keys, the queries being the last N of the M
+/// positions (M = N without a cache).
+/// </summary>
+internal readonly record struct AttentionShape(long Batch, long QueryHeads, long KeyValueHeads, long SequenceLength, long HeadDim, long KeyLength)
 {
     /// <summary>Query heads per key/value head.</summary>
     public long Repeats => QueryHeads / KeyValueHeads;
+
+    /// <summary>Key position of query 0 (M - N): query i attends keys 0..Offset + i.</summary>
+    public long Offset => KeyLength - SequenceLength;
 }
 
 /// <summary>Checks of q, k, v and the key padding mask with messages naming the argument and the bad value.</summary>
@@ -30,31 +36,30 @@ internal static class AttentionInputs
         if (!SameDevice(v, q)) throw new ArgumentException($"v is on {v.device} but q is on {q.device}; they must be on one device.", nameof(v));
         if (!k.shape.SequenceEqual(v.shape))
             throw new ArgumentException($"v has shape {Show(v.shape)} but k has {Show(k.shape)}; they must match.", nameof(v));
-        long b = q.shape[0], hq = q.shape[1], n = q.shape[2], d = q.shape[3], hkv = k.shape[1];
-        if (k.shape[0] != b || k.shape[2] != n || k.shape[3] != d)
+        long b = q.shape[0], hq = q.shape[1], n = q.shape[2], d = q.shape[3], hkv = k.shape[1], m = k.shape[2];
+        if (k.shape[0] != b || m < n || k.shape[3] != d)
             throw new ArgumentException(
-                $"k has shape {Show(k.shape)} but q has {Show(q.shape)}: batch, sequence length and head dim must match ((B, Hkv, N, D) against (B, Hq, N, D)).", nameof(k));
+                $"k has shape {Show(k.shape)} but q has {Show(q.shape)}: batch and head dim must match and keys must be at least as many as queries ((B, Hkv, M, D) with M >= N against (B, Hq, N, D)).", nameof(k));
         if (b == 0 || hq == 0 || n == 0 || d == 0 || hkv == 0)
             throw new ArgumentException($"q {Show(q.shape)} and k {Show(k.shape)} must have no empty dimension.", nameof(q));
         if (hq % hkv != 0)
             throw new ArgumentException($"q has {hq} heads, which is not a multiple of the {hkv} key/value heads of k.", nameof(k));
-        if (!(dropout >= 0 && dropout < 1))
-            throw new ArgumentOutOfRangeException(nameof(dropout), dropout, $"dropout must be in [0, 1); got {dropout}.");
+        Guard.DropoutProbability(dropout);
         if (scale is { } s && !(s > 0 && double.IsFinite(s)))
             throw new ArgumentOutOfRangeException(nameof(scale), scale, $"scale must be null or a positive finite number; got {s}.");
         if (keyPaddingMask is not null)
         {
-            if (keyPaddingMask.dim() != 2 || keyPaddingMask.shape[0] != b || keyPaddingMask.shape[1] != n)
-                throw new ArgumentException($"keyPaddingMask must have shape (B, N) = ({b}, {n}); got {Show(keyPaddingMask.shape)}.", nameof(keyPaddingMask));
+            if (keyPaddingMask.dim() != 2 || keyPaddingMask.shape[0] != b || keyPaddingMask.shape[1] != m)
+                throw new ArgumentException($"keyPaddingMask must have shape (B, M) = ({b}, {m}), one entry per key; got {Show(keyPaddingMask.shape)}.", nameof(keyPaddingMask));
             if (keyPaddingMask.dtype != ScalarType.Bool && !is_integral(keyPaddingMask.dtype))
                 throw new ArgumentException($"keyPaddingMask must be bool or an integer type (1/true = attend, 0 = padding); got {keyPaddingMask.dtype}.", nameof(keyPaddingMask));
             if (!SameDevice(keyPaddingMask, q))
                 throw new ArgumentException($"keyPaddingMask is on {keyPaddingMask.device} but q is on {q.device}; they must be on one device.", nameof(keyPaddingMask));
         }
-        return new AttentionShape(b, hq, hkv, n, d);
+        return new AttentionShape(b, hq, hkv, n, d, m);
     }
 
-    /// <summary>The mask as bool (B, N), or null when it keeps every key (then the fused causal path runs).</summary>
+    /// <summary>The mask as bool (B, M), or null when it keeps every key (then the fused causal path runs).</summary>
     public static Tensor? KeepMask(Tensor? keyPaddingMask)
     {
         if (keyPaddingMask is null) return null;

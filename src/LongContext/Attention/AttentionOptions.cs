@@ -1,7 +1,8 @@
 namespace LongContext.Attention;
 
 /// <summary>
-/// Settings of the attention core. Every value is validated when it is set, with a message naming the property.
+/// Settings of the attention core. Every value is validated in its <c>init</c> accessor, with a message naming the
+/// property: an invalid value never makes an options object.
 /// </summary>
 public sealed record AttentionOptions
 {
@@ -42,8 +43,7 @@ public sealed record AttentionOptions
     public double Dropout
     {
         get => _dropout;
-        init => _dropout = value >= 0 && value < 1 ? value
-            : throw new ArgumentOutOfRangeException(nameof(Dropout), value, $"{nameof(Dropout)} must be in [0, 1); got {value}.");
+        init => _dropout = Guard.DropoutProbability(value, nameof(Dropout));
     }
 
     /// <summary>Softmax scale applied to q·k; null means 1/sqrt(D). Must be positive and finite when set.</summary>

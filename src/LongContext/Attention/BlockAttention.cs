@@ -11,15 +11,16 @@ namespace LongContext.Attention;
 internal static class BlockAttention
 {
     /// <summary>
-    /// q, k, v: (b1, ..., bm, L, D), equal sizes (k/v may be expanded views). allowed: null for causal attention, else a
-    /// bool tensor broadcastable to (b1, ..., bm, L, L), true = attend, replacing the causal mask. Returns (b1, ..., bm, L, D).
+    /// q: (b1, ..., bm, L, D); k, v: (b1, ..., bm, S, D) (k/v may be expanded views). allowed: null for no mask, else a
+    /// bool tensor broadcastable to (b1, ..., bm, L, S), true = attend. With no mask, <paramref name="causal"/> selects
+    /// SDPA's causal mask (L = S) or unmasked attention. Returns (b1, ..., bm, L, D).
     /// </summary>
-    public static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor? allowed, double dropout)
+    public static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor? allowed, double dropout, bool causal = true)
     {
         int m = (int)q.dim() - 2;
         if (allowed is not null)
         {
-            var full = q.shape.Take(m).Concat(new[] { q.shape[m], q.shape[m] }).ToArray();
+            var full = q.shape.Take(m).Concat(new[] { q.shape[m], k.shape[m] }).ToArray();
             allowed = allowed.expand(full);
         }
         if (m <= 2)
@@ -33,7 +34,7 @@ internal static class BlockAttention
                 vv = vv.unsqueeze(0);
                 mm = mm?.unsqueeze(0);
             }
-            var o = F.scaled_dot_product_attention(qq, kk, vv, mm, dropout, mm is null);
+            var o = F.scaled_dot_product_attention(qq, kk, vv, mm, dropout, mm is null && causal);
             return m == 2 ? o : o.view(q.shape);
         }
         for (int i = 0; i < m; i++)
@@ -47,7 +48,7 @@ internal static class BlockAttention
                     k.permute(perm).view(Merged(k)),
                     v.permute(perm).view(Merged(v)),
                     allowed?.permute(perm).reshape(Merged(allowed)),
-                    dropout);
+                    dropout, causal);
                 var split = new[] { q.shape[i], q.shape[j] }.Concat(o.shape.Skip(1)).ToArray();
                 var inverse = new long[perm.Length];
                 for (int d = 0; d < perm.Length; d++) inverse[perm[d]] = d;
@@ -55,7 +56,7 @@ internal static class BlockAttention
             }
         var parts = new Tensor[q.shape[0]];
         for (long t = 0; t < parts.Length; t++)
-            parts[t] = Attend(q[t], k[t], v[t], allowed?[t], dropout);
+            parts[t] = Attend(q[t], k[t], v[t], allowed?[t], dropout, causal);
         return stack(parts, 0);
     }
 

@@ -1,255 +1,300 @@
-using System.Globalization;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using LongContext.Rope;
 
 namespace LongContext.IO;
 
 /// <summary>
-/// Reads and writes the rotary embedding part of an HF <c>config.json</c> as <see cref="RopeParameters"/>.
+/// Reads and writes the rope configuration of an HF <c>config.json</c> as <see cref="RopeParameters"/>, computing what
+/// HF transformers v5 computes. Which keys each rope type takes, their kinds, checks and null/falsy semantics come
+/// from one per-type table (the same one <see cref="RopeParameters.Validate"/> uses).
 /// <para>
-/// Reading accepts the transformers v5 form (<c>rope_parameters</c> with <c>rope_theta</c> inside) and the legacy
-/// form (<c>rope_scaling</c>, possibly null, plus a top-level <c>rope_theta</c>; <c>type</c> is an alias of
-/// <c>rope_type</c>), and resolves defaults as HF's <c>standardize_rope_params</c> does: theta from inside the rope
-/// object, else top level, else 10000; a top-level <c>partial_rotary_factor</c> or (for yarn / longrope / llama3)
-/// <c>original_max_position_embeddings</c> wins over the one inside (Phi-3 keeps its window there); the original
-/// window defaults to <c>max_position_embeddings</c>; a longrope config without <c>factor</c> gets
-/// <c>max_position_embeddings / original_max_position_embeddings</c>. Unknown keys, keys the rope type does not
-/// use, missing required keys and invalid values throw an <see cref="InvalidDataException"/> naming the key.
+/// Reading accepts every config HF accepts and reports what HF ignores as warnings instead of dropping it silently:
+/// the v5 form (<c>rope_parameters</c> with <c>rope_theta</c> inside) and the legacy form (<c>rope_scaling</c>, possibly
+/// null, plus a top-level <c>rope_theta</c>; <c>type</c> is an alias of <c>rope_type</c>); a non-empty
+/// <c>rope_scaling</c> wins over <c>rope_parameters</c> (HF: <c>rope_scaling or rope_parameters</c>), <c>rope_type</c>
+/// over <c>type</c>, the inner <c>rope_theta</c> over the top-level one (else 10000), and a top-level
+/// <c>partial_rotary_factor</c> or (yarn / longrope / llama3) <c>original_max_position_embeddings</c> over the inner
+/// one (Phi-3 keeps its window there); the original window defaults to <c>max_position_embeddings</c>; yarn and
+/// longrope without a <c>factor</c> value use <c>max_position_embeddings / original_max_position_embeddings</c>.
+/// Keys a type does not use are ignored with a warning, as HF does; <c>beta_fast</c>, <c>beta_slow</c>,
+/// <c>mscale</c> and <c>mscale_all_dim</c> equal to 0 read as unset (HF tests their truthiness) and an explicit
+/// <c>truncate: null</c> reads as false, each with a warning.
+/// </para>
+/// <para>
+/// Refused, with an <see cref="InvalidDataException"/> naming the key, the value and what was expected: what HF
+/// refuses or cannot compute (an unknown <c>rope_type</c>, a missing required key, a value of the wrong kind, null
+/// where HF needs a number) and values that would change the math here or that HF flags as invalid (<c>factor &lt;
+/// 1</c>, <c>attention_factor &lt;= 0</c>, <c>beta_fast &lt; beta_slow</c>, <c>high_freq_factor &lt;=
+/// low_freq_factor</c>, factor lists of the wrong length, an odd rotated head dimension).
 /// </para>
 /// </summary>
 public static class HfRopeConfig
 {
-    private static readonly Dictionary<string, RopeType> TypesByName = new(StringComparer.Ordinal)
-    {
-        ["default"] = RopeType.Default, ["linear"] = RopeType.Linear, ["dynamic"] = RopeType.Dynamic,
-        ["yarn"] = RopeType.Yarn, ["longrope"] = RopeType.LongRope, ["llama3"] = RopeType.Llama3,
-    };
-
-    private static readonly string[] Common = ["rope_type", "type", "rope_theta", "partial_rotary_factor"];
-
-    /// <summary>The keys each rope type accepts besides <see cref="Common"/> (HF's required + optional keys).</summary>
-    private static readonly Dictionary<RopeType, string[]> KeysByType = new()
-    {
-        [RopeType.Default] = [],
-        [RopeType.Linear] = ["factor"],
-        [RopeType.Dynamic] = ["factor"],
-        [RopeType.Yarn] = ["factor", "original_max_position_embeddings", "attention_factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim", "truncate"],
-        [RopeType.LongRope] = ["short_factor", "long_factor", "original_max_position_embeddings", "attention_factor", "factor"],
-        [RopeType.Llama3] = ["factor", "original_max_position_embeddings", "low_freq_factor", "high_freq_factor"],
-    };
-
-    /// <summary>JSON key of each <see cref="RopeParameters"/> property, for error messages.</summary>
-    private static readonly Dictionary<string, string> KeyByProperty = new(StringComparer.Ordinal)
-    {
-        [nameof(RopeParameters.Type)] = "rope_type", [nameof(RopeParameters.Theta)] = "rope_theta",
-        [nameof(RopeParameters.Factor)] = "factor", [nameof(RopeParameters.OriginalMaxPositionEmbeddings)] = "original_max_position_embeddings",
-        [nameof(RopeParameters.PartialRotaryFactor)] = "partial_rotary_factor", [nameof(RopeParameters.AttentionFactor)] = "attention_factor",
-        [nameof(RopeParameters.BetaFast)] = "beta_fast", [nameof(RopeParameters.BetaSlow)] = "beta_slow",
-        [nameof(RopeParameters.Mscale)] = "mscale", [nameof(RopeParameters.MscaleAllDim)] = "mscale_all_dim",
-        [nameof(RopeParameters.Truncate)] = "truncate", [nameof(RopeParameters.ShortFactor)] = "short_factor",
-        [nameof(RopeParameters.LongFactor)] = "long_factor", [nameof(RopeParameters.LowFreqFactor)] = "low_freq_factor",
-        [nameof(RopeParameters.HighFreqFactor)] = "high_freq_factor", ["headDim"] = "head_dim",
-        ["maxPositionEmbeddings"] = "max_position_embeddings",
-    };
-
     /// <summary>
-    /// Reads the rope configuration of a model <c>config.json</c>. When the config gives the head dimension
-    /// (<c>head_dim</c>, or <c>hidden_size / num_attention_heads</c>) and <c>max_position_embeddings</c>, the result is
-    /// fully validated (<see cref="RopeParameters.Validate"/>), list lengths included.
+    /// Reads the rope configuration of a model <c>config.json</c> for a model of the given shape (the model's reader
+    /// knows it; <c>LlamaConfig.FromJson</c> passes its own) and validates it against that shape.
     /// </summary>
     /// <param name="config">The parsed <c>config.json</c> object.</param>
-    /// <exception cref="InvalidDataException">A key is unknown, unused by the rope type, missing or invalid; the message names it.</exception>
-    public static RopeParameters Read(JsonObject config)
+    /// <param name="headDim">The attention head dimension (HF: <c>head_dim</c>, else <c>hidden_size / num_attention_heads</c>).</param>
+    /// <param name="maxPositionEmbeddings">The model's <c>max_position_embeddings</c>.</param>
+    /// <returns>The parameters and the warnings about keys HF ignores or reads unusually.</returns>
+    /// <exception cref="InvalidDataException">A key is missing or invalid, or the rope type is not supported; the message names it.</exception>
+    public static HfRopeReadResult Read(JsonObject config, int headDim, int maxPositionEmbeddings)
     {
         ArgumentNullException.ThrowIfNull(config);
-        JsonObject rope = RopeObject(config, out string where);
+        var warnings = new List<string>();
+        RopeParameters p = Read(new JsonFieldReader(config, "config.json"), headDim, maxPositionEmbeddings, warnings);
+        return new HfRopeReadResult(p, ValueList<string>.CopyOf(warnings)!);
+    }
 
-        string[] unknown = rope.Select(kv => kv.Key)
-            .Where(k => !Common.Contains(k) && !KeysByType.Values.Any(keys => keys.Contains(k))).ToArray();
-        if (unknown.Length > 0)
-            throw new InvalidDataException($"{where} has unknown key(s) {Quote(unknown)}; known keys are {Quote(Common.Concat(KeysByType.Values.SelectMany(k => k)).Distinct())}.");
+    /// <summary>The reader behind <see cref="Read(JsonObject, int, int)"/>, on a config reader shared with the model's reader.</summary>
+    internal static RopeParameters Read(JsonFieldReader config, int headDim, int maxPositionEmbeddings, ICollection<string> warnings)
+    {
+        JsonFieldReader rope = RopeObject(config, warnings);
+        RopeTypeKeys keys = ReadType(rope, warnings);
+        var p = new RopeParameters { Type = keys.Type };
 
-        RopeType type = ReadType(rope, where);
-        string[] unused = rope.Select(kv => kv.Key).Where(k => !Common.Contains(k) && !KeysByType[type].Contains(k)).ToArray();
-        if (unused.Length > 0)
-            throw new InvalidDataException($"{where} key(s) {Quote(unused)} are not used by rope_type '{Name(type)}' (they would be ignored); remove them or fix rope_type.");
-
-        int? maxPositions = Integer(config, "max_position_embeddings", "config.json");
-        double theta = Number(rope, "rope_theta", where) ?? Number(config, "rope_theta", "config.json") ?? 10000;
-        double partial = Number(config, "partial_rotary_factor", "config.json") ?? Number(rope, "partial_rotary_factor", where) ?? 1;
-
-        int? original = null;
-        if (type is RopeType.Yarn or RopeType.LongRope or RopeType.Llama3)
+        foreach (string name in rope.Keys)
         {
-            original = Integer(config, "original_max_position_embeddings", "config.json")
-                       ?? Integer(rope, "original_max_position_embeddings", where)
-                       ?? maxPositions
-                       ?? throw new InvalidDataException($"{where}.original_max_position_embeddings is required for rope_type '{Name(type)}' when config.json has no max_position_embeddings.");
+            if (name is "rope_type" or "type") continue;
+            RopeKey? key = RopeKeys.All.FirstOrDefault(k => k.HfName == name);
+            if (key is null || !keys.Uses(key))
+            {
+                rope.MarkRead(name);
+                string others = key is null ? "" : $" (a key of {string.Join(", ", RopeKeys.TypesUsing(key).Select(Name))})";
+                warnings.Add(rope.Warning($"{rope.Name(name)} = {rope.Show(name)} is not used by rope_type '{keys.HfName}'{others}; HF ignores it (with a warning), and so does this library."));
+                continue;
+            }
+            p = ReadKey(rope, key, keys, p, warnings);
+        }
+        foreach (RopeKey key in keys.Required)
+        {
+            if (!rope.Contains(key.HfName))
+                throw rope.Error($"{rope.Name(key.HfName)} is required for rope_type '{keys.HfName}' but is missing.");
         }
 
-        double factor = 1;
-        if (type is RopeType.Linear or RopeType.Dynamic or RopeType.Yarn or RopeType.Llama3)
-            factor = Number(rope, "factor", where) ?? throw Missing(where, "factor", type);
-        else if (type == RopeType.LongRope)
-            factor = Number(rope, "factor", where)
-                     ?? (maxPositions is int max ? (double)max / original!.Value
-                         : throw new InvalidDataException($"{where}.factor is required for rope_type 'longrope' when config.json has no max_position_embeddings."));
-
-        var p = new RopeParameters
-        {
-            Type = type, Theta = theta, Factor = factor, PartialRotaryFactor = partial, OriginalMaxPositionEmbeddings = original,
-            AttentionFactor = Number(rope, "attention_factor", where),
-            BetaFast = Number(rope, "beta_fast", where), BetaSlow = Number(rope, "beta_slow", where),
-            Mscale = Number(rope, "mscale", where), MscaleAllDim = Number(rope, "mscale_all_dim", where),
-            Truncate = Boolean(rope, "truncate", where),
-            ShortFactor = List(rope, "short_factor", where), LongFactor = List(rope, "long_factor", where),
-            LowFreqFactor = Number(rope, "low_freq_factor", where), HighFreqFactor = Number(rope, "high_freq_factor", where),
-        };
-        if (type == RopeType.LongRope)
-        {
-            if (p.ShortFactor is null) throw Missing(where, "short_factor", type);
-            if (p.LongFactor is null) throw Missing(where, "long_factor", type);
-        }
-        if (type == RopeType.Llama3)
-        {
-            if (p.LowFreqFactor is null) throw Missing(where, "low_freq_factor", type);
-            if (p.HighFreqFactor is null) throw Missing(where, "high_freq_factor", type);
-        }
-
-        int? headDim = Integer(config, "head_dim", "config.json");
-        if (headDim is null && Integer(config, "hidden_size", "config.json") is int hidden && Integer(config, "num_attention_heads", "config.json") is int heads && heads > 0)
-            headDim = hidden / heads;
+        p = TopLevel(config, rope, keys, p, maxPositionEmbeddings, warnings);
         try
         {
-            if (headDim is int d && maxPositions is int m) p.Validate(d, m);
-            else p.ValidateFields();
+            p.Validate(headDim, maxPositionEmbeddings);
         }
         catch (ArgumentException e)
         {
-            string key = e.ParamName is string n && KeyByProperty.TryGetValue(n, out string? k) ? k : e.ParamName ?? "?";
-            throw new InvalidDataException($"{where}.{key} is invalid: {e.Message}", e);
+            throw e.ParamName switch
+            {
+                "headDim" => config.Error($"head_dim {headDim} is invalid: {e.Message}", e),
+                "maxPositionEmbeddings" => config.Error($"max_position_embeddings {maxPositionEmbeddings} is invalid: {e.Message}", e),
+                _ => rope.Error($"{rope.Name(RopeKeys.ForProperty(e.ParamName)?.HfName ?? e.ParamName ?? "?")} is invalid: {e.Message}", e),
+            };
         }
+        Consistency(rope, keys, p, maxPositionEmbeddings, warnings);
         return p;
     }
 
     /// <summary>
-    /// Writes <paramref name="p"/> into <paramref name="config"/> as a v5 <c>rope_parameters</c> object (fields left
-    /// at their defaults are omitted, except <c>rope_type</c>, <c>rope_theta</c> and, for scaled types, <c>factor</c>).
-    /// The legacy <c>rope_scaling</c> and top-level <c>rope_theta</c> are removed; a top-level
-    /// <c>partial_rotary_factor</c> or <c>original_max_position_embeddings</c>, which HF reads in preference, is
-    /// updated to the same value (or removed when <paramref name="p"/> leaves it unset), so that
-    /// <see cref="Read"/> and HF read back the same parameters.
+    /// Writes <paramref name="p"/> into <paramref name="config"/> as a v5 <c>rope_parameters</c> object: the type's
+    /// keys that are set (always <c>rope_type</c> and <c>rope_theta</c>, and <c>factor</c> for scaled types). The
+    /// legacy <c>rope_scaling</c> and top-level <c>rope_theta</c> are removed; a top-level
+    /// <c>partial_rotary_factor</c>, or for yarn / longrope / llama3 <c>original_max_position_embeddings</c>, which HF
+    /// reads in preference, is updated to the same value (or removed when <paramref name="p"/> leaves it unset), so
+    /// that <see cref="Read(JsonObject, int, int)"/> and HF read back the same parameters. The caller owns <paramref name="config"/> and
+    /// writes it out.
     /// </summary>
     /// <param name="config">The <c>config.json</c> object to update.</param>
-    /// <param name="p">The parameters (validated first).</param>
+    /// <param name="p">The parameters.</param>
+    /// <exception cref="ArgumentException"><paramref name="p"/> sets a field its type does not use, or misses a required one.</exception>
     public static void Write(JsonObject config, RopeParameters p)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(p);
-        p.ValidateFields();
-        var rope = new JsonObject
+        p.ValidateKeys();
+        RopeTypeKeys keys = RopeKeys.For(p.Type);
+        var rope = new JsonObject { ["rope_type"] = keys.HfName };
+        foreach (RopeKey key in keys.Keys)
         {
-            ["rope_type"] = Name(p.Type),
-            ["rope_theta"] = p.Theta,
-        };
-        if (p.Type != RopeType.Default) rope["factor"] = p.Factor;
-        if (p.PartialRotaryFactor != 1) rope["partial_rotary_factor"] = p.PartialRotaryFactor;
-        if (p.OriginalMaxPositionEmbeddings is int orig) rope["original_max_position_embeddings"] = orig;
-        if (p.AttentionFactor is double a) rope["attention_factor"] = a;
-        if (p.BetaFast is double bf) rope["beta_fast"] = bf;
-        if (p.BetaSlow is double bs) rope["beta_slow"] = bs;
-        if (p.Mscale is double ms) rope["mscale"] = ms;
-        if (p.MscaleAllDim is double msa) rope["mscale_all_dim"] = msa;
-        if (p.Truncate is bool t) rope["truncate"] = t;
-        if (p.ShortFactor is { } sf) rope["short_factor"] = new JsonArray(sf.Select(v => (JsonNode?)JsonValue.Create(v)).ToArray());
-        if (p.LongFactor is { } lf) rope["long_factor"] = new JsonArray(lf.Select(v => (JsonNode?)JsonValue.Create(v)).ToArray());
-        if (p.LowFreqFactor is double lo) rope["low_freq_factor"] = lo;
-        if (p.HighFreqFactor is double hi) rope["high_freq_factor"] = hi;
+            bool always = key == RopeKeys.Theta || (key == RopeKeys.Factor && p.Type != RopeType.Default);
+            if ((always || key.IsSet(p)) && key.Value(p) is { } value) rope[key.HfName] = Node(value);
+        }
 
         config.Remove("rope_scaling");
         config.Remove("rope_theta");
-        if (config.ContainsKey("partial_rotary_factor")) config["partial_rotary_factor"] = p.PartialRotaryFactor;
-        if (config.ContainsKey("original_max_position_embeddings"))
+        if (config.ContainsKey(RopeKeys.PartialRotaryFactor.HfName)) config[RopeKeys.PartialRotaryFactor.HfName] = p.PartialRotaryFactor;
+        string original = RopeKeys.OriginalMaxPositionEmbeddings.HfName;
+        if (keys.UsesOriginalWindow && config.ContainsKey(original))
         {
-            if (p.OriginalMaxPositionEmbeddings is int o) config["original_max_position_embeddings"] = o;
-            else config.Remove("original_max_position_embeddings");
+            if (p.OriginalMaxPositionEmbeddings is int o) config[original] = o;
+            else config.Remove(original);
         }
         config["rope_parameters"] = rope;
     }
 
     /// <summary>The HF name of a rope type (<c>default</c>, <c>linear</c>, <c>dynamic</c>, <c>yarn</c>, <c>longrope</c>, <c>llama3</c>).</summary>
     /// <param name="type">The rope type.</param>
-    public static string Name(RopeType type) => TypesByName.First(kv => kv.Value == type).Key;
+    public static string Name(RopeType type) => RopeKeys.For(type).HfName;
 
-    private static JsonObject RopeObject(JsonObject config, out string where)
+    /// <summary>HF: <c>rope_parameters = rope_scaling or rope_parameters</c> (an empty or null rope_scaling falls through).</summary>
+    private static JsonFieldReader RopeObject(JsonFieldReader config, ICollection<string> warnings)
     {
-        JsonNode? parameters = config["rope_parameters"], scaling = config["rope_scaling"];
-        if (parameters is not null && scaling is not null && !JsonNode.DeepEquals(parameters, scaling))
-            throw new InvalidDataException("config.json has both rope_parameters and rope_scaling and they differ; keep one (rope_parameters for transformers v5).");
-        JsonNode? node = parameters ?? scaling;
-        where = parameters is not null ? "rope_parameters" : "rope_scaling";
-        if (node is null) return new JsonObject();
-        if (node is not JsonObject obj)
-            throw new InvalidDataException($"config.json {where} must be an object or null; got {node.ToJsonString()}.");
-        return obj;
+        JsonNode? parametersNode = config.Node("rope_parameters"), scalingNode = config.Node("rope_scaling");
+        JsonFieldReader? parameters = config.Object("rope_parameters"), scaling = config.Object("rope_scaling");
+        if (scaling is not null && scaling.Keys.Count > 0)
+        {
+            if (parameters is not null && parameters.Keys.Count > 0 && !JsonNode.DeepEquals(parametersNode, scalingNode))
+                warnings.Add(config.Warning("rope_parameters is ignored: the config also has a non-empty rope_scaling, which HF uses in its place (rope_scaling or rope_parameters)."));
+            return scaling;
+        }
+        return parameters ?? new JsonFieldReader(new JsonObject(), config.File, "rope_parameters");
     }
 
-    private static RopeType ReadType(JsonObject rope, string where)
+    /// <summary>HF: <c>rope_type</c>, else the legacy <c>type</c>, else <c>default</c>.</summary>
+    private static RopeTypeKeys ReadType(JsonFieldReader rope, ICollection<string> warnings)
     {
-        string? ropeType = String(rope, "rope_type", where), alias = String(rope, "type", where);
+        string? ropeType = rope.String("rope_type"), alias = rope.String("type");
         if (ropeType is not null && alias is not null && ropeType != alias)
-            throw new InvalidDataException($"{where} has rope_type '{ropeType}' and type '{alias}', which differ.");
+            warnings.Add(rope.Warning($"{rope.Name("type")} '{alias}' is ignored: {rope.Name("rope_type")} is '{ropeType}', which HF uses."));
         string name = ropeType ?? alias ?? "default";
-        return TypesByName.TryGetValue(name, out RopeType type)
-            ? type
-            : throw new InvalidDataException($"{where}.rope_type '{name}' is not supported; expected one of {Quote(TypesByName.Keys)}.");
+        return RopeKeys.ForHfName(name)
+            ?? throw rope.Error($"{rope.Name("rope_type")} '{name}' is not supported; expected one of {string.Join(", ", RopeKeys.Types.Select(t => $"'{t.HfName}'"))}.");
     }
 
-    private static InvalidDataException Missing(string where, string key, RopeType type)
-        => new($"{where}.{key} is required for rope_type '{Name(type)}' but is missing.");
-
-    private static string? String(JsonObject o, string key, string where)
+    /// <summary>Reads one key of the type into <paramref name="p"/>, with HF's meaning of null and falsy values.</summary>
+    private static RopeParameters ReadKey(JsonFieldReader rope, RopeKey key, RopeTypeKeys keys, RopeParameters p, ICollection<string> warnings)
     {
-        JsonNode? n = o[key];
-        if (n is null) return null;
-        return n.GetValueKind() == JsonValueKind.String ? n.GetValue<string>()
-            : throw new InvalidDataException($"{where}.{key} must be a string; got {n.ToJsonString()}.");
+        string name = key.HfName;
+        object? value;
+        if (rope.IsNull(name))
+        {
+            rope.MarkRead(name);
+            RopeNull onNull = key == RopeKeys.Factor && keys.FactorDefaultsToWindowRatio ? RopeNull.Unset : key.OnNull;
+            switch (onNull)
+            {
+                case RopeNull.Unset: return p;
+                case RopeNull.ReadsAsFalse:
+                    warnings.Add(rope.Warning($"{rope.Name(name)} is null, which HF reads as false (it tests the value's truthiness)."));
+                    value = false;
+                    break;
+                default: throw rope.Invalid(name, key.Kind == RopeValueKind.NumberList ? "a list of numbers" : $"{Article(key.Kind)} (HF cannot compute with null)");
+            }
+        }
+        else
+        {
+            value = key.Kind switch
+            {
+                RopeValueKind.Number => rope.Number(name),
+                RopeValueKind.Integer => rope.Integer(name),
+                RopeValueKind.Boolean => rope.Boolean(name),
+                _ => rope.Numbers(name),
+            };
+        }
+        if (key.FalsyIsUnset && value is 0.0)
+        {
+            warnings.Add(rope.Warning($"{rope.Name(name)} is 0, which HF treats as unset (it tests the value's truthiness); the default applies."));
+            return p;
+        }
+        try
+        {
+            return key.With(p, value);
+        }
+        catch (ArgumentException e)
+        {
+            throw rope.Error($"{rope.Name(name)} is invalid: {e.Message}", e);
+        }
     }
 
-    private static double? Number(JsonObject o, string key, string where)
+    /// <summary>The top-level keys HF moves into the rope parameters, and the window-derived defaults.</summary>
+    private static RopeParameters TopLevel(JsonFieldReader config, JsonFieldReader rope, RopeTypeKeys keys, RopeParameters p,
+        int maxPositionEmbeddings, ICollection<string> warnings)
     {
-        JsonNode? n = o[key];
-        if (n is null) return null;
-        return n.GetValueKind() == JsonValueKind.Number ? double.Parse(n.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture)
-            : throw new InvalidDataException($"{where}.{key} must be a number; got {n.ToJsonString()}.");
+        // rope_theta: setdefault, so the inner one wins.
+        if (config.Number(RopeKeys.Theta.HfName) is double theta)
+        {
+            if (rope.Contains(RopeKeys.Theta.HfName))
+            {
+                if (theta != p.Theta)
+                    warnings.Add(config.Warning($"rope_theta {RopeKey.Show(theta)} is ignored: {rope.Name("rope_theta")} {RopeKey.Show(p.Theta)} is used, as HF does."));
+            }
+            else
+            {
+                p = Set(config, RopeKeys.Theta, p, theta);
+            }
+        }
+        // partial_rotary_factor: HF's standardization assigns the top-level one.
+        if (config.Number(RopeKeys.PartialRotaryFactor.HfName) is double partial)
+        {
+            if (rope.Contains(RopeKeys.PartialRotaryFactor.HfName) && partial != p.PartialRotaryFactor)
+                warnings.Add(rope.Warning($"{rope.Name("partial_rotary_factor")} {RopeKey.Show(p.PartialRotaryFactor)} is ignored: the top-level partial_rotary_factor {RopeKey.Show(partial)} is used, as HF does."));
+            p = Set(config, RopeKeys.PartialRotaryFactor, p, partial);
+        }
+        if (keys.UsesOriginalWindow)
+        {
+            string name = RopeKeys.OriginalMaxPositionEmbeddings.HfName;
+            if (config.IsNull(name)) throw config.Invalid(name, "an integer (HF cannot compute with null)");
+            if (config.Integer(name) is int top)
+            {
+                if (p.OriginalMaxPositionEmbeddings is int inner && inner != top)
+                    warnings.Add(rope.Warning($"{rope.Name(name)} {inner} is ignored: the top-level {name} {top} is used, as HF does."));
+                p = Set(config, RopeKeys.OriginalMaxPositionEmbeddings, p, top);
+            }
+            else if (p.OriginalMaxPositionEmbeddings is null)
+            {
+                p = p with { OriginalMaxPositionEmbeddings = maxPositionEmbeddings };
+            }
+        }
+        if (keys.FactorDefaultsToWindowRatio && !(rope.Contains("factor") && !rope.IsNull("factor")))
+        {
+            double ratio = (double)maxPositionEmbeddings / p.OriginalWindow(maxPositionEmbeddings);
+            try { p = p with { Factor = ratio }; }
+            catch (ArgumentException e)
+            {
+                throw rope.Error($"{rope.Name("factor")} is unset, and its default max_position_embeddings / original_max_position_embeddings = {maxPositionEmbeddings} / {p.OriginalWindow(maxPositionEmbeddings)} is invalid: {e.Message}", e);
+            }
+        }
+        return p;
     }
 
-    private static int? Integer(JsonObject o, string key, string where)
+    /// <summary>The warnings HF's validation gives for values it computes with anyway.</summary>
+    private static void Consistency(JsonFieldReader rope, RopeTypeKeys keys, RopeParameters p, int maxPositionEmbeddings, ICollection<string> warnings)
     {
-        double? v = Number(o, key, where);
-        if (v is null) return null;
-        if (v != Math.Floor(v.Value) || v < int.MinValue || v > int.MaxValue)
-            throw new InvalidDataException($"{where}.{key} must be an integer; got {v.Value.ToString(CultureInfo.InvariantCulture)}.");
-        return (int)v.Value;
+        int original = p.OriginalWindow(maxPositionEmbeddings);
+        if (keys.Type == RopeType.Yarn)
+        {
+            double implicitFactor = (double)maxPositionEmbeddings / original;
+            if (implicitFactor != p.Factor && implicitFactor != 1)
+                warnings.Add(rope.Warning($"{rope.Name("factor")} {RopeKey.Show(p.Factor)} differs from max_position_embeddings / original_max_position_embeddings = {maxPositionEmbeddings} / {original}; the explicit factor is used, as HF does (it warns)."));
+            if ((p.Mscale is null) != (p.MscaleAllDim is null))
+            {
+                string set = p.Mscale is null ? "mscale_all_dim" : "mscale";
+                warnings.Add(rope.Warning($"{rope.Name(set)} has no effect without {(set == "mscale" ? "mscale_all_dim" : "mscale")}: HF uses the two only together, so the attention factor is 0.1 ln(factor) + 1."));
+            }
+        }
+        if (keys.Type == RopeType.Llama3 && original >= maxPositionEmbeddings)
+            warnings.Add(rope.Warning($"{rope.Name("original_max_position_embeddings")} {original} is not below max_position_embeddings {maxPositionEmbeddings}; HF warns and computes with it, and so does this library."));
     }
 
-    private static bool? Boolean(JsonObject o, string key, string where)
+    private static RopeParameters Set(JsonFieldReader config, RopeKey key, RopeParameters p, object value)
     {
-        JsonNode? n = o[key];
-        if (n is null) return null;
-        return n.GetValueKind() is JsonValueKind.True or JsonValueKind.False ? n.GetValue<bool>()
-            : throw new InvalidDataException($"{where}.{key} must be true or false; got {n.ToJsonString()}.");
+        try { return key.With(p, value); }
+        catch (ArgumentException e) { throw config.Error($"{key.HfName} is invalid: {e.Message}", e); }
     }
 
-    private static double[]? List(JsonObject o, string key, string where)
+    private static string Article(RopeValueKind kind) => kind switch
     {
-        JsonNode? n = o[key];
-        if (n is null) return null;
-        if (n is not JsonArray array || array.Any(e => e is null || e.GetValueKind() != JsonValueKind.Number))
-            throw new InvalidDataException($"{where}.{key} must be a list of numbers; got {n.ToJsonString()}.");
-        return array.Select(e => double.Parse(e!.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture)).ToArray();
-    }
+        RopeValueKind.Integer => "an integer",
+        RopeValueKind.Boolean => "true or false",
+        _ => "a number",
+    };
 
-    private static string Quote(IEnumerable<string> keys) => string.Join(", ", keys.Select(k => $"'{k}'"));
+    private static JsonNode Node(object value) => value switch
+    {
+        double d => JsonValue.Create(d),
+        int i => JsonValue.Create(i),
+        bool b => JsonValue.Create(b),
+        IEnumerable<double> list => new JsonArray(list.Select(v => (JsonNode?)JsonValue.Create(v)).ToArray()),
+        _ => throw new NotSupportedException($"No JSON form for {value.GetType()}."),
+    };
 }
+
+/// <summary>What <see cref="HfRopeConfig.Read(JsonObject, int, int)"/> read.</summary>
+/// <param name="Parameters">The validated rope parameters.</param>
+/// <param name="Warnings">One line per key HF ignores or reads unusually (ignored keys, zero values read as unset, values HF warns about), naming the key; empty when there is none.</param>
+public sealed record HfRopeReadResult(RopeParameters Parameters, IReadOnlyList<string> Warnings);

@@ -90,8 +90,10 @@ public sealed class PeftAdapterConfigJson
         if (!File.Exists(path)) throw new FileNotFoundException($"peft adapter config '{path}' does not exist.", path);
         try
         {
-            return JsonSerializer.Deserialize<PeftAdapterConfigJson>(File.ReadAllText(path))
+            var config = JsonSerializer.Deserialize<PeftAdapterConfigJson>(File.ReadAllText(path))
                 ?? throw new InvalidDataException($"'{path}' holds JSON null, not a peft adapter config.");
+            config.CheckShapes(path);
+            return config;
         }
         catch (JsonException e)
         {
@@ -99,9 +101,32 @@ public sealed class PeftAdapterConfigJson
         }
     }
 
+    /// <summary>The fields typed as JSON nodes hold one of the shapes peft writes.</summary>
+    private void CheckShapes(string path)
+    {
+        bool targetsOk = TargetModules switch
+        {
+            null => true,
+            JsonValue v => v.GetValueKind() == JsonValueKind.String,
+            JsonArray list => list.All(n => n is JsonValue e && e.GetValueKind() == JsonValueKind.String),
+            _ => false,
+        };
+        if (!targetsOk)
+            throw new InvalidDataException($"'{path}': target_modules must be a list of module names, a regex string or \"all-linear\"; got {TargetModules!.ToJsonString()}.");
+        if (InitLoraWeights is not null && InitLoraWeights.GetValueKind() is not (JsonValueKind.True or JsonValueKind.False or JsonValueKind.String))
+            throw new InvalidDataException($"'{path}': init_lora_weights must be true, false or a method name; got {InitLoraWeights.ToJsonString()}.");
+    }
+
     /// <summary>Writes the config with sorted keys, as peft's <c>save_pretrained</c> does.</summary>
-    /// <param name="path">Destination file; replaced if present.</param>
+    /// <param name="path">Destination file; replaced atomically if present (its folder is created if absent).</param>
     public void Write(string path)
+    {
+        using StagedFile staged = Stage(path);
+        staged.Commit();
+    }
+
+    /// <summary>Writes the config beside <paramref name="path"/> without renaming it yet (see <see cref="AtomicFile.Stage"/>).</summary>
+    internal StagedFile Stage(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
         var node = JsonSerializer.SerializeToNode(this, WriteOptions)!.AsObject();
@@ -110,8 +135,7 @@ public sealed class PeftAdapterConfigJson
         var sorted = new JsonObject();
         foreach (var kv in node.OrderBy(kv => kv.Key, StringComparer.Ordinal))
             sorted[kv.Key] = kv.Value?.DeepClone();
-        string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-        File.WriteAllText(path, sorted.ToJsonString(WriteOptions));
+        byte[] bytes = new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetBytes(sorted.ToJsonString(WriteOptions));
+        return AtomicFile.Stage(path, s => s.Write(bytes));
     }
 }

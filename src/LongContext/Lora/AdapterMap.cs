@@ -18,13 +18,6 @@ internal sealed class AdapterMap : nn.Module
     /// <summary>Registers a parameter under an adapter name.</summary>
     public void AddParameter(string adapterName, Parameter parameter) => register_parameter(adapterName, parameter);
 
-    /// <summary>Removes an adapter's child module or parameter.</summary>
-    public void Remove(string adapterName)
-    {
-        if (_internal_submodules.ContainsKey(adapterName)) _internal_submodules.Remove(adapterName);
-        if (_internal_params.ContainsKey(adapterName)) _internal_params.Remove(adapterName);
-    }
-
     /// <summary>The child module registered under an adapter name.</summary>
     public nn.Module Module(string adapterName) => _internal_submodules[adapterName];
 

@@ -7,171 +7,88 @@ namespace LongContext.Lora;
 /// <summary>
 /// LoRA around an embedding table: <c>y = base(ids) + s · (Aᵀ[ids]) · Bᵀ</c>, with A (r, num_embeddings) and
 /// B (embedding_dim, r) trainable, as peft's <c>lora.Embedding</c> (parameters <c>lora_embedding_A.&lt;adapter&gt;</c>
-/// and <c>lora_embedding_B.&lt;adapter&gt;</c>). Like peft, no dropout is applied to token ids.
+/// and <c>lora_embedding_B.&lt;adapter&gt;</c>). Like peft, no dropout is applied to token ids, and the rows of the
+/// padding id (<see cref="EmbeddingBaseDescriptor.PaddingIdx"/>) keep their value but get no gradient.
 /// </summary>
-/// <remarks>Input: int64 ids of any shape (*); output (*, embedding_dim).</remarks>
-public sealed class LoraEmbedding : nn.Module<Tensor, Tensor>, ILoraLayer
+/// <remarks>Input: int64 or int32 ids of any shape (*), each in [0, num_embeddings); output (*, embedding_dim) in the table's dtype.</remarks>
+public sealed class LoraEmbedding : LoraLayer
 {
-    private readonly Embedding _baseLayer;
-    private readonly AdapterMap _loraA = new();
-    private readonly AdapterMap _loraB = new();
-    private readonly LoraLayerState _state = new();
+    private readonly EmbeddingBaseDescriptor _base;
 
     /// <summary>Wraps an embedding with a first adapter; the table is frozen.</summary>
     /// <param name="embedding">The embedding to adapt.</param>
     /// <param name="options">The first adapter's hyper-parameters.</param>
     /// <param name="adapterName">The first adapter's name.</param>
-    public LoraEmbedding(Embedding embedding, LoraOptions options, string adapterName = "default") : base(nameof(LoraEmbedding))
+    /// <param name="paddingIdx">The embedding's <c>padding_idx</c>, if it was built with one (TorchSharp does not expose it).</param>
+    public LoraEmbedding(Embedding embedding, LoraOptions options, string adapterName = "default", long? paddingIdx = null)
+        : this(EmbeddingBaseDescriptor.Of(Guard.NotNull(embedding), paddingIdx), options, adapterName) { }
+
+    /// <summary>Wraps a described embedding with a first adapter; the table is frozen.</summary>
+    /// <param name="baseLayer">The embedding, its table and padding index.</param>
+    /// <param name="options">The first adapter's hyper-parameters.</param>
+    /// <param name="adapterName">The first adapter's name.</param>
+    public LoraEmbedding(EmbeddingBaseDescriptor baseLayer, LoraOptions options, string adapterName = "default")
+        : base(nameof(LoraEmbedding), baseLayer, "lora_embedding_A", "lora_embedding_B")
     {
-        _baseLayer = Guard.NotNull(embedding);
-        var w0 = TableOf(embedding);
-        NumEmbeddings = w0.shape[0];
-        EmbeddingDim = w0.shape[1];
-        foreach (var p in embedding.parameters()) p.requires_grad = false;
-        RegisterComponents();
+        _base = baseLayer;
         AddAdapter(adapterName, options);
     }
 
+    /// <summary>How this layer reaches its table.</summary>
+    public EmbeddingBaseDescriptor Base => _base;
+
     /// <summary>Rows of the table.</summary>
-    public long NumEmbeddings { get; }
+    public long NumEmbeddings => _base.NumEmbeddings;
 
     /// <summary>Width of the table.</summary>
-    public long EmbeddingDim { get; }
+    public long EmbeddingDim => _base.EmbeddingDim;
 
-    /// <inheritdoc />
-    public nn.Module<Tensor, Tensor> BaseLayer => _baseLayer;
+    internal override (string A, string B) PeftKeys => ("lora_embedding_A", "lora_embedding_B");
 
-    /// <inheritdoc />
-    public IReadOnlyList<string> AdapterNames => _state.Names;
+    internal override (string A, string B) LiveKeys(string adapterName) => ($"lora_embedding_A.{adapterName}", $"lora_embedding_B.{adapterName}");
 
-    /// <inheritdoc />
-    public string ActiveAdapter => _state.Active;
-
-    /// <inheritdoc />
-    public bool Merged => _state.MergedAdapter is not null;
-
-    /// <inheritdoc />
-    public bool AdapterEnabled { get => _state.Enabled; set => _state.SetEnabled(value); }
-
-    /// <inheritdoc />
-    public LoraOptions GetOptions(string adapterName) => _state.Options(adapterName);
-
-    /// <inheritdoc />
-    public void AddAdapter(string adapterName, LoraOptions options)
+    private protected override void CreateAdapter(AdapterMap aMap, AdapterMap bMap, string adapterName, LoraOptions options, ScalarType dtype, Device device)
     {
-        _state.Add(adapterName, options);
-        var w = TableOf(_baseLayer);
         // The Parameters below take their own handles on these tensors; release the temporaries afterwards.
-        using var a = zeros(options.Rank, NumEmbeddings, dtype: w.dtype, device: w.device);
-        using var b = zeros(EmbeddingDim, options.Rank, dtype: w.dtype, device: w.device);
-        switch (options.Init)
+        using var a = empty(options.Rank, NumEmbeddings, dtype: dtype, device: device);
+        using var b = empty(EmbeddingDim, options.Rank, dtype: dtype, device: device);
+        using (no_grad())
         {
-            case LoraInit.KaimingUniform: LoraLinear.InPlace(b.normal_(), b); break;                      // peft: A zeros, B normal
-            case LoraInit.Gaussian: LoraLinear.InPlace(a.normal_(0, 1.0 / options.Rank), a); break;       // peft: A normal(1/r), B zeros
+            if (options.Init == LoraInit.Random) InPlace(a.normal_(), a);   // peft without reset: A and B randn
+            else InPlace(a.zero_(), a);                                      // peft's reset for every init: A zeros ...
+            InPlace(b.normal_(), b);                                         // ... and B standard normal
         }
-        _loraA.AddParameter(adapterName, new Parameter(a));
-        _loraB.AddParameter(adapterName, new Parameter(b));
-        UpdateTrainable();
+        aMap.AddParameter(adapterName, new Parameter(a));
+        bMap.AddParameter(adapterName, new Parameter(b));
     }
 
-    /// <inheritdoc />
-    public void SetActiveAdapter(string adapterName)
+    private protected override Parameter AdapterParameter(AdapterMap map, string adapterName) => map.Parameter(adapterName);
+
+    private protected override Tensor Product(Tensor a, Tensor b) => b.matmul(a).t();
+
+    private protected override void CheckInput(Tensor x)
     {
-        _state.SetActive(adapterName);
-        UpdateTrainable();
+        if (x.dtype is not (ScalarType.Int64 or ScalarType.Int32))
+            throw new ArgumentException($"token ids must be int64 or int32; got a {x.dtype} tensor of shape [{string.Join(", ", x.shape)}].", nameof(x));
+        if (x.numel() == 0) return;
+        using var minT = x.min();
+        using var maxT = x.max();
+        long min = minT.item<long>(), max = maxT.item<long>();
+        if (min < 0 || max >= NumEmbeddings)
+            throw new ArgumentOutOfRangeException(nameof(x), min < 0 ? min : max, $"token ids must be in [0, {NumEmbeddings}) (the table's rows); got {(min < 0 ? min : max)}.");
     }
 
-    /// <inheritdoc />
-    public Parameter LoraA(string adapterName)
-    {
-        _ = _state.Options(adapterName);
-        return _loraA.Parameter(adapterName);
-    }
-
-    /// <inheritdoc />
-    public Parameter LoraB(string adapterName)
-    {
-        _ = _state.Options(adapterName);
-        return _loraB.Parameter(adapterName);
-    }
-
-    /// <inheritdoc />
-    /// <returns>s · (B·A)ᵀ, shape (num_embeddings, embedding_dim).</returns>
-    public Tensor DeltaWeight() => DeltaWeight(_state.Active);
-
-    private Tensor DeltaWeight(string adapterName)
-    {
-        var o = _state.Options(adapterName);
-        using var scope = NewDisposeScope();
-        return LoraB(adapterName).matmul(LoraA(adapterName)).t().mul(o.Scaling).MoveToOuterDisposeScope();
-    }
-
-    /// <inheritdoc />
-    /// <exception cref="InvalidOperationException">An adapter is already merged, or adapters are disabled.</exception>
-    public void Merge()
-    {
-        _state.BeginMerge();
-        AddToTable(_state.Active, +1);
-        _state.MergedAdapter = _state.Active;
-    }
-
-    /// <inheritdoc />
-    /// <exception cref="InvalidOperationException">No adapter is merged.</exception>
-    public void Unmerge()
-    {
-        string merged = _state.BeginUnmerge();
-        AddToTable(merged, -1);
-        _state.MergedAdapter = null;
-    }
-
-    /// <summary>Looks up the ids and adds the active adapter's rows (unless merged or disabled).</summary>
-    /// <param name="x">int64 ids (*).</param>
-    /// <returns>(*, embedding_dim).</returns>
-    public override Tensor forward(Tensor x)
-    {
-        ArgumentNullException.ThrowIfNull(x);
-        if (!_state.Enabled || Merged) return _baseLayer.call(x);
-        var o = _state.ActiveOptions;
-        using var scope = NewDisposeScope();
-        var y = _baseLayer.call(x);
-        var a = LoraA(_state.Active);
-        var b = LoraB(_state.Active);
-        var delta = a.t().index_select(0, x.reshape(-1));                          // rows of Aᵀ: (N, r)
-        return addmm(y.reshape(-1, EmbeddingDim), delta, b.mul(o.Scaling).t(), 1, 1).view(y.shape).MoveToOuterDisposeScope();
-    }
-
-    private void AddToTable(string adapterName, int sign)
+    private protected override Tensor ForwardWithAdapter(Tensor x, Parameter a, Parameter b, LoraOptions options)
     {
         using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var w = TableOf(_baseLayer);
-        w.add_(DeltaWeight(adapterName).to(w.dtype), alpha: sign);
+        var y = BaseLayer.call(x);
+        var ids = x.reshape(-1);
+        var rows = a.t().index_select(0, ids);                                  // rows of Aᵀ: (N, r), the adapter's dtype
+        if (_base.PaddingIdx is { } pad)                                        // F.embedding(padding_idx): value kept, no gradient
+            rows = where(ids.eq(pad).unsqueeze(1), rows.detach(), rows);
+        var acc = y.reshape(-1, EmbeddingDim);
+        if (acc.dtype != a.dtype) acc = acc.to(a.dtype);
+        var sum = addmm(acc, rows, b.mul(options.Scaling).t(), 1, 1).view(y.shape);
+        return (sum.dtype == y.dtype ? sum : sum.to(y.dtype)).MoveToOuterDisposeScope();
     }
-
-    // TorchSharp 0.107's Embedding.weight getter returns a new native handle on every call (never released before
-    // finalization); the registered parameter object is the module's own and costs nothing to look up.
-    private static Parameter TableOf(Embedding embedding)
-        => embedding.named_parameters(recurse: false).First(p => p.name == "weight").parameter;
-
-    private void UpdateTrainable()
-    {
-        foreach (string name in _state.Names)
-        {
-            bool active = name == _state.Active;
-            _loraA.Parameter(name).requires_grad = active;
-            _loraB.Parameter(name).requires_grad = active;
-        }
-    }
-
-    /// <summary>Registers the children under peft's names.</summary>
-    protected override void RegisterComponents()
-    {
-        if (_registered) return;
-        register_module("base_layer", _baseLayer);
-        register_module("lora_embedding_A", _loraA);
-        register_module("lora_embedding_B", _loraB);
-        _registered = true;
-    }
-
-    private bool _registered;
 }

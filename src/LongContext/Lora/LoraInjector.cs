@@ -1,4 +1,3 @@
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace LongContext.Lora;
@@ -9,26 +8,31 @@ namespace LongContext.Lora;
 /// </summary>
 /// <remarks>
 /// Names are TorchSharp <c>named_modules()</c> names. A parent's field that holds a wrapped module must be declared
-/// as <c>Module&lt;Tensor, Tensor&gt;</c> (not <c>Linear</c>) so that it can hold the wrapper.
+/// as <c>Module&lt;Tensor, Tensor&gt;</c> (not <c>Linear</c>) so that it can hold the wrapper. Nothing is remembered
+/// outside the model: each LoRA layer keeps its adapters' options (modules to save included), which
+/// <see cref="PeftAdapter.Save"/> reads back.
 /// </remarks>
 public static class LoraInjector
 {
     /// <summary>
-    /// Wraps every matching Linear (as <see cref="LoraLinear"/>) and Embedding (as <see cref="LoraEmbedding"/>), or
-    /// adds the adapter to modules already wrapped; then freezes all other parameters, unfreezes biases per
-    /// <see cref="LoraOptions.Bias"/>, and marks <see cref="LoraOptions.ModulesToSave"/> trainable.
+    /// Wraps every matching linear-like module (as <see cref="LoraLinear"/>) and embedding (as <see cref="LoraEmbedding"/>),
+    /// or adds the adapter to modules already wrapped; then sets what trains: the A and B of each layer's active
+    /// adapter, the biases <see cref="LoraOptions.Bias"/> selects and the modules <see cref="LoraOptions.ModulesToSave"/>
+    /// selects. Every other parameter is frozen (modules an earlier call trained in full included).
     /// </summary>
     /// <param name="root">The model.</param>
     /// <param name="options">Adapter hyper-parameters and targets.</param>
     /// <param name="adapterName">Name of the adapter; the first adapter of a layer becomes its active one.</param>
-    /// <param name="linearLike">
-    /// Recognises other linear-like layers (e.g. <c>QLora.Resolve</c> for 4-bit linears); they count as Linear for the
-    /// targets, <c>all-linear</c> included, and are wrapped through <see cref="LoraLinear"/> with the weight access it gives.
+    /// <param name="resolve">
+    /// Describes modules before the built-in rule (<see cref="LoraBaseDescriptor.ForBuiltIn"/>): e.g. <c>QLora.Resolve</c>
+    /// for 4-bit linears, which then count as Linear for the targets (<c>all-linear</c> included), or an
+    /// <see cref="EmbeddingBaseDescriptor"/> that states a padding index.
     /// </param>
-    /// <returns>Which modules were wrapped and the parameter totals afterwards.</returns>
-    /// <exception cref="ArgumentException">No module matches the targets.</exception>
-    /// <exception cref="NotSupportedException">A matching module is neither Linear, linear-like, nor Embedding.</exception>
-    public static LoraInjectionReport Inject(nn.Module root, LoraOptions options, string adapterName = "default", LoraLinearBaseResolver? linearLike = null)
+    /// <returns>Which modules were wrapped and trained in full, and the parameter totals afterwards.</returns>
+    /// <exception cref="ArgumentException">No module matches the targets, or a <see cref="LoraOptions.ModulesToSave"/> name selects nothing.</exception>
+    /// <exception cref="NotSupportedException">A matching module has no descriptor (neither linear-like nor an embedding).</exception>
+    /// <exception cref="InvalidOperationException">The resolver described a different module than the one it was given.</exception>
+    public static LoraInjectionReport Inject(nn.Module root, LoraOptions options, string adapterName = "default", LoraBaseResolver? resolve = null)
     {
         ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(options);
@@ -36,27 +40,21 @@ public static class LoraInjector
         var wrapped = new List<string>();
         foreach (var (name, module) in all)
         {
-            LoraLinearBase? other = module is Linear or ILoraLayer || linearLike is null ? null : linearLike(module);
-            bool isLinear = module is Linear or LoraLinear || other is not null;
+            LoraBaseDescriptor? descriptor = module is LoraLayer ? null : resolve?.Invoke(module) ?? LoraBaseDescriptor.ForBuiltIn(module);
+            if (descriptor is not null && !ReferenceEquals(descriptor.Module, module))
+                throw new InvalidOperationException($"the resolver described a {descriptor.Module.GetType().Name} for module '{name}', a {module.GetType().Name}; a descriptor must describe the module it was given.");
+            bool isLinear = module is LoraLinear || descriptor is LinearBaseDescriptor;
             if (!TargetMatcher.IsTarget(name, isLinear, options)) continue;
-            switch (module)
+            LoraLayer? replacement = (module, descriptor) switch
             {
-                case ILoraLayer layer:
-                    layer.AddAdapter(adapterName, options);
-                    break;
-                case Linear lin:
-                    ModuleTree.Replace(root, name, LoraLinear.Wrap(lin, options, adapterName));
-                    break;
-                case Embedding emb:
-                    ModuleTree.Replace(root, name, new LoraEmbedding(emb, options, adapterName));
-                    break;
-                case nn.Module<Tensor, Tensor> baseLayer when other is not null:
-                    ModuleTree.Replace(root, name, new LoraLinear(baseLayer, other.InFeatures, other.OutFeatures, options, other.Weight, adapterName));
-                    break;
-                default:
-                    if (options.TargetRegex is null && options.TargetModules.Contains(LoraOptions.AllLinear)) continue;
-                    throw new NotSupportedException($"target module '{name}' is a {module.GetType().Name}; LoRA supports Linear and Embedding (wrap other layers with new LoraLinear(..., baseWeight)).");
-            }
+                (LoraLayer, _) => null,
+                (_, LinearBaseDescriptor linear) => new LoraLinear(linear, options, adapterName),
+                (_, EmbeddingBaseDescriptor embedding) => new LoraEmbedding(embedding, options, adapterName),
+                _ => throw new NotSupportedException(
+                    $"target module '{name}' is a {module.GetType().Name}; LoRA wraps Linear and Embedding layers, and other layers a resolver describes (a LinearBaseDescriptor or an EmbeddingBaseDescriptor)."),
+            };
+            if (replacement is null) ((LoraLayer)module).AddAdapter(adapterName, options);
+            else ModuleTree.Replace(root, name, replacement);
             wrapped.Add(name);
         }
         if (wrapped.Count == 0)
@@ -67,43 +65,27 @@ public static class LoraInjector
         }
 
         Freeze(root, options.Bias);
-        if (options.ModulesToSave.Count > 0) MarkTrainable(root, options.ModulesToSave);
-        else ReapplyTrainable(root);
-        return new LoraInjectionReport(adapterName, wrapped, LoraRegistry.TrainableModules(root).ToList(), ParameterCounter.Count(root));
+        var trainable = options.ModulesToSave.Count > 0 ? MarkTrainable(root, options.ModulesToSave) : [];
+        return new LoraInjectionReport(adapterName, wrapped, trainable, ParameterCounter.Count(root));
     }
 
     /// <summary>
-    /// Marks modules trainable in full and records them to be saved with the adapter (peft's
-    /// <c>modules_to_save</c>). A name selects a module whose full name equals it or ends with "." + name, or a
-    /// module holding parameters whose last name segment contains it (so <c>embed</c> selects
-    /// <c>model.embed_tokens</c> and <c>norm</c> every RMSNorm, as LongLoRA's <c>trainable_params</c>).
+    /// Unfreezes modules to train in full. A name selects a module whose full name equals it or ends with "." + name,
+    /// or a module holding parameters whose last name segment contains it (so <c>embed</c> selects
+    /// <c>model.embed_tokens</c> and <c>norm</c> every RMSNorm, as LongLoRA's <c>trainable_params</c>). To save such
+    /// modules with an adapter, list them in <see cref="LoraOptions.ModulesToSave"/> instead (peft's <c>modules_to_save</c>).
     /// </summary>
     /// <param name="root">The model.</param>
     /// <param name="moduleNames">Names such as <c>["embed", "norm"]</c>.</param>
-    /// <exception cref="ArgumentException">A name selects no module, or selects a LoRA-wrapped module.</exception>
-    public static void MarkTrainable(nn.Module root, IEnumerable<string> moduleNames)
+    /// <returns>The full names of the selected modules, sorted.</returns>
+    /// <exception cref="ArgumentException">A name is empty, selects no module, or selects a LoRA-wrapped module.</exception>
+    public static IReadOnlyList<string> MarkTrainable(nn.Module root, IEnumerable<string> moduleNames)
     {
-        ArgumentNullException.ThrowIfNull(root);
-        ArgumentNullException.ThrowIfNull(moduleNames);
-        var candidates = Candidates(root);
-        var marked = LoraRegistry.TrainableModules(root);
-        foreach (string target in moduleNames)
-        {
-            if (string.IsNullOrWhiteSpace(target)) throw new ArgumentException("module names must not be empty.", nameof(moduleNames));
-            int found = 0;
-            foreach (var (name, module) in candidates)
-            {
-                bool holds = module.named_parameters(recurse: false).Any();
-                if (!TargetMatcher.IsTrainableTarget(name, holds, target)) continue;
-                if (module is ILoraLayer)
-                    throw new ArgumentException($"'{target}' selects '{name}', which carries a LoRA adapter and cannot also be trained in full.", nameof(moduleNames));
-                marked.Add(name);
-                found++;
-            }
-            if (found == 0)
-                throw new ArgumentException($"'{target}' selects no module of the model (module names include: {string.Join(", ", candidates.Select(c => c.Name).Take(12))}).", nameof(moduleNames));
-        }
-        ReapplyTrainable(root);
+        var selected = SelectModules(root, moduleNames);
+        foreach (string name in selected)
+            foreach (var p in ModuleTree.Find(root, name).parameters())
+                p.requires_grad = true;
+        return selected;
     }
 
     /// <summary>Makes an adapter active in every LoRA layer that holds it.</summary>
@@ -141,10 +123,36 @@ public static class LoraInjector
 
     /// <summary>The LoRA layers of a tree with their full names, in tree order.</summary>
     /// <param name="root">The model.</param>
-    public static IReadOnlyList<(string Name, ILoraLayer Layer)> Layers(nn.Module root)
+    public static IReadOnlyList<(string Name, LoraLayer Layer)> Layers(nn.Module root)
     {
         ArgumentNullException.ThrowIfNull(root);
-        return root.named_modules().Where(m => m.module is ILoraLayer).Select(m => (m.name, (ILoraLayer)m.module)).ToList();
+        return root.named_modules().Where(m => m.module is LoraLayer).Select(m => (m.name, (LoraLayer)m.module)).ToList();
+    }
+
+    /// <summary>The full names of the modules <paramref name="moduleNames"/> selects (the rule of <see cref="MarkTrainable"/>), sorted.</summary>
+    internal static IReadOnlyList<string> SelectModules(nn.Module root, IEnumerable<string> moduleNames)
+    {
+        ArgumentNullException.ThrowIfNull(root);
+        ArgumentNullException.ThrowIfNull(moduleNames);
+        var candidates = Candidates(root);
+        var selected = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (string target in moduleNames)
+        {
+            if (string.IsNullOrWhiteSpace(target)) throw new ArgumentException("module names must not be empty.", nameof(moduleNames));
+            int found = 0;
+            foreach (var (name, module) in candidates)
+            {
+                bool holds = module.named_parameters(recurse: false).Any();
+                if (!TargetMatcher.IsTrainableTarget(name, holds, target)) continue;
+                if (module is LoraLayer)
+                    throw new ArgumentException($"'{target}' selects '{name}', which carries a LoRA adapter and cannot also be trained in full.", nameof(moduleNames));
+                selected.Add(name);
+                found++;
+            }
+            if (found == 0)
+                throw new ArgumentException($"'{target}' selects no module of the model (module names include: {string.Join(", ", candidates.Select(c => c.Name).Take(12))}).", nameof(moduleNames));
+        }
+        return selected.ToList();
     }
 
     /// <summary>Modules outside LoRA layers' insides (their base_layer / lora_* children), in tree order.</summary>
@@ -155,7 +163,7 @@ public static class LoraInjector
         foreach (var (name, module) in root.named_modules())
         {
             if (loraNames.Any(l => name.StartsWith(l + ".", StringComparison.Ordinal))) continue;
-            if (module is ILoraLayer) loraNames.Add(name);
+            if (module is LoraLayer) loraNames.Add(name);
             result.Add((name, module));
         }
         return result;
@@ -178,12 +186,5 @@ public static class LoraInjector
             };
         }
         foreach (var (_, l) in layers) l.SetActiveAdapter(l.ActiveAdapter);
-    }
-
-    private static void ReapplyTrainable(nn.Module root)
-    {
-        foreach (string name in LoraRegistry.TrainableModules(root))
-            foreach (var p in ModuleTree.Find(root, name).parameters())
-                p.requires_grad = true;
     }
 }

@@ -5,8 +5,10 @@ namespace LongContext.Lora;
 /// <summary>
 /// LoRA hyper-parameters for one adapter, validated as they are set. Mirrors peft's <c>LoraConfig</c> fields that
 /// change the math: rank <c>r</c>, <c>lora_alpha</c>, <c>lora_dropout</c>, <c>use_rslora</c>, <c>bias</c>,
-/// <c>init_lora_weights</c>, <c>target_modules</c> and <c>modules_to_save</c>.
+/// <c>init_lora_weights</c>, <c>target_modules</c> and <c>modules_to_save</c>, plus peft's
+/// <c>autocast_adapter_dtype</c> (an argument of <c>get_peft_model</c> there).
 /// </summary>
+/// <remarks>Every property is checked in its <c>init</c> accessor: an invalid value never makes an options object.</remarks>
 public sealed record LoraOptions
 {
     /// <summary>Target shorthand for every Linear layer except the output head <c>lm_head</c> (peft's <c>all-linear</c>).</summary>
@@ -31,13 +33,7 @@ public sealed record LoraOptions
 
     /// <summary>Dropout probability applied to the LoRA branch's input during training, in [0, 1). Default 0.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The value is outside [0, 1).</exception>
-    public double Dropout
-    {
-        get => _dropout;
-        init => _dropout = value >= 0 && value < 1
-            ? value
-            : throw new ArgumentOutOfRangeException(nameof(Dropout), value, $"{nameof(Dropout)} must be in [0, 1); got {value}.");
-    }
+    public double Dropout { get => _dropout; init => _dropout = Guard.DropoutProbability(value, nameof(Dropout)); }
 
     /// <summary>rsLoRA: scale by alpha/sqrt(r) instead of alpha/r.</summary>
     public bool UseRsLora { get; init; }
@@ -50,13 +46,22 @@ public sealed record LoraOptions
         init => _bias = Enum.IsDefined(value) ? value : throw new ArgumentOutOfRangeException(nameof(Bias), value, $"{nameof(Bias)} must be None, All or LoraOnly; got {value}.");
     }
 
-    /// <summary>Initialisation of new A and B matrices.</summary>
+    /// <summary>Initialisation of new A and B matrices (peft's <c>init_lora_weights</c>). Default <see cref="LoraInit.KaimingUniform"/>.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The value is not a defined <see cref="LoraInit"/>.</exception>
     public LoraInit Init
     {
         get => _init;
-        init => _init = Enum.IsDefined(value) ? value : throw new ArgumentOutOfRangeException(nameof(Init), value, $"{nameof(Init)} must be KaimingUniform, Gaussian or Zeros; got {value}.");
+        init => _init = Enum.IsDefined(value) ? value : throw new ArgumentOutOfRangeException(nameof(Init), value, $"{nameof(Init)} must be KaimingUniform, Gaussian or Random; got {value}.");
     }
+
+    /// <summary>
+    /// Keep adapters in float32 over a float16 or bfloat16 base (peft's default <c>autocast_adapter_dtype=True</c>):
+    /// A and B are float32, the LoRA branch runs in float32 and its sum with the base output is cast to the base
+    /// output's dtype, so optimizer updates far below a half-precision ulp are not rounded away. Other base dtypes
+    /// (float32, float64) are kept as they are. False: A and B take the base weight's dtype (for a 4-bit base, its
+    /// compute dtype). Default true.
+    /// </summary>
+    public bool AutocastAdapterDtype { get; init; } = true;
 
     /// <summary>
     /// Module names to wrap: a name matches a module whose full name equals it or ends with <c>"." + name</c>

@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace LongContext.Lora;
 
 /// <summary>Parameter totals of a model, as peft's <c>print_trainable_parameters</c> reports them.</summary>
@@ -8,7 +10,7 @@ public sealed record ParameterCount(long Total, long Trainable)
     /// <summary>100 · Trainable / Total (0 for an empty model).</summary>
     public double TrainablePercent => Total == 0 ? 0 : 100.0 * Trainable / Total;
 
-    /// <summary>peft's wording: <c>trainable params: T || all params: A || trainable%: P</c>.</summary>
+    /// <summary>peft's wording: <c>trainable params: T || all params: A || trainable%: P</c> (digits grouped by commas, whatever the culture).</summary>
     public override string ToString()
-        => $"trainable params: {Trainable:N0} || all params: {Total:N0} || trainable%: {TrainablePercent:F4}";
+        => string.Create(CultureInfo.InvariantCulture, $"trainable params: {Trainable:N0} || all params: {Total:N0} || trainable%: {TrainablePercent:F4}");
 }

@@ -19,32 +19,52 @@ public static class PeftAdapter
     public const string KeyPrefix = "base_model.model.";
 
     /// <summary>
-    /// Writes one adapter of a model: config (r, lora_alpha, lora_dropout, target_modules, use_rslora, bias,
-    /// modules_to_save, base_model_name_or_path and peft's other keys at neutral values) and weights (LoRA A/B,
-    /// biases per the bias mode, and the modules trained in full under their own state-dict keys).
+    /// peft's <c>EMBEDDING_LAYER_NAMES</c>: when <c>target_modules</c> names one of them, peft's <c>save_pretrained</c>
+    /// (<c>save_embedding_layers="auto"</c>) also writes the base layer of the model's input and output embeddings
+    /// that carry LoRA (<c>...embed_tokens.base_layer.weight</c>, <c>...lm_head.base_layer.weight</c>).
     /// </summary>
-    /// <param name="root">The model carrying the adapter.</param>
+    internal static readonly IReadOnlyList<string> EmbeddingLayerNames = ["embed_tokens", "lm_head"];
+
+    /// <summary>
+    /// Writes one adapter of a model: config (r, lora_alpha, lora_dropout, target_modules, use_rslora, bias,
+    /// init_lora_weights, modules_to_save, base_model_name_or_path and peft's other keys at neutral values) and weights
+    /// (LoRA A/B, biases per the bias mode, the modules the adapter's <see cref="LoraOptions.ModulesToSave"/> selects
+    /// under their own state-dict keys and, as peft does when an embedding layer is targeted, the base layers of the
+    /// LoRA-wrapped input and output embeddings).
+    /// </summary>
+    /// <param name="root">The model carrying the adapter; module names in the file are relative to it.</param>
     /// <param name="folder">Destination folder (created if absent).</param>
     /// <param name="baseModelNameOrPath">Written as <c>base_model_name_or_path</c>.</param>
     /// <param name="adapterName">The adapter to save.</param>
     /// <exception cref="ArgumentException">No LoRA layer holds the adapter.</exception>
-    /// <exception cref="NotSupportedException">Layers hold the adapter with different r/alpha/dropout/rsLoRA/bias.</exception>
+    /// <exception cref="NotSupportedException">Layers hold the adapter with different options; per-layer patterns are not written.</exception>
+    /// <remarks>
+    /// The input embeddings are the <see cref="LoraEmbedding"/> layers, the output embeddings the LoRA layers named
+    /// <c>lm_head</c> (what transformers' <c>get_input_embeddings</c>/<c>get_output_embeddings</c> return for LLaMA-family
+    /// models); as in peft, only those over a TorchSharp <c>Linear</c> or <c>Embedding</c> are written.
+    /// </remarks>
     public static void Save(nn.Module root, string folder, string? baseModelNameOrPath = null, string adapterName = "default")
     {
         ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(folder);
-        var layers = LoraInjector.Layers(root).Where(l => l.Layer.AdapterNames.Contains(adapterName)).ToList();
+        var layers = LayersHolding(root, adapterName);
         if (layers.Count == 0) throw new ArgumentException($"no LoRA layer of the model holds adapter '{adapterName}'.", nameof(adapterName));
         var options = layers[0].Layer.GetOptions(adapterName);
         foreach (var (name, layer) in layers)
         {
             var o = layer.GetOptions(adapterName);
-            if (o.Rank != options.Rank || o.Alpha != options.Alpha || o.Dropout != options.Dropout || o.UseRsLora != options.UseRsLora || o.Bias != options.Bias)
-                throw new NotSupportedException($"layer '{name}' holds adapter '{adapterName}' with r={o.Rank}, alpha={o.Alpha}, dropout={o.Dropout}, rslora={o.UseRsLora}, bias={o.Bias}, unlike '{layers[0].Name}' (r={options.Rank}, alpha={options.Alpha}); per-layer patterns are not written.");
+            if (o.Rank != options.Rank || o.Alpha != options.Alpha || o.Dropout != options.Dropout || o.UseRsLora != options.UseRsLora
+                || o.Bias != options.Bias || o.Init != options.Init || !o.ModulesToSave.SequenceEqual(options.ModulesToSave))
+                throw new NotSupportedException(
+                    $"layer '{name}' holds adapter '{adapterName}' with r={o.Rank}, alpha={o.Alpha}, dropout={o.Dropout}, rslora={o.UseRsLora}, bias={o.Bias}, init={o.Init}, modules_to_save=[{string.Join(", ", o.ModulesToSave)}], " +
+                    $"unlike '{layers[0].Name}' (r={options.Rank}, alpha={options.Alpha}, dropout={options.Dropout}, rslora={options.UseRsLora}, bias={options.Bias}, init={options.Init}, modules_to_save=[{string.Join(", ", options.ModulesToSave)}]); per-layer patterns are not written.");
         }
 
         var candidates = LoraInjector.Candidates(root).Select(c => c.Name).ToList();
-        var trainable = LoraRegistry.TrainableModules(root).ToList();
+        var trainable = options.ModulesToSave.Count == 0 ? [] : LoraInjector.SelectModules(root, options.ModulesToSave);
+        var targets = TargetMatcher.Compact(layers.Select(l => l.Name).ToList(), candidates, TargetMatcher.SuffixMatch);
+        bool embeddingTargeted = targets.Any(EmbeddingLayerNames.Contains);
+        var savedBases = embeddingTargeted ? layers.Where(l => IsEmbeddingLayer(l) && HasDenseBase(l.Layer)).ToList() : [];
         var config = new PeftAdapterConfigJson
         {
             BaseModelNameOrPath = baseModelNameOrPath,
@@ -53,61 +73,78 @@ public static class PeftAdapter
             LoraDropout = options.Dropout,
             UseRsLora = options.UseRsLora,
             Bias = BiasName(options.Bias),
-            TargetModules = JsonSerializer.SerializeToNode(TargetMatcher.Compact(layers.Select(l => l.Name).ToList(), candidates, TargetMatcher.SuffixMatch)),
-            ModulesToSave = trainable.Count == 0 ? null : TargetMatcher.Compact(trainable, candidates, (n, t) => n.EndsWith(t, StringComparison.Ordinal)),
-            InitLoraWeights = options.Init switch
-            {
-                LoraInit.Gaussian => JsonValue.Create("gaussian"),
-                LoraInit.Zeros => JsonValue.Create(false),
-                _ => JsonValue.Create(true),
-            },
+            TargetModules = JsonSerializer.SerializeToNode(targets),
+            ModulesToSave = trainable.Count == 0 ? null : TargetMatcher.Compact(trainable.ToList(), candidates, (n, t) => n.EndsWith(t, StringComparison.Ordinal)),
+            InitLoraWeights = InitNode(options.Init),
         };
 
         using var scope = NewDisposeScope();
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (key, tensor) in AdapterTensors(root, layers, options.Bias, trainable, adapterName)) tensors[key] = tensor;
+        foreach (var (key, tensor) in AdapterTensors(root, layers, options.Bias, trainable, adapterName)) tensors[key] = tensor.detach();
+        foreach (var (key, tensor) in BaseLayerTensors(savedBases)) tensors[key] = tensor.detach();
         Directory.CreateDirectory(folder);
-        config.Write(Path.Combine(folder, PeftAdapterConfigJson.FileName));
-        SafetensorsFile.Save(Path.Combine(folder, WeightsFileName), tensors);
+        // Both files are written before either replaces its predecessor: a failure leaves the previous adapter whole.
+        using StagedFile weights = SafetensorsFile.Stage(Path.Combine(folder, WeightsFileName), tensors);
+        using StagedFile configFile = config.Stage(Path.Combine(folder, PeftAdapterConfigJson.FileName));
+        weights.Commit();
+        configFile.Commit();
     }
 
     /// <summary>
-    /// Reads a peft LoRA adapter folder, injects the adapter per its config (zero-initialised), and copies its
-    /// weights in; modules_to_save tensors replace the model's own and those modules become trainable.
+    /// Reads a peft LoRA adapter folder, injects the adapter per its config, and copies its weights in:
+    /// modules_to_save tensors replace the model's own (those modules become trainable), and base-layer tensors
+    /// (<c>...embed_tokens.base_layer.weight</c>, which peft writes when an embedding layer is targeted) restore the
+    /// wrapped base layer.
     /// </summary>
     /// <param name="root">The base model (module names as in the HF checkpoint).</param>
     /// <param name="folder">Folder holding <c>adapter_config.json</c> and <c>adapter_model.safetensors</c>.</param>
     /// <param name="adapterName">Name to give the adapter in the model.</param>
-    /// <param name="linearLike">Recognises linear-like layers that are not TorchSharp Linears (e.g. 4-bit ones); see <see cref="LoraInjector"/>.</param>
+    /// <param name="resolve">Describes layers that are not built-in TorchSharp ones (e.g. <c>QLora.Resolve</c>); see <see cref="LoraInjector.Inject"/>.</param>
+    /// <param name="autocastAdapterDtype">
+    /// Keep the adapter in float32 over a half-precision base (peft's <c>autocast_adapter_dtype</c>, default true);
+    /// false: in the base weight's dtype.
+    /// </param>
     /// <returns>The injection report.</returns>
     /// <exception cref="NotSupportedException">The config uses a peft option that changes the math and is not implemented.</exception>
-    /// <exception cref="InvalidDataException">Keys are missing or unexpected, or a tensor's shape differs from the model's.</exception>
-    public static LoraInjectionReport Load(nn.Module root, string folder, string adapterName = "default", LoraLinearBaseResolver? linearLike = null)
+    /// <exception cref="InvalidDataException">A file is malformed, a config value is out of range, the targets match no module of the
+    /// model, keys are missing or unexpected, or a tensor's shape or rank differs from the model's or the config's (the file is named).</exception>
+    public static LoraInjectionReport Load(nn.Module root, string folder, string adapterName = "default", LoraBaseResolver? resolve = null,
+                                           bool autocastAdapterDtype = true)
     {
         ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(folder);
-        var config = PeftAdapterConfigJson.Read(Path.Combine(folder, PeftAdapterConfigJson.FileName));
-        var options = ToOptions(config);
+        string configPath = Path.Combine(folder, PeftAdapterConfigJson.FileName);
+        var config = PeftAdapterConfigJson.Read(configPath);
+        LoraOptions options;
+        try { options = ToOptions(config) with { AutocastAdapterDtype = autocastAdapterDtype }; }
+        catch (ArgumentException e) { throw new InvalidDataException($"'{configPath}': {e.Message}", e); }
         string weightsPath = Path.Combine(folder, WeightsFileName);
         if (!File.Exists(weightsPath))
             throw new FileNotFoundException($"adapter weights '{weightsPath}' do not exist (only safetensors adapters are read).", weightsPath);
+        // Before injecting allocates r x width per layer: the file's tensors must carry the config's rank.
+        using (var header = SafetensorsReader.Open(weightsPath)) CheckRank(header, options.Rank, configPath);
 
-        var report = LoraInjector.Inject(root, options, adapterName, linearLike);
-        var layers = LoraInjector.Layers(root).Where(l => l.Layer.AdapterNames.Contains(adapterName)).ToList();
+        LoraInjectionReport report;
+        try { report = LoraInjector.Inject(root, options, adapterName, resolve); }
+        catch (ArgumentException e) when (e.ParamName == "options") { throw new InvalidDataException($"'{configPath}' does not fit the model: {e.Message}", e); }
+        var layers = LayersHolding(root, adapterName);
         var expected = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (key, tensor) in AdapterTensors(root, layers, options.Bias, LoraRegistry.TrainableModules(root).ToList(), adapterName, live: true))
-            expected[key] = tensor;
+        foreach (var (key, tensor) in AdapterTensors(root, layers, options.Bias, report.TrainableModules, adapterName)) expected[key] = tensor;
+        var optional = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (key, tensor) in BaseLayerTensors(layers.Where(l => HasDenseBase(l.Layer))))
+            if (!expected.ContainsKey(key)) optional[key] = tensor;
 
         var loaded = SafetensorsFile.Load(weightsPath);
         try
         {
-            var unexpected = loaded.Keys.Where(k => !expected.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+            var unexpected = loaded.Keys.Where(k => !expected.ContainsKey(k) && !optional.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
             if (unexpected.Count > 0)
                 throw new InvalidDataException($"'{weightsPath}' holds {unexpected.Count} keys that map to no adapter tensor of the model, e.g. '{unexpected[0]}' (expected keys like '{expected.Keys.First()}').");
             var missing = expected.Keys.Where(k => !loaded.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
             if (missing.Count > 0)
                 throw new InvalidDataException($"'{weightsPath}' lacks {missing.Count} keys the config implies: {string.Join(", ", missing.Take(8))}{(missing.Count > 8 ? ", ..." : "")}.");
-            foreach (var (key, target) in expected)
+            var targets = expected.Concat(optional.Where(kv => loaded.ContainsKey(kv.Key))).ToList();
+            foreach (var (key, target) in targets)
             {
                 var source = loaded[key];
                 if (!source.shape.SequenceEqual(target.shape))
@@ -115,7 +152,7 @@ public static class PeftAdapter
             }
             using (no_grad())
             {
-                foreach (var (key, target) in expected)
+                foreach (var (key, target) in targets)
                 {
                     using var converted = loaded[key].to(target.dtype, target.device);
                     target.copy_(converted);
@@ -127,6 +164,27 @@ public static class PeftAdapter
             foreach (var t in loaded.Values) t.Dispose();
         }
         return report with { Parameters = ParameterCounter.Count(root) };
+    }
+
+    /// <summary>Every LoRA A/B tensor in the weights file has the config's rank (and there is at least one).</summary>
+    private static void CheckRank(SafetensorsReader weights, int rank, string configPath)
+    {
+        int seen = 0;
+        foreach (var (key, entry) in weights.Entries)
+        {
+            long? r = key.EndsWith(".lora_A.weight", StringComparison.Ordinal) || key.EndsWith(".lora_embedding_A", StringComparison.Ordinal)
+                ? entry.Shape.FirstOrDefault(-1)
+                : key.EndsWith(".lora_B.weight", StringComparison.Ordinal) || key.EndsWith(".lora_embedding_B", StringComparison.Ordinal)
+                    ? entry.Shape.LastOrDefault(-1)
+                    : null;
+            if (r is null) continue;
+            seen++;
+            if (entry.Shape.Length != 2 || r != rank)
+                throw new InvalidDataException(
+                    $"'{weights.Path}': '{key}' has shape [{string.Join(", ", entry.Shape)}], which does not carry the rank r={rank} of '{configPath}'.");
+        }
+        if (seen == 0)
+            throw new InvalidDataException($"'{weights.Path}' holds no LoRA tensor (keys ending in lora_A.weight / lora_B.weight); it is not a LoRA adapter.");
     }
 
     /// <summary>Converts a peft config to options, refusing options that change the math and are not implemented.</summary>
@@ -149,11 +207,17 @@ public static class PeftAdapter
         if (IsSet(config.LayerReplication)) refusals.Add($"layer_replication {config.LayerReplication!.ToJsonString()}");
         if (IsSet(config.TargetParameters)) refusals.Add($"target_parameters {config.TargetParameters!.ToJsonString()}");
         if (IsSet(config.TrainableTokenIndices)) refusals.Add($"trainable_token_indices {config.TrainableTokenIndices!.ToJsonString()}");
-        LoraInit init = LoraInit.Zeros;
-        var initNode = config.InitLoraWeights;
-        if (initNode is JsonValue v && v.TryGetValue(out string? method) && method != "gaussian")
-            refusals.Add($"init_lora_weights '{method}' (changes the base weights)");
-        else if (initNode is JsonValue g && g.TryGetValue(out string? _)) init = LoraInit.Gaussian;
+        LoraInit init = LoraInit.KaimingUniform;
+        switch (config.InitLoraWeights)
+        {
+            case null: break;                                                   // absent: peft's default, true
+            case JsonValue v when v.TryGetValue(out bool flag): init = flag ? LoraInit.KaimingUniform : LoraInit.Random; break;
+            case JsonValue v when v.TryGetValue(out string? method) && method == "gaussian": init = LoraInit.Gaussian; break;
+            case JsonValue v when v.TryGetValue(out string? method):
+                refusals.Add($"init_lora_weights '{method}' (an initialisation this library does not implement; several change the base weights)");
+                break;
+            default: refusals.Add($"init_lora_weights {config.InitLoraWeights.ToJsonString()} (expected true, false or a method name)"); break;
+        }
         foreach (var (key, value) in config.Extra ?? [])
         {
             if (MathNeutralKeys.Contains(key)) continue;
@@ -179,7 +243,7 @@ public static class PeftAdapter
             Dropout = config.LoraDropout,
             UseRsLora = config.UseRsLora,
             Bias = bias,
-            Init = init == LoraInit.Gaussian ? LoraInit.Gaussian : LoraInit.Zeros,
+            Init = init,
             ModulesToSave = config.ModulesToSave ?? [],
         };
         return config.TargetModules switch
@@ -207,27 +271,31 @@ public static class PeftAdapter
         _ => "none",
     };
 
-    /// <summary>
-    /// The adapter's tensors under peft keys. With <paramref name="live"/> the model's own parameters (to copy into);
-    /// otherwise detached references for saving.
-    /// </summary>
-    private static IEnumerable<(string Key, Tensor Tensor)> AdapterTensors(nn.Module root, List<(string Name, ILoraLayer Layer)> layers,
-        LoraBias bias, List<string> trainable, string adapterName, bool live = false)
+    private static JsonNode InitNode(LoraInit init) => init switch
+    {
+        LoraInit.Gaussian => JsonValue.Create("gaussian"),
+        LoraInit.Random => JsonValue.Create(false),
+        _ => JsonValue.Create(true),
+    };
+
+    private static List<(string Name, LoraLayer Layer)> LayersHolding(nn.Module root, string adapterName)
+        => LoraInjector.Layers(root).Where(l => l.Layer.AdapterNames.Contains(adapterName)).ToList();
+
+    private static bool IsEmbeddingLayer((string Name, LoraLayer Layer) l)
+        => l.Layer is LoraEmbedding || TargetMatcher.LastSegment(l.Name) == "lm_head";
+
+    // peft's has_valid_embedding_base_layer: the base is a plain Linear or Embedding (a dense, loadable state).
+    private static bool HasDenseBase(LoraLayer layer) => layer.BaseLayer is TorchSharp.Modules.Linear or TorchSharp.Modules.Embedding;
+
+    /// <summary>The adapter's tensors under peft keys: the model's own parameters (copy into them, or detach to save).</summary>
+    private static IEnumerable<(string Key, Tensor Tensor)> AdapterTensors(nn.Module root, List<(string Name, LoraLayer Layer)> layers,
+        LoraBias bias, IReadOnlyList<string> trainable, string adapterName)
     {
         foreach (var (name, layer) in layers)
         {
-            var a = layer.LoraA(adapterName);
-            var b = layer.LoraB(adapterName);
-            if (layer is LoraEmbedding)
-            {
-                yield return ($"{KeyPrefix}{name}.lora_embedding_A", live ? a : a.detach());
-                yield return ($"{KeyPrefix}{name}.lora_embedding_B", live ? b : b.detach());
-            }
-            else
-            {
-                yield return ($"{KeyPrefix}{name}.lora_A.weight", live ? a : a.detach());
-                yield return ($"{KeyPrefix}{name}.lora_B.weight", live ? b : b.detach());
-            }
+            var (keyA, keyB) = layer.PeftKeys;
+            yield return ($"{KeyPrefix}{name}.{keyA}", layer.LoraA(adapterName));
+            yield return ($"{KeyPrefix}{name}.{keyB}", layer.LoraB(adapterName));
         }
         var layerNames = layers.Select(l => l.Name).ToList();
         if (bias != LoraBias.None)
@@ -236,11 +304,19 @@ public static class PeftAdapter
             {
                 if (TargetMatcher.LastSegment(pname) != "bias" || pname.Contains(".lora_", StringComparison.Ordinal)) continue;
                 bool include = bias == LoraBias.All || layerNames.Any(l => pname == l + ".base_layer.bias");
-                if (include) yield return (KeyPrefix + pname, live ? p : p.detach());
+                if (include) yield return (KeyPrefix + pname, p);
             }
         }
         foreach (string m in trainable)
             foreach (var (k, t) in ModuleTree.Find(root, m).state_dict())
-                yield return ($"{KeyPrefix}{m}.{k}", live ? t : t.detach());
+                yield return ($"{KeyPrefix}{m}.{k}", t);
+    }
+
+    /// <summary>The base layers' state under peft's keys (<c>...&lt;layer&gt;.base_layer.weight</c>): the model's own tensors.</summary>
+    private static IEnumerable<(string Key, Tensor Tensor)> BaseLayerTensors(IEnumerable<(string Name, LoraLayer Layer)> layers)
+    {
+        foreach (var (name, layer) in layers)
+            foreach (var (k, t) in layer.BaseLayer.state_dict())
+                yield return ($"{KeyPrefix}{name}.base_layer.{k}", t);
     }
 }

@@ -4,8 +4,10 @@ namespace LongContext.Quantization;
 
 /// <summary>
 /// bitsandbytes' blockwise 8-bit quantization with the dynamic map, as used for double quantization of the 4-bit
-/// block scales: per block, scale = max |x|, code = the map entry nearest to x * (1 / scale) (decided at the
-/// float32 midpoints between neighbouring entries, as the CUDA kernel's binary search does).
+/// block scales, with the CUDA kernel's choices (<c>kQuantizeBlockwise</c> with <c>dQuantize&lt;0&gt;</c>): per block,
+/// scale = max |x| and y = x * (1 / scale) in float32; the code is the nearer map entry, decided at the float32
+/// midpoints (c[i] + c[i+1]) * 0.5 between neighbours; a value exactly on a midpoint takes the even index of the two
+/// (the kernel's binary search always ends on an even pivot and keeps it); NaN (an all-zero block, 0 * inf) takes 0.
 /// </summary>
 internal static class Blockwise8Bit
 {
@@ -19,10 +21,12 @@ internal static class Blockwise8Bit
         var padded = n == blocks * blockSize ? flat : nn.functional.pad(flat, new long[] { 0, blocks * blockSize - n });
         var grid = padded.view(blocks, blockSize);
         var absmax = grid.abs().amax(new long[] { 1 });
-        var safe = where(absmax.eq(0), ones_like(absmax), absmax);
-        var normalized = grid * safe.reciprocal().unsqueeze(1);
+        var normalized = grid.mul(absmax.reciprocal().unsqueeze(1)).view(-1).narrow(0, 0, n);
         var midpoints = Midpoints(map, x.device);
-        var codes = bucketize(normalized.reshape(-1), midpoints).narrow(0, 0, n).to(ScalarType.Byte);
+        var lower = bucketize(normalized, midpoints, outInt32: true, right: false); // a tie gives the lower index
+        var upper = bucketize(normalized, midpoints, outInt32: true, right: true);  // and here the upper one
+        var codes = where(lower.remainder(2).eq(0), lower, upper).to(ScalarType.Byte);
+        codes.masked_fill_(normalized.isnan(), 0);
         return (codes.MoveToOuterDisposeScope(), absmax.MoveToOuterDisposeScope());
     }
 

@@ -4,8 +4,8 @@ using static TorchSharp.torch;
 namespace LongContext.Quantization;
 
 /// <summary>
-/// The code values of bitsandbytes' quantization data types: the 16-entry NF4 and FP4 codebooks (index = 4-bit code)
-/// and the 256-entry signed 8-bit dynamic map used for double quantization of the block scales.
+/// The code values of bitsandbytes' quantization data types: the 16-entry NF4 and FP4 codebooks (index = 4-bit code;
+/// bnb's <c>quant_map</c>) and the 256-entry signed 8-bit dynamic map used for double quantization of the block scales.
 /// </summary>
 public static class Codebooks
 {
@@ -17,8 +17,9 @@ public static class Codebooks
         0.7229568362236023f, 1.0f,
     };
 
-    // bitsandbytes' FP4 (e2m1 with a bias such that the largest magnitude is 12), indexed by code, divided by 12.
-    // Codes 0..7 are positive, 8..15 the same magnitudes negated (code 8 is -0).
+    // bitsandbytes' FP4 (e2m1 with a bias such that the largest magnitude is 12), indexed by code, divided by 12 in
+    // float32 as get_4bit_type does. Codes 0..7 are positive, 8..15 the same magnitudes negated; entry 8 is +0.0, as
+    // bnb's quant_map stores it (its table lists the Python int -0).
     private static readonly float[] Fp4Values = BuildFp4();
 
     private static readonly Lazy<float[]> DynamicValues = new(BuildDynamicMap);
@@ -26,7 +27,11 @@ public static class Codebooks
     /// <summary>NF4 code values (16, ascending, -1 .. 1), index = 4-bit code.</summary>
     public static float[] Nf4 => (float[])Nf4Values.Clone();
 
-    /// <summary>FP4 code values (16) in bitsandbytes' code order: 0, 1/192, 2/3, 1, 1/3, 1/2, 1/6, 1/4, then the negatives.</summary>
+    /// <summary>
+    /// FP4 code values (16) in bitsandbytes' code order: 0, 1/192, 2/3, 1, 1/3, 1/2, 1/6, 1/4, then the same negated,
+    /// exactly bnb's <c>quant_map</c> (<c>get_4bit_type("fp4")</c>): entry 8 is +0.0 (bnb's CUDA kernel dequantizes code 8
+    /// to -0.0, the same value).
+    /// </summary>
     public static float[] Fp4 => (float[])Fp4Values.Clone();
 
     /// <summary>
@@ -52,7 +57,7 @@ public static class Codebooks
 
     private static float[] BuildFp4()
     {
-        float[] raw = { 0f, 0.0625f, 8f, 12f, 4f, 6f, 2f, 3f, -0f, -0.0625f, -8f, -12f, -4f, -6f, -2f, -3f };
+        float[] raw = { 0f, 0.0625f, 8f, 12f, 4f, 6f, 2f, 3f, 0f, -0.0625f, -8f, -12f, -4f, -6f, -2f, -3f };
         return raw.Select(v => v / 12f).ToArray();
     }
 

@@ -48,12 +48,13 @@ public sealed class Linear4Bit : Module<Tensor, Tensor>
     /// <param name="blockSize">Elements per block: a power of two in [32, 4096].</param>
     /// <param name="doubleQuant">Quantize the block scales too (QLoRA's double quantization; default true).</param>
     /// <param name="computeDtype">Compute dtype; defaults to the weight's dtype.</param>
+    /// <exception cref="ArgumentException">The weight holds NaN or an infinity (the message gives the first one's index).</exception>
     public static Linear4Bit FromLinear(Linear linear, QuantType type = QuantType.Nf4, int blockSize = 64,
                                         bool doubleQuant = true, ScalarType? computeDtype = null)
     {
         ArgumentNullException.ThrowIfNull(linear);
         Tensor weight = linear.weight ?? throw new ArgumentException("linear has no weight.", nameof(linear));
-        var state = Blockwise4Bit.Quantize(weight, type, blockSize, doubleQuant);
+        var state = Blockwise4Bit.Quantize(weight, type, blockSize, doubleQuant, recordedDtype: null, nameof(linear), "linear.weight");
         return new Linear4Bit(state, linear.bias, computeDtype ?? weight.dtype);
     }
 
@@ -84,11 +85,19 @@ public sealed class Linear4Bit : Module<Tensor, Tensor>
     /// <summary>y = x W^T + b with W dequantized in the compute dtype.</summary>
     /// <param name="input">(..., in_features), any float dtype; cast to the compute dtype and the result cast back.</param>
     /// <returns>(..., out_features) in the input's dtype.</returns>
+    /// <exception cref="ArgumentException"><paramref name="input"/> is a scalar, not a floating-point tensor, or its last
+    /// dimension is not <see cref="InFeatures"/> (the message gives both widths).</exception>
     public override Tensor forward(Tensor input)
     {
         ArgumentNullException.ThrowIfNull(input);
+        if (input.dim() == 0)
+            throw new ArgumentException($"input must have shape (..., {InFeatures}); got a scalar (0-dimensional) tensor.", nameof(input));
+        if (!input.is_floating_point())
+            throw new ArgumentException($"input must be a floating-point tensor of shape (..., {InFeatures}); got {input.dtype}.", nameof(input));
         if (input.shape[^1] != InFeatures)
-            throw new ArgumentException($"input's last dimension must be {InFeatures}; got shape [{string.Join(", ", input.shape)}].", nameof(input));
+            throw new ArgumentException(
+                $"input's last dimension must equal in_features = {InFeatures}; got {input.shape[^1]} (shape [{string.Join(", ", input.shape)}]).",
+                nameof(input));
         using var scope = NewDisposeScope();
         ScalarType inputDtype = input.dtype;
         var x = inputDtype == _computeDtype ? input : input.to(_computeDtype);
@@ -102,18 +111,21 @@ public sealed class Linear4Bit : Module<Tensor, Tensor>
     public Tensor DequantizeWeight() => Blockwise4Bit.Dequantize(_state, _computeDtype);
 
     /// <summary>
-    /// Requantizes the layer from a dense weight with the same data type, block size and double quantization (used by
-    /// LoRA merge: dequantize, add the delta, requantize; this is lossy). Do not call while a graph that ran this layer
-    /// still awaits its backward pass.
+    /// Requantizes the layer from a dense weight with the same data type, block size and double quantization (and the
+    /// state's own 8-bit map, e.g. the one a loaded checkpoint carries). Used by LoRA merge: dequantize, add the delta,
+    /// requantize; this is lossy. Do not call while a graph that ran this layer still awaits its backward pass.
     /// </summary>
-    /// <param name="dense">(out_features, in_features), float32/bfloat16/float16.</param>
+    /// <param name="dense">(out_features, in_features), float32/bfloat16/float16, finite.</param>
+    /// <exception cref="ArgumentException">The shape differs, or <paramref name="dense"/> holds NaN or an infinity (the
+    /// layer is left unchanged).</exception>
     public void ReplaceWeight(Tensor dense)
     {
         ArgumentNullException.ThrowIfNull(dense);
         if (dense.dim() != 2 || dense.shape[0] != OutFeatures || dense.shape[1] != InFeatures)
             throw new ArgumentException($"dense must have shape [{OutFeatures}, {InFeatures}]; got [{string.Join(", ", dense.shape)}].", nameof(dense));
         using var onDevice = dense.to(_state.Device);
-        var fresh = Blockwise4Bit.Quantize(onDevice, _state.QuantType, _state.BlockSize, _state.Nested is not null, _state.OriginalDtype);
+        var fresh = Blockwise4Bit.Quantize(onDevice, _state.QuantType, _state.BlockSize, _state.Nested is not null, _state.OriginalDtype,
+                                           nameof(dense), tensorName: null, _state.Nested?.Map);
         var old = _state;
         _state = fresh;
         old.Dispose();
@@ -128,11 +140,14 @@ public sealed class Linear4Bit : Module<Tensor, Tensor>
     /// </summary>
     /// <param name="delta">(out_features, in_features), e.g. LoRA's scaling * B A.</param>
     /// <returns>The requantization error: max |dequantize(W') - (dequantize(W) + delta)|.</returns>
+    /// <exception cref="ArgumentException">The shape differs, or <paramref name="delta"/> holds NaN or an infinity (the
+    /// layer is left unchanged).</exception>
     public double MergeDelta(Tensor delta)
     {
         ArgumentNullException.ThrowIfNull(delta);
         if (delta.dim() != 2 || delta.shape[0] != OutFeatures || delta.shape[1] != InFeatures)
             throw new ArgumentException($"delta must have shape [{OutFeatures}, {InFeatures}]; got [{string.Join(", ", delta.shape)}].", nameof(delta));
+        BlockwiseChecks.RequireFinite(delta, nameof(delta), tensorName: null);
         using var scope = NewDisposeScope();
         var target = Blockwise4Bit.Dequantize(_state, ScalarType.Float32) + delta.detach().to(ScalarType.Float32, _state.Device);
         ReplaceWeight(target);

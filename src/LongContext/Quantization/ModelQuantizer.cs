@@ -19,17 +19,28 @@ public static class ModelQuantizer
     /// <param name="options">Quantization settings (QLoRA's NF4, block 64, double quant, <c>lm_head</c> excluded by default).</param>
     /// <returns>Which layers changed and the bytes before and after.</returns>
     /// <exception cref="InvalidOperationException">A parent holds a Linear in a field that cannot hold a Linear4Bit.</exception>
+    /// <exception cref="ArgumentException">A weight to quantize holds NaN or an infinity: the message names the parameter
+    /// (e.g. <c>'model.layers.0.mlp.up_proj.weight'</c>) and the first such element; checked before any layer changes,
+    /// so the model is left as it was.</exception>
     public static QuantizationReport Quantize(Module root, QuantizationOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(root);
-        options = (options ?? new QuantizationOptions()).Validate();
+        options ??= new QuantizationOptions();
         long before = StoredBytes(root);
-        var quantized = new List<string>();
+        var targets = new List<(string Path, Module Parent, string Name, Linear Linear)>();
         var excluded = new List<string>();
-        long elements = 0;
-        foreach (var (path, parent, name, linear) in Linears(root, ""))
+        foreach (var item in Linears(root, ""))
         {
-            if (options.IsExcluded(path)) { excluded.Add(path); continue; }
+            if (options.IsExcluded(item.Path)) excluded.Add(item.Path);
+            else targets.Add(item);
+        }
+        foreach (var (path, _, _, linear) in targets)
+            if (linear.weight is Tensor w) BlockwiseChecks.RequireFinite(w, nameof(root), path + ".weight");
+
+        var quantized = new List<string>();
+        long elements = 0;
+        foreach (var (path, parent, name, linear) in targets)
+        {
             var q = Linear4Bit.FromLinear(linear, options.Type, options.BlockSize, options.DoubleQuant, options.ComputeDtype);
             try { ModuleTree.ReplaceChild(parent, name, q, path); }
             catch { q.Dispose(); throw; }

@@ -2,40 +2,65 @@ using static TorchSharp.torch;
 
 namespace LongContext.Quantization;
 
-/// <summary>How <see cref="ModelQuantizer.Quantize"/> turns a model's Linear layers into <see cref="Linear4Bit"/> (QLoRA defaults).</summary>
+/// <summary>
+/// How <see cref="ModelQuantizer.Quantize"/> turns a model's Linear layers into <see cref="Linear4Bit"/> (QLoRA defaults),
+/// validated as each option is set: a bad value throws from the object initializer, naming the option.
+/// </summary>
 public sealed record QuantizationOptions
 {
+    private readonly QuantType _type = QuantType.Nf4;
+    private readonly int _blockSize = 64;
+    private readonly ScalarType? _computeDtype;
+    private readonly IReadOnlyList<string> _exclude = new[] { "lm_head" };
+
     /// <summary>4-bit data type (NF4 by default).</summary>
-    public QuantType Type { get; init; } = QuantType.Nf4;
+    /// <exception cref="ArgumentOutOfRangeException">The value is not a defined <see cref="QuantType"/>.</exception>
+    public QuantType Type
+    {
+        get => _type;
+        init => _type = Enum.IsDefined(value)
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(Type), value, $"{nameof(Type)} must be Nf4 or Fp4; got {value}.");
+    }
 
     /// <summary>Elements per block: a power of two in [32, 4096] (64 by default).</summary>
-    public int BlockSize { get; init; } = 64;
+    /// <exception cref="ArgumentOutOfRangeException">The value is not a power of two in range.</exception>
+    public int BlockSize { get => _blockSize; init => _blockSize = BlockwiseChecks.BlockSize(value, nameof(BlockSize)); }
 
     /// <summary>Double-quantize the block scales (true by default, as QLoRA).</summary>
     public bool DoubleQuant { get; init; } = true;
 
-    /// <summary>Compute dtype of the quantized layers; null keeps each layer's weight dtype.</summary>
-    public ScalarType? ComputeDtype { get; init; }
+    /// <summary>Compute dtype of the quantized layers (float32, bfloat16 or float16); null keeps each layer's weight dtype.</summary>
+    /// <exception cref="ArgumentException">The value is not float32, bfloat16 or float16.</exception>
+    public ScalarType? ComputeDtype
+    {
+        get => _computeDtype;
+        init
+        {
+            if (value is ScalarType dt) BlockwiseChecks.FloatDtype(dt, nameof(ComputeDtype));
+            _computeDtype = value;
+        }
+    }
 
     /// <summary>
     /// Module names left in full precision. An entry matches a module whose path equals it or ends with
     /// <c>.</c> + it (so <c>lm_head</c> matches <c>lm_head</c> and <c>model.lm_head</c>). Default: <c>lm_head</c>.
+    /// The list is copied.
     /// </summary>
-    public IReadOnlyList<string> Exclude { get; init; } = new[] { "lm_head" };
-
-    /// <summary>Checks every option, naming the bad one.</summary>
-    /// <exception cref="ArgumentException">An option is out of range.</exception>
-    public QuantizationOptions Validate()
+    /// <exception cref="ArgumentException">The list is null or holds an empty name.</exception>
+    public IReadOnlyList<string> Exclude
     {
-        BlockwiseChecks.BlockSize(BlockSize, nameof(BlockSize));
-        if (!Enum.IsDefined(Type))
-            throw new ArgumentOutOfRangeException(nameof(Type), Type, $"Type must be Nf4 or Fp4; got {Type}.");
-        if (ComputeDtype is ScalarType dt) BlockwiseChecks.FloatDtype(dt, nameof(ComputeDtype));
-        if (Exclude is null) throw new ArgumentNullException(nameof(Exclude), "Exclude must not be null (use an empty list).");
-        foreach (string e in Exclude)
-            if (string.IsNullOrWhiteSpace(e))
-                throw new ArgumentException($"Exclude entries must be non-empty module names; got '{e}'.", nameof(Exclude));
-        return this;
+        get => _exclude;
+        init
+        {
+            if (value is null) throw new ArgumentNullException(nameof(Exclude), $"{nameof(Exclude)} must not be null (use an empty list).");
+            foreach (string e in value)
+                if (string.IsNullOrWhiteSpace(e))
+                    throw new ArgumentException(
+                        $"{nameof(Exclude)} entries must be non-empty module names; got [{string.Join(", ", value.Select(v => $"'{v}'"))}].",
+                        nameof(Exclude));
+            _exclude = value.ToArray();
+        }
     }
 
     internal bool IsExcluded(string path) =>

@@ -1,68 +1,104 @@
-using System.Globalization;
-
 namespace LongContext.Rope;
 
 /// <summary>
 /// The rotary embedding configuration, field for field HF transformers' <c>rope_parameters</c> (read and written as
-/// JSON by <c>LongContext.IO.HfRopeConfig</c>). Fields that a <see cref="Type"/> does not use must stay at their
-/// defaults (<see langword="null"/>, or 1 for <see cref="Factor"/> of <see cref="RopeType.Default"/>):
-/// <see cref="Validate"/> rejects them rather than ignore them.
+/// JSON by <c>LongContext.IO.HfRopeConfig</c>; which keys each type takes is described once, in the per-type table
+/// that reading, writing and validation share). Each field is checked as it is set (an
+/// <see cref="ArgumentOutOfRangeException"/> names it). What relates fields (which fields <see cref="Type"/> takes,
+/// <c>BetaFast &gt;= BetaSlow</c>, ...) is checked by the factories, and with the model shape by
+/// <see cref="Validate"/>, which <see cref="RotaryEmbeddingOptions"/>, <see cref="RopeFrequencyBuilder"/> and the
+/// config readers run. Fields that a type does not use must stay unset (<see langword="null"/>, or 1 for
+/// <see cref="Factor"/>): they are rejected, not ignored. Equality compares every field, factor lists by their values.
 /// </summary>
 public sealed record RopeParameters
 {
+    private readonly RopeType _type;
+    private readonly double _theta = RopeKeys.DefaultTheta, _factor = 1, _partialRotaryFactor = 1;
+    private readonly int? _originalMaxPositionEmbeddings;
+    private readonly double? _attentionFactor, _betaFast, _betaSlow, _mscale, _mscaleAllDim, _lowFreqFactor, _highFreqFactor;
+    private readonly bool? _truncate;
+    private readonly IReadOnlyList<double>? _shortFactor, _longFactor;
+
     /// <summary>The RoPE variant (<c>rope_type</c>).</summary>
-    public RopeType Type { get; init; }
+    /// <exception cref="ArgumentOutOfRangeException">The value is not a defined <see cref="RopeType"/>.</exception>
+    public RopeType Type
+    {
+        get => _type;
+        init => _type = Enum.IsDefined(value) ? value
+            : throw new ArgumentOutOfRangeException(nameof(Type), value, $"{nameof(Type)} must be one of {string.Join(", ", Enum.GetNames<RopeType>())}; got {(int)value}.");
+    }
 
-    /// <summary>Base period <c>rope_theta</c> (10000 unless set).</summary>
-    public double Theta { get; init; } = 10000;
+    /// <summary>Base period <c>rope_theta</c>, positive (10000 unless set).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not a positive finite number.</exception>
+    public double Theta { get => _theta; init => _theta = RopeKeys.Theta.Checked(value); }
 
     /// <summary>
-    /// Scaling factor (<c>factor</c>), at least 1. Linear: positions are divided by it. Dynamic: the NTK scale reached
-    /// at <c>factor</c> x the original window. YaRN / Llama 3: the interpolation factor. LongRoPE: only sets the
-    /// default attention factor; HF uses <c>max_position_embeddings / original_max_position_embeddings</c> when the
-    /// config has none (<c>HfRopeConfig.Read</c> fills that in; <see cref="LongRope"/> takes it explicitly).
+    /// Scaling factor (<c>factor</c>), finite and at least 1. Linear: positions are divided by it. Dynamic: the NTK
+    /// scale reached at <c>factor</c> x the original window. YaRN / Llama 3: the interpolation factor. LongRoPE: only
+    /// sets the default attention factor. HF's yarn and longrope use <c>max_position_embeddings /
+    /// original_max_position_embeddings</c> when the config has none (<c>HfRopeConfig.Read</c> fills that in; the
+    /// factories take it explicitly). Not used by <see cref="RopeType.Default"/> (must stay 1).
     /// </summary>
-    public double Factor { get; init; } = 1;
+    /// <exception cref="ArgumentOutOfRangeException">The value is below 1 or not finite.</exception>
+    public double Factor { get => _factor; init => _factor = RopeKeys.Factor.Checked(value); }
 
     /// <summary>
-    /// Pretraining window (<c>original_max_position_embeddings</c>) for YaRN, LongRoPE and Llama 3; when
+    /// Pretraining window (<c>original_max_position_embeddings</c>), positive, for YaRN, LongRoPE and Llama 3; when
     /// <see langword="null"/> the builders use <c>max_position_embeddings</c>, as HF's standardization does.
     /// Not used by Default, Linear or Dynamic (dynamic scales from <c>max_position_embeddings</c>, as HF does).
     /// </summary>
-    public int? OriginalMaxPositionEmbeddings { get; init; }
+    /// <exception cref="ArgumentOutOfRangeException">The value is zero or negative.</exception>
+    public int? OriginalMaxPositionEmbeddings
+    {
+        get => _originalMaxPositionEmbeddings;
+        init => _originalMaxPositionEmbeddings = RopeKeys.OriginalMaxPositionEmbeddings.Checked(value);
+    }
 
     /// <summary>Fraction of the head dimension that is rotated (<c>partial_rotary_factor</c>), in (0, 1]; the rotated part is <c>(int)(headDim * f)</c> leading dims.</summary>
-    public double PartialRotaryFactor { get; init; } = 1;
+    /// <exception cref="ArgumentOutOfRangeException">The value is outside (0, 1].</exception>
+    public double PartialRotaryFactor { get => _partialRotaryFactor; init => _partialRotaryFactor = RopeKeys.PartialRotaryFactor.Checked(value); }
 
-    /// <summary>YaRN / LongRoPE: factor cos and sin carry (<c>attention_factor</c>); when <see langword="null"/> it is derived from <see cref="Factor"/> as HF does.</summary>
-    public double? AttentionFactor { get; init; }
+    /// <summary>YaRN / LongRoPE: factor cos and sin carry (<c>attention_factor</c>), positive; when <see langword="null"/> it is derived from <see cref="Factor"/> as HF does.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not a positive finite number.</exception>
+    public double? AttentionFactor { get => _attentionFactor; init => _attentionFactor = RopeKeys.AttentionFactor.Checked(value); }
 
-    /// <summary>YaRN: rotations bounding extrapolation (<c>beta_fast</c>, 32 when <see langword="null"/>).</summary>
-    public double? BetaFast { get; init; }
+    /// <summary>YaRN: rotations bounding extrapolation (<c>beta_fast</c>, positive; 32 when <see langword="null"/>).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not a positive finite number.</exception>
+    public double? BetaFast { get => _betaFast; init => _betaFast = RopeKeys.BetaFast.Checked(value); }
 
-    /// <summary>YaRN: rotations bounding interpolation (<c>beta_slow</c>, 1 when <see langword="null"/>).</summary>
-    public double? BetaSlow { get; init; }
+    /// <summary>YaRN: rotations bounding interpolation (<c>beta_slow</c>, positive; 1 when <see langword="null"/>); at most <see cref="BetaFast"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not a positive finite number.</exception>
+    public double? BetaSlow { get => _betaSlow; init => _betaSlow = RopeKeys.BetaSlow.Checked(value); }
 
-    /// <summary>YaRN (DeepSeek): <c>mscale</c>; with <see cref="MscaleAllDim"/> the attention factor is <c>m(factor, mscale) / m(factor, mscale_all_dim)</c>. HF uses it only when both are set.</summary>
-    public double? Mscale { get; init; }
+    /// <summary>
+    /// YaRN (DeepSeek): <c>mscale</c>, positive; with <see cref="MscaleAllDim"/> the attention factor is
+    /// <c>m(factor, mscale) / m(factor, mscale_all_dim)</c>. HF uses the pair only when both are set (and nonzero).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not a positive finite number.</exception>
+    public double? Mscale { get => _mscale; init => _mscale = RopeKeys.Mscale.Checked(value); }
 
-    /// <summary>YaRN (DeepSeek): <c>mscale_all_dim</c>; see <see cref="Mscale"/>.</summary>
-    public double? MscaleAllDim { get; init; }
+    /// <summary>YaRN (DeepSeek): <c>mscale_all_dim</c>, positive; see <see cref="Mscale"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not a positive finite number.</exception>
+    public double? MscaleAllDim { get => _mscaleAllDim; init => _mscaleAllDim = RopeKeys.MscaleAllDim.Checked(value); }
 
     /// <summary>YaRN: round the correction range to whole dimensions (<c>truncate</c>, true when <see langword="null"/>).</summary>
-    public bool? Truncate { get; init; }
+    public bool? Truncate { get => _truncate; init => _truncate = value; }
 
-    /// <summary>LongRoPE: per-frequency factors for sequences within the original window (<c>short_factor</c>, rotaryDim/2 values).</summary>
-    public IReadOnlyList<double>? ShortFactor { get; init; }
+    /// <summary>LongRoPE: per-frequency factors for sequences within the original window (<c>short_factor</c>, rotaryDim/2 positive values; copied).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">An entry is not a positive finite number.</exception>
+    public IReadOnlyList<double>? ShortFactor { get => _shortFactor; init => _shortFactor = ValueList<double>.CopyOf(RopeKeys.ShortFactor.Checked(value)); }
 
-    /// <summary>LongRoPE: per-frequency factors for sequences past the original window (<c>long_factor</c>, rotaryDim/2 values).</summary>
-    public IReadOnlyList<double>? LongFactor { get; init; }
+    /// <summary>LongRoPE: per-frequency factors for sequences past the original window (<c>long_factor</c>, rotaryDim/2 positive values; copied).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">An entry is not a positive finite number.</exception>
+    public IReadOnlyList<double>? LongFactor { get => _longFactor; init => _longFactor = ValueList<double>.CopyOf(RopeKeys.LongFactor.Checked(value)); }
 
-    /// <summary>Llama 3: <c>low_freq_factor</c> (wavelengths above original/low are divided by <see cref="Factor"/>).</summary>
-    public double? LowFreqFactor { get; init; }
+    /// <summary>Llama 3: <c>low_freq_factor</c>, positive (wavelengths above original/low are divided by <see cref="Factor"/>).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not a positive finite number.</exception>
+    public double? LowFreqFactor { get => _lowFreqFactor; init => _lowFreqFactor = RopeKeys.LowFreqFactor.Checked(value); }
 
-    /// <summary>Llama 3: <c>high_freq_factor</c> (wavelengths below original/high are kept); must exceed <see cref="LowFreqFactor"/>.</summary>
-    public double? HighFreqFactor { get; init; }
+    /// <summary>Llama 3: <c>high_freq_factor</c>, positive (wavelengths below original/high are kept); must exceed <see cref="LowFreqFactor"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not a positive finite number.</exception>
+    public double? HighFreqFactor { get => _highFreqFactor; init => _highFreqFactor = RopeKeys.HighFreqFactor.Checked(value); }
 
     /// <summary>Plain RoPE.</summary>
     /// <param name="theta">Base period.</param>
@@ -137,11 +173,14 @@ public sealed record RopeParameters
     public int OriginalWindow(int maxPositionEmbeddings) => OriginalMaxPositionEmbeddings ?? maxPositionEmbeddings;
 
     /// <summary>
-    /// Checks every field against the rope type and the model shape; throws an <see cref="ArgumentException"/> whose
+    /// Checks what the init accessors cannot: which fields <see cref="Type"/> takes (fields it does not use must be
+    /// unset, required ones set), the relations between fields (<c>BetaFast &gt;= BetaSlow</c>, <c>HighFreqFactor &gt;
+    /// LowFreqFactor</c>), and the model shape: the rotated dimension must be even and positive and LongRoPE's lists
+    /// must hold rotaryDim/2 values. Throws an <see cref="ArgumentException"/> whose
     /// <see cref="ArgumentException.ParamName"/> is the offending property (or <c>headDim</c> /
     /// <c>maxPositionEmbeddings</c>) and whose message gives the value and what was expected.
     /// </summary>
-    /// <param name="headDim">Attention head dimension; the rotated part (<see cref="RotaryDim"/>) must be even and positive.</param>
+    /// <param name="headDim">Attention head dimension, positive.</param>
     /// <param name="maxPositionEmbeddings">The model's <c>max_position_embeddings</c>, positive.</param>
     public void Validate(int headDim, int maxPositionEmbeddings)
     {
@@ -150,145 +189,44 @@ public sealed record RopeParameters
         if (maxPositionEmbeddings <= 0)
             throw new ArgumentOutOfRangeException(nameof(maxPositionEmbeddings), maxPositionEmbeddings,
                 $"maxPositionEmbeddings must be positive; got {maxPositionEmbeddings}.");
-        ValidateFields();
+        ValidateKeys();
         int rotaryDim = RotaryDim(headDim);
         if (rotaryDim <= 0 || rotaryDim % 2 != 0)
         {
-            string what = PartialRotaryFactor == 1 ? $"headDim {headDim}" : $"headDim {headDim} x PartialRotaryFactor {F(PartialRotaryFactor)} = {rotaryDim}";
+            string what = PartialRotaryFactor == 1 ? $"headDim {headDim}"
+                : $"headDim {headDim} x PartialRotaryFactor {RopeKey.Show(PartialRotaryFactor)} = {rotaryDim}";
             throw new ArgumentException($"The rotated dimension must be even and positive (dimensions rotate in pairs); {what} is not.", nameof(headDim));
         }
-        if (Type == RopeType.LongRope)
+        foreach (RopeKey key in RopeKeys.For(Type).Keys)
         {
-            CheckFactorList(ShortFactor, nameof(ShortFactor), rotaryDim / 2);
-            CheckFactorList(LongFactor, nameof(LongFactor), rotaryDim / 2);
+            if (key.Kind == RopeValueKind.NumberList && key.Value(this) is IReadOnlyList<double> list && list.Count != rotaryDim / 2)
+                throw new ArgumentException($"{key.Property} must hold rotaryDim/2 = {rotaryDim / 2} values (one per frequency); got {list.Count}.", key.Property);
         }
     }
 
-    /// <summary>The checks that need no model shape (all of <see cref="Validate"/> but the head dimension and list lengths).</summary>
-    internal void ValidateFields()
+    /// <summary>The checks of <see cref="Validate"/> that need no model shape: the type's keys and the relations between fields.</summary>
+    internal void ValidateKeys()
     {
-        if (!Enum.IsDefined(Type))
-            throw new ArgumentOutOfRangeException(nameof(Type), Type, $"Type must be one of {string.Join(", ", Enum.GetNames<RopeType>())}; got {(int)Type}.");
-        if (!(Theta > 0) || !double.IsFinite(Theta))
-            throw new ArgumentOutOfRangeException(nameof(Theta), Theta, $"Theta must be a positive finite number; got {F(Theta)}.");
-        if (!(PartialRotaryFactor > 0 && PartialRotaryFactor <= 1))
-            throw new ArgumentOutOfRangeException(nameof(PartialRotaryFactor), PartialRotaryFactor,
-                $"PartialRotaryFactor must be in (0, 1]; got {F(PartialRotaryFactor)}.");
-
-        if (Type == RopeType.Default)
+        RopeTypeKeys keys = RopeKeys.For(Type);
+        foreach (RopeKey key in RopeKeys.All)
         {
-            if (Factor != 1)
-                throw new ArgumentException($"Factor is not used by rope type Default (it would be ignored); got {F(Factor)}. Use Linear, Dynamic, Yarn, LongRope or Llama3 to scale.", nameof(Factor));
+            if (keys.Uses(key) || !key.IsSet(this)) continue;
+            string users = string.Join(", ", RopeKeys.TypesUsing(key));
+            throw new ArgumentException(
+                $"{key.Property} is not used by rope type {Type} (it would be ignored); got {RopeKey.Show(key.Value(this))}. Leave it unset, or use a type that takes it: {users}.",
+                key.Property);
         }
-        else if (!(Factor >= 1) || !double.IsFinite(Factor))
+        foreach (RopeKey key in keys.Required)
         {
-            throw new ArgumentOutOfRangeException(nameof(Factor), Factor, $"Factor must be a finite number >= 1 for rope type {Type}; got {F(Factor)}.");
+            if (key.Value(this) is null)
+                throw new ArgumentException($"{key.Property} is required for rope type {Type} ({key.HfName}).", key.Property);
         }
-
-        bool usesOriginal = Type is RopeType.Yarn or RopeType.LongRope or RopeType.Llama3;
-        RejectUnused(OriginalMaxPositionEmbeddings, nameof(OriginalMaxPositionEmbeddings), usesOriginal,
-            Type == RopeType.Dynamic ? " (dynamic NTK scales from max_position_embeddings, as HF does)" : "");
-        if (OriginalMaxPositionEmbeddings is int orig && orig <= 0)
-            throw new ArgumentOutOfRangeException(nameof(OriginalMaxPositionEmbeddings), orig, $"OriginalMaxPositionEmbeddings must be positive; got {orig}.");
-
-        RejectUnused(AttentionFactor, nameof(AttentionFactor), Type is RopeType.Yarn or RopeType.LongRope);
-        PositiveIfSet(AttentionFactor, nameof(AttentionFactor));
-
-        bool yarn = Type == RopeType.Yarn;
-        RejectUnused(BetaFast, nameof(BetaFast), yarn);
-        RejectUnused(BetaSlow, nameof(BetaSlow), yarn);
-        RejectUnused(Mscale, nameof(Mscale), yarn);
-        RejectUnused(MscaleAllDim, nameof(MscaleAllDim), yarn);
-        RejectUnused(Truncate, nameof(Truncate), yarn);
-        PositiveIfSet(BetaFast, nameof(BetaFast));
-        PositiveIfSet(BetaSlow, nameof(BetaSlow));
-        PositiveIfSet(Mscale, nameof(Mscale));
-        PositiveIfSet(MscaleAllDim, nameof(MscaleAllDim));
-        if (yarn && (BetaFast ?? 32) < (BetaSlow ?? 1))
-            throw new ArgumentException($"BetaFast ({F(BetaFast ?? 32)}) must be at least BetaSlow ({F(BetaSlow ?? 1)}).", nameof(BetaFast));
-
-        bool longRope = Type == RopeType.LongRope;
-        RejectUnused(ShortFactor, nameof(ShortFactor), longRope);
-        RejectUnused(LongFactor, nameof(LongFactor), longRope);
-        if (longRope)
-        {
-            if (ShortFactor is null) throw new ArgumentException("ShortFactor is required for rope type LongRope (short_factor).", nameof(ShortFactor));
-            if (LongFactor is null) throw new ArgumentException("LongFactor is required for rope type LongRope (long_factor).", nameof(LongFactor));
-        }
-
-        bool llama3 = Type == RopeType.Llama3;
-        RejectUnused(LowFreqFactor, nameof(LowFreqFactor), llama3);
-        RejectUnused(HighFreqFactor, nameof(HighFreqFactor), llama3);
-        if (llama3)
-        {
-            if (LowFreqFactor is not double low) throw new ArgumentException("LowFreqFactor is required for rope type Llama3 (low_freq_factor).", nameof(LowFreqFactor));
-            if (HighFreqFactor is not double high) throw new ArgumentException("HighFreqFactor is required for rope type Llama3 (high_freq_factor).", nameof(HighFreqFactor));
-            PositiveIfSet(LowFreqFactor, nameof(LowFreqFactor));
-            PositiveIfSet(HighFreqFactor, nameof(HighFreqFactor));
-            if (!(high > low))
-                throw new ArgumentException($"HighFreqFactor ({F(high)}) must be greater than LowFreqFactor ({F(low)}).", nameof(HighFreqFactor));
-        }
+        keys.Relations?.Invoke(this);
     }
-
-    /// <inheritdoc />
-    public bool Equals(RopeParameters? other)
-        => other is not null && Type == other.Type && Theta.Equals(other.Theta) && Factor.Equals(other.Factor)
-           && OriginalMaxPositionEmbeddings == other.OriginalMaxPositionEmbeddings && PartialRotaryFactor.Equals(other.PartialRotaryFactor)
-           && Nullable.Equals(AttentionFactor, other.AttentionFactor) && Nullable.Equals(BetaFast, other.BetaFast)
-           && Nullable.Equals(BetaSlow, other.BetaSlow) && Nullable.Equals(Mscale, other.Mscale)
-           && Nullable.Equals(MscaleAllDim, other.MscaleAllDim) && Truncate == other.Truncate
-           && SameList(ShortFactor, other.ShortFactor) && SameList(LongFactor, other.LongFactor)
-           && Nullable.Equals(LowFreqFactor, other.LowFreqFactor) && Nullable.Equals(HighFreqFactor, other.HighFreqFactor);
-
-    /// <inheritdoc />
-    public override int GetHashCode()
-    {
-        var h = new HashCode();
-        h.Add(Type); h.Add(Theta); h.Add(Factor); h.Add(OriginalMaxPositionEmbeddings); h.Add(PartialRotaryFactor);
-        h.Add(AttentionFactor); h.Add(BetaFast); h.Add(BetaSlow); h.Add(Mscale); h.Add(MscaleAllDim); h.Add(Truncate);
-        h.Add(LowFreqFactor); h.Add(HighFreqFactor);
-        foreach (double v in ShortFactor ?? []) h.Add(v);
-        foreach (double v in LongFactor ?? []) h.Add(v);
-        return h.ToHashCode();
-    }
-
-    private static bool SameList(IReadOnlyList<double>? a, IReadOnlyList<double>? b)
-        => a is null ? b is null : b is not null && a.SequenceEqual(b);
 
     private static RopeParameters Checked(RopeParameters p)
     {
-        p.ValidateFields();
+        p.ValidateKeys();
         return p;
     }
-
-    private void RejectUnused<T>(T? value, string name, bool used, string why = "")
-    {
-        if (!used && value is not null)
-            throw new ArgumentException($"{name} is not used by rope type {Type}{why} and would be ignored; got {Show(value)}. Leave it unset.", name);
-    }
-
-    private static void PositiveIfSet(double? value, string name)
-    {
-        if (value is double v && (!(v > 0) || !double.IsFinite(v)))
-            throw new ArgumentOutOfRangeException(name, v, $"{name} must be a positive finite number; got {F(v)}.");
-    }
-
-    private static void CheckFactorList(IReadOnlyList<double>? list, string name, int expected)
-    {
-        if (list is null) throw new ArgumentException($"{name} is required for rope type LongRope.", name);
-        if (list.Count != expected)
-            throw new ArgumentException($"{name} must hold rotaryDim/2 = {expected} values (one per frequency); got {list.Count}.", name);
-        for (int i = 0; i < list.Count; i++)
-            if (!(list[i] > 0) || !double.IsFinite(list[i]))
-                throw new ArgumentOutOfRangeException(name, list[i], $"{name}[{i}] must be a positive finite number; got {F(list[i])}.");
-    }
-
-    private static string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
-
-    private static string Show(object? value) => value switch
-    {
-        IReadOnlyList<double> l => $"[{string.Join(", ", l.Select(F))}]",
-        double d => F(d),
-        _ => Convert.ToString(value, CultureInfo.InvariantCulture) ?? "null",
-    };
 }

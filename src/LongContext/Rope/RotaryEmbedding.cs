@@ -23,12 +23,11 @@ public sealed class RotaryEmbedding : nn.Module<Tensor, (Tensor Cos, Tensor Sin)
     private readonly int _rotaryDim;
     private readonly State _state = new();
 
-    /// <summary>Creates the module; validates the options (an <see cref="ArgumentException"/> names a bad field).</summary>
-    /// <param name="options">Head dimension, window, rope parameters, layout.</param>
+    /// <summary>Creates the module.</summary>
+    /// <param name="options">Head dimension, window, rope parameters, layout (validated when they were built).</param>
     public RotaryEmbedding(RotaryEmbeddingOptions options) : base(nameof(RotaryEmbedding))
     {
         ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
         _options = options;
         _rotaryDim = options.Parameters.RotaryDim(options.HeadDim);
         RopeFrequencies initial = RopeFrequencyBuilder.Build(options.Parameters, options.HeadDim, options.MaxPositionEmbeddings);

@@ -4,7 +4,8 @@ namespace LongContext.Rope;
 
 /// <summary>
 /// The rotation itself, as pure functions of tensors. Two formulations, both fewer passes over x than HF's recipe
-/// <c>x * cos + rotate_half(x) * sin</c> (neg, cat, two muls, add: about 10 tensor-sized reads and writes):
+/// <c>x * cos + rotate_half(x) * sin</c> (neg, cat, two muls, add: about 10 tensor-sized reads and writes; the
+/// benchmarks' baseline, <c>benchmarks/.../Baselines/EagerRope.cs</c>):
 /// <list type="bullet">
 /// <item><see cref="Rotate"/> (no graph recorded): <c>out = x * cos</c>, then two in-place <c>addcmul_</c> on the
 /// halves of out with the pair partner and the half-width sin, the rotation's sign in the addcmul's value (5).</item>
@@ -116,17 +117,5 @@ internal static class RotaryKernels
         Tensor signed = sin.mul(signs);
         if (rotaryDim != headDim) signed = cat([signed, zeros(length, headDim - rotaryDim, device: sin.device)], 1);
         return signed.to(dtype).contiguous().MoveToOuterDisposeScope();
-    }
-
-    /// <summary>
-    /// HF's eager recipe, <c>x * cos + rotate_half(x) * sin</c> with full-width half-split cos/sin (..., N, D) in x's
-    /// dtype; the baseline <see cref="Rotate"/> is measured against.
-    /// </summary>
-    public static Tensor RotateHalfRecipe(Tensor x, Tensor cos, Tensor sin)
-    {
-        using var scope = NewDisposeScope();
-        long half = x.shape[^1] / 2;
-        Tensor rotated = cat([x.narrow(-1, half, half).neg(), x.narrow(-1, 0, half)], -1);
-        return x.mul(cos).add(rotated.mul(sin)).MoveToOuterDisposeScope();
     }
 }

@@ -11,14 +11,14 @@ internal static class YarnFrequencies
         double factor = p.Factor;
         int original = p.OriginalWindow(maxPositionEmbeddings);
         double attention = AttentionFactor(p);
-        double betaFast = p.BetaFast ?? 32;
-        double betaSlow = p.BetaSlow ?? 1;
+        double betaFast = p.BetaFast ?? RopeKeys.DefaultBetaFast;
+        double betaSlow = p.BetaSlow ?? RopeKeys.DefaultBetaSlow;
 
         Tensor posFreqs = RopeFrequencyMath.Power(p.Theta, RopeFrequencyMath.Exponents(dim));
         Tensor extrapolation = posFreqs.reciprocal();
         Tensor interpolation = posFreqs.mul(factor).reciprocal();
 
-        (double low, double high) = CorrectionRange(betaFast, betaSlow, dim, p.Theta, original, p.Truncate ?? true);
+        (double low, double high) = CorrectionRange(betaFast, betaSlow, dim, p.Theta, original, p.Truncate ?? RopeKeys.DefaultTruncate);
         if (low == high) high += 0.001; // HF: prevent a singular ramp
         Tensor ramp = arange(dim / 2, dtype: ScalarType.Float32).sub(low).div(high - low).clamp(0, 1);
         Tensor extrapolationFactor = ramp.neg().add(1); // 1 - ramp

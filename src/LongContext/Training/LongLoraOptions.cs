@@ -9,26 +9,78 @@ namespace LongContext.Training;
 /// Position Interpolation, train with shifted sparse attention (S2-Attn) and LoRA plus fully trainable embeddings
 /// and norms, evaluate with full attention. With <see cref="Quantization"/> set, the base is 4-bit (LongQLoRA style).
 /// </summary>
+/// <remarks>
+/// <para>One field per concept, and the recipe never overrides a value you set. Every property is checked in its
+/// <c>init</c> accessor; combinations are checked by <see cref="ResolveLora"/> (which the recipe calls first) and
+/// a conflict is an error that names both values.</para>
+/// <para>LongLoRA's LoRA defaults live in one place, <see cref="DefaultLora"/>: r 8, alpha 16, no dropout, on
+/// q, k, v, o (every linear layer but <c>lm_head</c> over a 4-bit base). A <see cref="Lora"/> you set is used as it
+/// stands, every field of it. Because <see cref="LoraOptions"/>' own defaults are peft's (alpha 8 on q_proj and
+/// v_proj) and cannot be told apart from a choice, a <see cref="Lora"/> whose <see cref="LoraOptions.TargetModules"/>
+/// is that untouched default is refused instead of silently training other modules than LongLoRA's: start from
+/// <c>LongLoraOptions.DefaultLora() with { Rank = 16 }</c>, or name other targets (to mean exactly q_proj and v_proj, list
+/// them as <c>["v_proj", "q_proj"]</c>).</para>
+/// </remarks>
 public sealed record LongLoraOptions
 {
+    private static readonly string[] PeftDefaultTargets = [.. new LoraOptions().TargetModules];
+
     private readonly int _targetContextLength = 8192;
     private readonly IReadOnlyList<string> _trainableExtras = ["embed", "norm"];
-    private readonly AttentionOptions _s2 = new() { Mode = AttentionMode.ShiftedSparse, GroupSizeRatio = 0.25 };
+    private readonly AttentionOptions? _s2 = DefaultS2;
 
-    /// <summary>Context length to train and run at; the PI factor is <c>ceil(target / original)</c>. Default 8192.</summary>
+    /// <summary>LongLoRA's S2-Attn in training: shifted sparse attention with group size N/4, no-wrap, no dropout.</summary>
+    public static AttentionOptions DefaultS2 { get; } = new() { Mode = AttentionMode.ShiftedSparse, GroupSizeRatio = 0.25 };
+
+    /// <summary>
+    /// LongLoRA's LoRA settings (its <c>fine-tune.py</c>): r 8, alpha 16, dropout 0, no bias, on q, k, v, o; over a
+    /// 4-bit base (<paramref name="quantized"/>) on every linear layer but <c>lm_head</c>, as QLoRA and LongQLoRA do.
+    /// <see cref="LoraOptions.ModulesToSave"/> stays empty: the recipe's extras are <see cref="TrainableExtras"/>.
+    /// </summary>
+    /// <param name="quantized">True for a 4-bit base.</param>
+    public static LoraOptions DefaultLora(bool quantized = false) => new()
+    {
+        Rank = 8,
+        Alpha = 16,
+        TargetModules = quantized ? [LoraOptions.AllLinear] : ["q_proj", "k_proj", "v_proj", "o_proj"],
+    };
+
+    /// <summary>
+    /// Context length to train and run at, positive. Default 8192. With <see cref="PositionInterpolation"/> the
+    /// linear rope factor becomes <c>ceil(target / original)</c> (see <c>LongLora.ApplyPositionInterpolation</c>).
+    /// </summary>
     public int TargetContextLength { get => _targetContextLength; init => _targetContextLength = Guard.Positive(value, nameof(TargetContextLength)); }
 
     /// <summary>
-    /// LoRA settings; null takes LongLoRA's (r 8, alpha 16, no dropout) on q, k, v, o — or on every linear layer but
-    /// <c>lm_head</c> when <see cref="Quantization"/> is set (QLoRA).
+    /// Apply linear Position Interpolation for <see cref="TargetContextLength"/> (default true). False keeps the
+    /// rope as loaded and trains at the target length anyway: extension by extrapolation, the PI paper's baseline.
     /// </summary>
+    public bool PositionInterpolation { get; init; } = true;
+
+    /// <summary>
+    /// Attention in training mode: S2-Attn settings whose <see cref="AttentionOptions.Mode"/> is
+    /// <see cref="AttentionMode.ShiftedSparse"/> (default <see cref="DefaultS2"/>), or null to train with full causal
+    /// attention. Evaluation always uses full causal attention. Its dropout must equal the model's
+    /// <c>attention_dropout</c> (a different value is a conflict the recipe reports).
+    /// </summary>
+    /// <exception cref="ArgumentException">The options' mode is not ShiftedSparse.</exception>
+    public AttentionOptions? S2
+    {
+        get => _s2;
+        init => _s2 = value is null || value.Mode == AttentionMode.ShiftedSparse ? value
+            : throw new ArgumentException($"{nameof(S2)}.Mode must be ShiftedSparse (or {nameof(S2)} null for full attention in training); got {value.Mode}.", nameof(S2));
+    }
+
+    /// <summary>LoRA settings; null takes <see cref="DefaultLora"/> for the chosen base. Used as set (see remarks).</summary>
     public LoraOptions? Lora { get; init; }
 
     /// <summary>
     /// Parameters trained in full and saved with the adapter (peft <c>modules_to_save</c>), selected as LongLoRA's
     /// <c>trainable_params</c>: a module name ending in, or a parameter-holding module whose name contains, the
-    /// entry. Default <c>["embed", "norm"]</c>; empty for LoRA only.
+    /// entry. Default <c>["embed", "norm"]</c>; empty for LoRA only. This is the recipe's one field for the extras:
+    /// <see cref="Lora"/>'s <see cref="LoraOptions.ModulesToSave"/> must be left empty or say the same.
     /// </summary>
+    /// <exception cref="ArgumentException">The list is null or holds an empty name.</exception>
     public IReadOnlyList<string> TrainableExtras
     {
         get => _trainableExtras;
@@ -41,32 +93,30 @@ public sealed record LongLoraOptions
         }
     }
 
-    /// <summary>Train with S2-Attn (<see cref="S2Attention"/>); evaluation always uses full attention. Default true.</summary>
-    public bool UseS2 { get; init; } = true;
-
-    /// <summary>The S2-Attn settings used in training (mode must be <see cref="AttentionMode.ShiftedSparse"/>); group ratio 1/4 by default.</summary>
-    public AttentionOptions S2Attention
-    {
-        get => _s2;
-        init
-        {
-            ArgumentNullException.ThrowIfNull(value, nameof(S2Attention));
-            _s2 = value.Mode == AttentionMode.ShiftedSparse ? value
-                : throw new ArgumentException($"{nameof(S2Attention)}.Mode must be ShiftedSparse; got {value.Mode}.", nameof(S2Attention));
-        }
-    }
-
     /// <summary>Recompute each decoder layer in backward instead of storing its activations. Default true.</summary>
     public bool GradientCheckpointing { get; init; } = true;
 
     /// <summary>4-bit quantization of the base linear layers before LoRA (QLoRA); null keeps them dense.</summary>
     public QuantizationOptions? Quantization { get; init; }
 
-    /// <summary>The LoRA options in force: <see cref="Lora"/>, or LongLoRA's defaults for the chosen base.</summary>
-    public LoraOptions EffectiveLora => Lora ?? new LoraOptions
+    /// <summary>
+    /// The LoRA options the recipe injects: <see cref="Lora"/> (or <see cref="DefaultLora"/>) with
+    /// <see cref="LoraOptions.ModulesToSave"/> = <see cref="TrainableExtras"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException"><see cref="Lora"/>'s ModulesToSave is set and differs from
+    /// <see cref="TrainableExtras"/>, or its TargetModules is <see cref="LoraOptions"/>' untouched default (see remarks).</exception>
+    public LoraOptions ResolveLora()
     {
-        Rank = 8,
-        Alpha = 16,
-        TargetModules = Quantization is null ? ["q_proj", "k_proj", "v_proj", "o_proj"] : [LoraOptions.AllLinear],
-    };
+        LoraOptions lora = Lora ?? DefaultLora(Quantization is not null);
+        if (Lora is not null && Lora.TargetRegex is null && Lora.TargetModules.SequenceEqual(PeftDefaultTargets))
+            throw new ArgumentException(
+                $"{nameof(Lora)}.TargetModules is [{string.Join(", ", Lora.TargetModules)}], LoraOptions' own (peft's) default, not LongLoRA's " +
+                $"[{string.Join(", ", DefaultLora(Quantization is not null).TargetModules)}]. Start from LongLoraOptions.DefaultLora() with {{ ... }}, or list the targets in {nameof(Lora)}.TargetModules in another order to mean exactly those.",
+                nameof(Lora));
+        if (lora.ModulesToSave.Count > 0 && !lora.ModulesToSave.SequenceEqual(TrainableExtras))
+            throw new ArgumentException(
+                $"{nameof(Lora)}.ModulesToSave [{string.Join(", ", lora.ModulesToSave)}] conflicts with {nameof(TrainableExtras)} [{string.Join(", ", TrainableExtras)}]: the recipe's fully trained modules are set by {nameof(TrainableExtras)} alone; leave {nameof(Lora)}.ModulesToSave empty.",
+                nameof(Lora));
+        return lora with { ModulesToSave = TrainableExtras };
+    }
 }

@@ -5,16 +5,17 @@ using static TorchSharp.torch;
 namespace LongContext.Training;
 
 /// <summary>
-/// QLoRA as composition: a <see cref="LoraLinear"/> over a frozen <see cref="Linear4Bit"/>. The 4-bit layer is
-/// dequantized on the fly in forward and backward; merging dequantizes, adds the LoRA delta and requantizes (lossy:
-/// the merged weight carries the 4-bit rounding error of the new values, see <see cref="Linear4Bit.MergeDelta"/>).
+/// QLoRA as composition: a <see cref="LoraLinear"/> over a frozen <see cref="Linear4Bit"/>, reached through a
+/// <see cref="LinearBaseDescriptor"/> that dequantizes on the fly (in forward, and again in backward rather than
+/// keeping it). Adapters are float32 over a half-precision compute dtype unless
+/// <see cref="LoraOptions.AutocastAdapterDtype"/> is false. Merging dequantizes, adds the LoRA delta and requantizes
+/// (lossy: the merged weight carries the 4-bit rounding error of the new values, see <see cref="Linear4Bit.MergeDelta"/>).
 /// </summary>
 public static class QLora
 {
-    /// <summary>Describes a <see cref="Linear4Bit"/> for LoRA injection (null for any other module).</summary>
+    /// <summary>Describes a <see cref="Linear4Bit"/> for LoRA injection (null for any other module); a <see cref="LoraBaseResolver"/>.</summary>
     /// <param name="module">A module of the tree.</param>
-    public static LoraLinearBase? Resolve(nn.Module module)
-        => module is Linear4Bit l4 ? new LoraLinearBase(l4.InFeatures, l4.OutFeatures, new LoraBaseWeight(l4.DequantizeWeight, l4.ReplaceWeight)) : null;
+    public static LoraBaseDescriptor? Resolve(nn.Module module) => module is Linear4Bit l4 ? new Linear4BitBase(l4) : null;
 
     /// <summary>Wraps one 4-bit linear in a LoRA layer (QLoRA's linear).</summary>
     /// <param name="layer">The frozen 4-bit base.</param>
@@ -23,8 +24,7 @@ public static class QLora
     public static LoraLinear Wrap(Linear4Bit layer, LoraOptions options, string adapterName = "default")
     {
         ArgumentNullException.ThrowIfNull(layer);
-        LoraLinearBase d = Resolve(layer)!;
-        return new LoraLinear(layer, d.InFeatures, d.OutFeatures, options, d.Weight, adapterName);
+        return new LoraLinear(new Linear4BitBase(layer), options, adapterName);
     }
 
     /// <summary>
@@ -43,4 +43,20 @@ public static class QLora
     /// <param name="adapterName">The adapter's name.</param>
     public static LoraInjectionReport LoadAdapter(nn.Module root, string folder, string adapterName = "default")
         => PeftAdapter.Load(root, folder, adapterName, Resolve);
+
+    /// <summary>A 4-bit linear's dense weight is its dequantization in the compute dtype; a merge requantizes.</summary>
+    private sealed class Linear4BitBase(Linear4Bit layer) : LinearBaseDescriptor(layer, layer.InFeatures, layer.OutFeatures)
+    {
+        public override ScalarType WeightDtype => layer.ComputeDtype;
+
+        public override Device Device => layer.State.Device;
+
+        public override bool WeightIsCopy => true;
+
+        public override Tensor ReadWeight() => layer.DequantizeWeight();
+
+        public override Tensor? Bias => layer.Bias;
+
+        public override void AddToWeight(Tensor delta) => layer.MergeDelta(delta);
+    }
 }

@@ -54,7 +54,7 @@ public sealed class AttentionGradientTests
         using var scope = NewDisposeScope();
         const int n = 32, h = 4;
         var (q0, k0, v0) = AttentionReference.Random(1, h, h, n, 8, seed: 6);
-        using var allowed = S2GroupLayout.AllowedMask(h, n, 0.25, policy);
+        using var allowed = AttentionReference.S2Mask(h, n, 0.25, policy);
         foreach (int head in new[] { 0, 3 })
             foreach (int p in new[] { 0, 2, 7, 17, 31 })
             {

@@ -68,20 +68,25 @@ public sealed class AttentionInvariantTests
         TensorAssert.Close(AttentionFunctions.ShiftedSparse(q, k, v, 1.0, policy), AttentionReference.Full(q, k, v), Tol, "ratio 1");
     }
 
+    public static TheoryData<string, int, int> HeadCounts() => new()
+    {
+        { "4 query heads per kv head", 8, 2 },
+        { "one kv head (multi-query)", 8, 1 },
+        { "an odd kv head count: a kv head straddles the two S2 halves", 6, 3 },
+        { "one query head per kv head", 4, 4 },
+    };
+
     [Theory]
-    [InlineData(8, 2)]
-    [InlineData(8, 1)]
-    [InlineData(6, 3)] // odd kv head count: a kv head straddles the two S2 halves
-    [InlineData(4, 4)]
-    public void GroupedQueryAttention_EqualsRepeatedKeyValues(int hq, int hkv)
+    [MemberData(nameof(HeadCounts))]
+    public void GroupedQueryAttention_EqualsRepeatedKeyValues(string name, int hq, int hkv)
     {
         using var scope = NewDisposeScope();
         var (q, k, v) = AttentionReference.Random(2, hq, hkv, 32, 8);
         var kr = k.repeat_interleave(hq / hkv, 1);
         var vr = v.repeat_interleave(hq / hkv, 1);
-        TensorAssert.Close(AttentionFunctions.FullCausal(q, k, v), AttentionReference.Full(q, kr, vr), Tol, "full");
+        TensorAssert.Close(AttentionFunctions.FullCausal(q, k, v), AttentionReference.Full(q, kr, vr), Tol, $"{name}: full");
         foreach (var policy in new[] { S2WrapPolicy.NoWrap, S2WrapPolicy.Roll })
-            TensorAssert.Close(AttentionFunctions.ShiftedSparse(q, k, v, 0.25, policy), AttentionReference.ShiftedSparse(q, kr, vr, 0.25, policy), Tol, $"{policy}");
+            TensorAssert.Close(AttentionFunctions.ShiftedSparse(q, k, v, 0.25, policy), AttentionReference.ShiftedSparse(q, kr, vr, 0.25, policy), Tol, $"{name}: {policy}");
     }
 
     [Fact]

@@ -9,13 +9,18 @@ public sealed class S2GroupLayoutTests
     private static (int Start, int Length)[][] Flat(IReadOnlyList<IReadOnlyList<SequenceSegment>> groups)
         => groups.Select(g => g.Select(s => (s.Start, s.Length)).ToArray()).ToArray();
 
+    public static TheoryData<string, int, double, int> GroupSizes() => new()
+    {
+        { "LongLoRA's quarter at 2048", 2048, 0.25, 512 },
+        { "an eighth at 96", 96, 0.125, 12 },
+        { "one group (ratio 1)", 64, 1.0, 64 },
+        { "100 * 0.1 = 10.000000000000002 in binary, floored as LongLoRA's int()", 100, 0.1, 10 },
+    };
+
     [Theory]
-    [InlineData(2048, 0.25, 512)]
-    [InlineData(96, 0.125, 12)]
-    [InlineData(64, 1.0, 64)]
-    [InlineData(100, 0.1, 10)] // 100 * 0.1 = 10.000000000000002 in binary; floor as LongLoRA's int()
-    public void GroupSize_IsFloorOfNTimesRatio(int n, double ratio, int expected)
-        => Assert.Equal(expected, S2GroupLayout.GroupSize(n, ratio));
+    [MemberData(nameof(GroupSizes))]
+    public void GroupSize_IsFloorOfNTimesRatio(string name, int n, double ratio, int expected)
+        => Assert.True(S2GroupLayout.GroupSize(n, ratio) == expected, $"{name}: {S2GroupLayout.GroupSize(n, ratio)}, expected {expected}");
 
     [Fact]
     public void Unshifted_ArePlainConsecutiveGroups()
@@ -38,18 +43,32 @@ public sealed class S2GroupLayoutTests
     public void SingleGroup_IsNotShifted(S2WrapPolicy policy)
         => Assert.Equal(new[] { new[] { (0, 8) } }, Flat(S2GroupLayout.Groups(8, 8, shifted: true, policy)));
 
+    public static TheoryData<string, S2WrapPolicy, int, int> Layouts() => new()
+    {
+        { "no-wrap, 3 groups of 4", S2WrapPolicy.NoWrap, 12, 4 },
+        { "roll, 3 groups of 4", S2WrapPolicy.Roll, 12, 4 },
+        { "no-wrap, 8 groups of 12", S2WrapPolicy.NoWrap, 96, 12 },
+        { "roll, 8 groups of 12", S2WrapPolicy.Roll, 96, 12 },
+    };
+
     [Theory]
-    [InlineData(S2WrapPolicy.NoWrap, 12, 4)]
-    [InlineData(S2WrapPolicy.Roll, 12, 4)]
-    [InlineData(S2WrapPolicy.NoWrap, 96, 12)]
-    [InlineData(S2WrapPolicy.Roll, 96, 12)]
-    public void Groups_CoverEveryPositionExactlyOnce(S2WrapPolicy policy, int n, int g)
+    [MemberData(nameof(Layouts))]
+    public void Groups_CoverEveryPositionExactlyOnce(string name, S2WrapPolicy policy, int n, int g)
     {
         foreach (bool shifted in new[] { false, true })
         {
             var positions = S2GroupLayout.Groups(n, g, shifted, policy).SelectMany(gr => gr).SelectMany(s => Enumerable.Range(s.Start, s.Length)).Order();
-            Assert.Equal(Enumerable.Range(0, n), positions);
+            Assert.True(Enumerable.Range(0, n).SequenceEqual(positions), $"{name}, shifted {shifted}");
         }
+    }
+
+    [Theory]
+    [MemberData(nameof(Layouts))]
+    public void AllowedMask_EqualsTheMaskFromS2sDefinition(string name, S2WrapPolicy policy, int n, int g)
+    {
+        using var mask = S2GroupLayout.AllowedMask(4, n, g / (double)n, policy);
+        using var definition = AttentionReference.S2Mask(4, n, g / (double)n, policy);
+        TensorAssert.Equal(mask, definition, name);
     }
 
     [Fact]

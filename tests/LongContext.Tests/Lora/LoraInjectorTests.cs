@@ -18,15 +18,31 @@ public sealed class LoraInjectorTests
         ["layers.0.self_attn.q_proj", "layers.0.self_attn.v_proj", "layers.1.self_attn.q_proj", "layers.1.self_attn.v_proj"];
 
     [Fact]
-    public void SuffixTargets_WrapEveryMatchingLinear_AndTheParentCallsTheWrapper()
+    public void SuffixTargets_WrapEveryMatchingLinear()
+    {
+        using var model = Model();
+        var report = LoraInjector.Inject(model, new LoraOptions { Rank = 2 });
+        Assert.Equal(QvNames, report.WrappedModules);
+        Assert.All(QvNames, n => Assert.IsType<LoraLinear>(model.named_modules().Single(m => m.name == n).module));
+    }
+
+    [Fact]
+    public void AtInit_TheInjectedModelComputesTheBaseModel()
     {
         using var model = Model(ScalarType.Float64);
         using var ids = tensor(new long[] { 1, 5, 7, 2 }).reshape(1, 4);
         using var before = model.call(ids);
-        var report = LoraInjector.Inject(model, new LoraOptions { Rank = 2 });
-        Assert.Equal(QvNames, report.WrappedModules);
-        Assert.All(QvNames, n => Assert.IsType<LoraLinear>(model.named_modules().Single(m => m.name == n).module));
+        LoraInjector.Inject(model, new LoraOptions { Rank = 2 });
         TensorAssert.Close(model.call(ids), before, 1e-12, "B = 0 leaves the model unchanged");
+    }
+
+    [Fact]
+    public void TheParentsForward_RunsThroughTheWrappers()
+    {
+        using var model = Model(ScalarType.Float64);
+        using var ids = tensor(new long[] { 1, 5, 7, 2 }).reshape(1, 4);
+        using var before = model.call(ids);
+        LoraInjector.Inject(model, new LoraOptions { Rank = 2 });
         foreach (var (_, layer) in LoraInjector.Layers(model))
             using (no_grad()) layer.LoraB("default").normal_();
         double diff = (model.call(ids) - before).abs().max().item<double>();
@@ -34,15 +50,48 @@ public sealed class LoraInjectorTests
     }
 
     [Fact]
-    public void Regex_AndAllLinear_SelectAsPeftDoes()
+    public void ARegex_SelectsTheModulesItMatchesEntirely()
     {
-        using var m1 = Model();
-        var r = LoraInjector.Inject(m1, new LoraOptions { TargetRegex = @"layers\.1\..*_proj" });
+        using var model = Model();
+        var r = LoraInjector.Inject(model, new LoraOptions { TargetRegex = @"layers\.1\..*_proj" });
         Assert.Equal(["layers.1.self_attn.q_proj", "layers.1.self_attn.v_proj", "layers.1.self_attn.o_proj"], r.WrappedModules);
-        using var m2 = Model();
-        var all = LoraInjector.Inject(m2, new LoraOptions { TargetModules = [LoraOptions.AllLinear] });
+    }
+
+    [Fact]
+    public void AllLinear_SelectsEveryLinearButTheHead()
+    {
+        using var model = Model();
+        var all = LoraInjector.Inject(model, new LoraOptions { TargetModules = [LoraOptions.AllLinear] });
         Assert.Equal(6, all.WrappedModules.Count);
         Assert.DoesNotContain("lm_head", all.WrappedModules);
+    }
+
+    [Fact]
+    public void AnEmbeddingTarget_IsWrappedAsLoraEmbedding()
+    {
+        using var model = Model();
+        LoraInjector.Inject(model, new LoraOptions { TargetModules = ["embed_tokens"] });
+        Assert.IsType<LoraEmbedding>(model.named_modules().Single(m => m.name == "embed_tokens").module);
+    }
+
+    [Fact]
+    public void AResolver_DescribesModulesBeforeTheBuiltInRule()
+    {
+        using var model = Model();
+        LoraBaseDescriptor? Padded(nn.Module m) => m is TorchSharp.Modules.Embedding e ? EmbeddingBaseDescriptor.Of(e, paddingIdx: 0) : null;
+        LoraInjector.Inject(model, new LoraOptions { TargetModules = ["embed_tokens"] }, resolve: Padded);
+        var layer = (LoraEmbedding)model.named_modules().Single(m => m.name == "embed_tokens").module;
+        Assert.Equal(0L, layer.Base.PaddingIdx);
+    }
+
+    [Fact]
+    public void AResolverDescribingAnotherModule_IsAnError()
+    {
+        using var model = Model();
+        var stray = nn.Linear(8, 8);
+        LoraBaseDescriptor? Wrong(nn.Module m) => m is TorchSharp.Modules.Linear ? LinearBaseDescriptor.Of(stray) : null;
+        var e = Assert.Throws<InvalidOperationException>(() => LoraInjector.Inject(model, new LoraOptions(), resolve: Wrong));
+        Assert.Contains("must describe the module it was given", e.Message);
     }
 
     [Fact]
@@ -64,24 +113,35 @@ public sealed class LoraInjectorTests
     }
 
     [Fact]
-    public void Freezing_AndCounts_MatchAHandCount()
+    public void Counts_MatchAHandCount()
     {
         using var model = Model();
         var total = ParameterCounter.Count(model).Total;
         var report = LoraInjector.Inject(model, new LoraOptions { Rank = 2 });
         long lora = 4 * (2 * 8 + 8 * 2);
-        Assert.Equal(total + lora, report.Parameters.Total);
-        Assert.Equal(lora, report.Parameters.Trainable);
-        Assert.Equal(100.0 * lora / (total + lora), report.Parameters.TrainablePercent, 12);
-        Assert.Contains("trainable params: 128", report.Parameters.ToString());
+        Assert.Equal(new ParameterCount(total + lora, lora), report.Parameters);
     }
 
     [Fact]
-    public void LongLoraExtras_EmbedAndNorm_TrainInFull_AndGradientsReachOnlyThemAndTheAdapters()
+    public void Counts_PrintAsPeftsSummary()
+    {
+        var counts = new ParameterCount(Total: 1000, Trainable: 128);
+        Assert.Equal("trainable params: 128 || all params: 1,000 || trainable%: 12.8000", counts.ToString());
+    }
+
+    [Fact]
+    public void LongLoraExtras_SelectEmbeddingsAndNorms()
     {
         using var model = Model();
         var report = LoraInjector.Inject(model, new LoraOptions { Rank = 2, ModulesToSave = ["embed", "norm"] });
         Assert.Equal(["embed_tokens", "layers.0.input_layernorm", "layers.1.input_layernorm", "norm"], report.TrainableModules);
+    }
+
+    [Fact]
+    public void LongLoraExtras_AndTheAdapters_AloneRequireAndGetGradients()
+    {
+        using var model = Model();
+        LoraInjector.Inject(model, new LoraOptions { Rank = 2, ModulesToSave = ["embed", "norm"] });
         foreach (var (_, layer) in LoraInjector.Layers(model))
             using (no_grad()) layer.LoraB("default").normal_();
         using var ids = tensor(new long[] { 3, 4, 5 }).reshape(1, 3);
@@ -104,24 +164,53 @@ public sealed class LoraInjectorTests
     }
 
     [Fact]
-    public void BiasAll_UnfreezesEveryBias_LoraOnly_OnlyTheWrappedOnes()
+    public void MarkTrainable_ReturnsTheFullNamesItSelects()
     {
-        using var m1 = Model();
-        LoraInjector.Inject(m1, new LoraOptions { TargetModules = ["v_proj"], Bias = LoraBias.All });
-        Assert.All(m1.named_parameters().Where(p => p.name.EndsWith(".bias")), p => Assert.True(p.parameter.requires_grad, p.name));
-        using var m2 = Model();
-        LoraInjector.Inject(m2, new LoraOptions { TargetModules = ["q_proj"], Bias = LoraBias.LoraOnly });
-        foreach (var (name, p) in m2.named_parameters().Where(p => p.name.EndsWith(".bias")))
+        using var model = Model();
+        Assert.Equal(["layers.0.input_layernorm", "layers.1.input_layernorm", "norm"], LoraInjector.MarkTrainable(model, ["norm"]));
+    }
+
+    [Fact]
+    public void ASecondInjection_TrainsOnlyWhatItsOwnOptionsSelect()
+    {
+        using var model = Model();
+        LoraInjector.Inject(model, new LoraOptions { Rank = 2, ModulesToSave = ["norm"] });
+        LoraInjector.Inject(model, new LoraOptions { Rank = 2 }, "second");
+        Assert.All(model.named_parameters().Where(p => p.name.Contains("norm.")), p => Assert.False(p.parameter.requires_grad, p.name));
+    }
+
+    [Fact]
+    public void BiasAll_UnfreezesEveryBias()
+    {
+        using var model = Model();
+        LoraInjector.Inject(model, new LoraOptions { TargetModules = ["v_proj"], Bias = LoraBias.All });
+        Assert.All(model.named_parameters().Where(p => p.name.EndsWith(".bias")), p => Assert.True(p.parameter.requires_grad, p.name));
+    }
+
+    [Fact]
+    public void BiasLoraOnly_UnfreezesOnlyTheWrappedLayersBiases()
+    {
+        using var model = Model();
+        LoraInjector.Inject(model, new LoraOptions { TargetModules = ["q_proj"], Bias = LoraBias.LoraOnly });
+        foreach (var (name, p) in model.named_parameters().Where(p => p.name.EndsWith(".bias")))
             Assert.True(name.EndsWith("q_proj.base_layer.bias") == p.requires_grad, name);
     }
 
     [Fact]
-    public void SecondAdapter_IsAddedToWrappedLayers_AndActivatedByName()
+    public void ASecondAdapter_IsAddedToTheWrappedLayers()
     {
         using var model = Model();
         LoraInjector.Inject(model, new LoraOptions { Rank = 2 });
         LoraInjector.Inject(model, new LoraOptions { Rank = 4 }, "long");
         Assert.All(LoraInjector.Layers(model), l => Assert.Equal(["default", "long"], l.Layer.AdapterNames));
+    }
+
+    [Fact]
+    public void SetActiveAdapter_ActivatesItInEveryLayer_AndOnlyItTrains()
+    {
+        using var model = Model();
+        LoraInjector.Inject(model, new LoraOptions { Rank = 2 });
+        LoraInjector.Inject(model, new LoraOptions { Rank = 4 }, "long");
         LoraInjector.SetActiveAdapter(model, "long");
         Assert.All(LoraInjector.Layers(model), l => Assert.Equal("long", l.Layer.ActiveAdapter));
         Assert.Equal(4 * (4 * 8 + 8 * 4), ParameterCounter.Count(model).Trainable);

@@ -51,6 +51,22 @@ internal sealed class TinyModel : nn.Module<Tensor, Tensor>
     }
 }
 
+/// <summary>A model one level down: <c>inner.*</c>, as when a recipe wraps the model it was given.</summary>
+internal sealed class OuterModel : nn.Module<Tensor, Tensor>
+{
+#pragma warning disable IDE1006
+    private readonly TinyModel inner;
+#pragma warning restore IDE1006
+
+    public OuterModel(TinyModel model) : base(nameof(OuterModel))
+    {
+        inner = model;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor ids) => inner.call(ids);
+}
+
 internal sealed class TinyLayer : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006

@@ -63,7 +63,7 @@ public sealed class LlamaFixtureTests
             Assert.Equal(LlamaCheckpoint.ExpectedParameters(model.Config).Keys.Order(), SafetensorsFile.ReadShapes(Path.Combine(copy, LlamaCheckpoint.WeightsFile)).Keys.Order());
             var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(copy, "config.json")))!.AsObject();
             Assert.Equal("llama", (string?)json["model_type"]);
-            if (model.Config.Source?["bos_token_id"] is { } bos) Assert.Equal(bos.ToJsonString(), json["bos_token_id"]!.ToJsonString());
+            if (model.Config.Source?.TryGetValue("bos_token_id", out var bos) == true) Assert.Equal(bos.GetRawText(), json["bos_token_id"]!.ToJsonString());
         }
         finally
         {

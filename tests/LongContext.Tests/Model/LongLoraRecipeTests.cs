@@ -1,6 +1,8 @@
+using System.Text.Json.Nodes;
 using LongContext.Attention;
 using LongContext.Llama;
 using LongContext.Lora;
+using LongContext.Quantization;
 using LongContext.Rope;
 using LongContext.Tests.Support;
 using LongContext.Training;
@@ -12,6 +14,7 @@ namespace LongContext.Tests.Model;
 [Collection(GlobalRngCollection.Name)]
 public sealed class LongLoraRecipeTests : IDisposable
 {
+    private const int Vocab = 16;
     private readonly string root = Path.Combine(Path.GetTempPath(), $"lc-longlora-{Guid.NewGuid():N}");
 
     public void Dispose()
@@ -19,91 +22,231 @@ public sealed class LongLoraRecipeTests : IDisposable
         if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
     }
 
+    private static LlamaConfig BaseConfig => LlamaTrainingTests.Tiny(vocab: Vocab) with { MaxPositionEmbeddings = 16 };
+
     private string SaveBase()
     {
-        random.manual_seed(8);
-        using var model = new LlamaForCausalLM(LlamaTrainingTests.Tiny(vocab: 16) with { MaxPositionEmbeddings = 16 });
         string folder = Path.Combine(root, "base");
+        if (Directory.Exists(folder)) return folder;
+        random.manual_seed(8);
+        using var model = new LlamaForCausalLM(BaseConfig);
         LlamaCheckpoint.Save(model, folder);
         return folder;
     }
 
-    [Fact]
-    public void Prepare_SetsPi_S2_LoraAndExtras_ThenAdapterAndMergedCheckpointReproduceTheTrainedModel()
+    /// <summary>The recipe at 40 tokens over a 16-token base: PI factor ceil(40 / 16) = 3, S2 with G = N/4.</summary>
+    private static readonly LongLoraOptions At40 = new() { TargetContextLength = 40 };
+
+    /// <summary>A few seeded AdamW steps at 32 tokens (S2 with G = 8, checkpointed layers), then evaluation mode.</summary>
+    private static void Train(LlamaForCausalLM model, int steps = 5)
     {
-        string baseFolder = SaveBase();
-        using var model = LlamaCheckpoint.Load(baseFolder);
-        var report = LongLora.Prepare(model, new LongLoraOptions
-        {
-            TargetContextLength = 40,
-            S2Attention = new AttentionOptions { Mode = AttentionMode.ShiftedSparse, GroupSizeRatio = 0.25 },
-        });
-
-        // PI: ceil(40 / 16) = 3, written into the config as linear scaling.
-        Assert.Equal(RopeType.Linear, model.Config.Rope.Type);
-        Assert.Equal(3.0, model.Config.Rope.Factor);
-        Assert.Equal(48, model.Config.MaxPositionEmbeddings);
-        Assert.Equal(8, report.WrappedModules.Count);                   // q, k, v, o in 2 layers
-        var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => p.name).ToList();
-        Assert.All(trainable, n => Assert.True(n.Contains("lora_", StringComparison.Ordinal) || n.Contains("embed", StringComparison.Ordinal) || n.Contains("norm", StringComparison.Ordinal), n));
-        Assert.Contains("model.embed_tokens.weight", trainable);
-        Assert.Contains("model.norm.weight", trainable);
-        Assert.DoesNotContain(trainable, n => n.Contains("mlp", StringComparison.Ordinal) || n.StartsWith("lm_head", StringComparison.Ordinal));
-
-        // A few seeded steps at the target length (S2 with G = 8 over N = 32, checkpointed).
         using var optimizer = optim.AdamW(model.parameters().Where(p => p.requires_grad), lr: 1e-2);
-        var generator = new TorchSharp.torch.Generator(5);
-        for (int step = 0; step < 5; step++)
+        var generator = new Generator(5);
+        for (int step = 0; step < steps; step++)
         {
             using var scope = NewDisposeScope();
-            Tensor ids = randint(0, 16, [2, 32], dtype: ScalarType.Int64, generator: generator);
+            Tensor ids = randint(0, Vocab, [2, 32], dtype: ScalarType.Int64, generator: generator);
             optimizer.zero_grad();
             model.Loss(ids, ids).backward();
             optimizer.step();
         }
         model.eval();
-        Tensor probe = randint(0, 16, [1, 40], dtype: ScalarType.Int64, generator: generator);
-        Tensor trained;
-        using (no_grad()) trained = model.forward(probe);
+    }
 
-        // Adapter + extras, loaded onto a fresh base with the same PI.
-        string adapter = Path.Combine(root, "adapter");
-        LongLora.SaveAdapter(model, adapter, baseFolder);
-        using (var fresh = LlamaCheckpoint.Load(baseFolder))
-        {
-            LongLora.ApplyPositionInterpolation(fresh, 40);
-            PeftAdapter.Load(fresh, adapter);
-            fresh.eval();
-            using (no_grad()) TensorAssert.Close(fresh.forward(probe), trained, 1e-5, "adapter reloaded onto the base");
-        }
-        Assert.Equal(model.Config.Rope, LlamaConfig.Load(adapter).Rope);
+    private static Tensor Probe(int length = 40) => randint(0, Vocab, [1, length], dtype: ScalarType.Int64, generator: new Generator(3));
 
-        // Merged plain checkpoint.
-        string merged = Path.Combine(root, "merged");
-        LongLora.SaveMerged(model, merged);
-        using var plain = LlamaCheckpoint.Load(merged);
-        Assert.Equal(model.Config.Rope, plain.Config.Rope);
-        using (no_grad()) TensorAssert.Close(plain.forward(probe), trained, 1e-5, "merged checkpoint");
+    private static Tensor Logits(LlamaForCausalLM model, Tensor ids)
+    {
+        using (no_grad()) return model.forward(ids);
+    }
+
+    // ---- what Prepare does ----
+
+    [Fact]
+    public void Prepare_SetsLinearPi_FactorCeilOfTargetOverOriginal()
+    {
+        using var model = LlamaCheckpoint.Load(SaveBase());
+        LongLora.Prepare(model, At40);
+        Assert.Equal(RopeType.Linear, model.Config.Rope.Type);
+        Assert.Equal(3.0, model.Config.Rope.Factor);
     }
 
     [Fact]
-    public void Prepare_WithQuantization_WrapsAllLinearOverA4BitBase_AndMergesToADenseCheckpoint()
+    public void Prepare_KeepsMaxPositionEmbeddings_AsLongLoraDoes()
     {
-        string baseFolder = SaveBase();
-        using var model = LlamaCheckpoint.Load(baseFolder);
-        var report = LongLora.Prepare(model, new LongLoraOptions { TargetContextLength = 32, Quantization = new LongContext.Quantization.QuantizationOptions() });
-        Assert.Equal(14, report.WrappedModules.Count);                  // 7 linears in 2 layers; lm_head excluded
-        Assert.Contains(model.modules(), m => m is LongContext.Quantization.Linear4Bit);
-        model.eval();
-        Tensor probe = randint(0, 16, [1, 32], dtype: ScalarType.Int64, generator: new TorchSharp.torch.Generator(3));
-        Tensor logits;
-        using (no_grad()) logits = model.forward(probe);
+        using var model = LlamaCheckpoint.Load(SaveBase());
+        LongLora.Prepare(model, At40);
+        Assert.Equal(16, model.Config.MaxPositionEmbeddings);
+    }
 
-        // The merged checkpoint holds the dequantized base (+ LoRA delta): the same function in float32.
-        string merged = Path.Combine(root, "merged-q");
-        LongLora.SaveMerged(model, merged);
-        using var plain = LlamaCheckpoint.Load(merged);
-        using (no_grad()) TensorAssert.Close(plain.forward(probe), logits, 1e-4, "merged 4-bit checkpoint");
+    [Fact]
+    public void Prepare_WithoutPositionInterpolation_KeepsTheRopeAsLoaded()
+    {
+        using var model = LlamaCheckpoint.Load(SaveBase());
+        LongLora.Prepare(model, At40 with { PositionInterpolation = false });
+        Assert.Equal(BaseConfig.Rope, model.Config.Rope);
+    }
+
+    [Fact]
+    public void Prepare_WrapsQKVAndOInEveryLayer()
+    {
+        using var model = LlamaCheckpoint.Load(SaveBase());
+        var report = LongLora.Prepare(model, At40);
+        var expected = from layer in Enumerable.Range(0, 2)
+                       from proj in new[] { "q_proj", "k_proj", "v_proj", "o_proj" }
+                       select $"model.layers.{layer}.self_attn.{proj}";
+        Assert.Equal(expected.Order(), report.WrappedModules.Order());
+    }
+
+    [Fact]
+    public void Prepare_LeavesOnlyLoraEmbeddingsAndNormsTrainable()
+    {
+        using var model = LlamaCheckpoint.Load(SaveBase());
+        LongLora.Prepare(model, At40);
+        var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => p.name).ToList();
+        Assert.All(trainable, n => Assert.True(n.Contains("lora_", StringComparison.Ordinal) || n.Contains("embed", StringComparison.Ordinal) || n.Contains("norm", StringComparison.Ordinal), n));
+        Assert.Contains("model.embed_tokens.weight", trainable);
+        Assert.Contains("model.norm.weight", trainable);
+        Assert.DoesNotContain(trainable, n => n.Contains("mlp", StringComparison.Ordinal) || n.StartsWith("lm_head", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Prepare_ConfiguresS2ForTraining_AndFullAttentionForEvaluation()
+    {
+        using var model = LlamaCheckpoint.Load(SaveBase());
+        LongLora.Prepare(model, At40);
+        Assert.All(model.Model.Layers, layer =>
+        {
+            Assert.Equal(LongLoraOptions.DefaultS2, layer.SelfAttention.Core.TrainingOptions);
+            Assert.Equal(AttentionMode.Full, layer.SelfAttention.Core.EvaluationOptions.Mode);
+        });
+    }
+
+    [Fact]
+    public void Prepare_S2Null_TrainsWithFullAttention()
+    {
+        using var model = LlamaCheckpoint.Load(SaveBase());
+        LongLora.Prepare(model, At40 with { S2 = null });
+        Assert.All(model.Model.Layers, layer => Assert.Equal(AttentionMode.Full, layer.SelfAttention.Core.TrainingOptions.Mode));
+    }
+
+    [Fact]
+    public void Prepare_KeepsTheUsersS2Settings()
+    {
+        using var model = new LlamaForCausalLM(BaseConfig with { AttentionDropout = 0.1 });
+        var s2 = LongLoraOptions.DefaultS2 with { Dropout = 0.1, GroupSizeRatio = 0.5, WrapPolicy = S2WrapPolicy.Roll };
+        LongLora.Prepare(model, At40 with { S2 = s2 });
+        Assert.All(model.Model.Layers, layer => Assert.Equal(s2, layer.SelfAttention.Core.TrainingOptions));
+    }
+
+    // ---- conflicts are errors naming both values; defaults come from one place ----
+
+    [Fact]
+    public void Prepare_S2DropoutOtherThanTheModelsAttentionDropout_ThrowsNamingBoth()
+    {
+        using var model = new LlamaForCausalLM(BaseConfig with { AttentionDropout = 0.1 });
+        var e = Assert.Throws<ArgumentException>(() => LongLora.Prepare(model, At40));
+        Assert.Contains("S2.Dropout 0", e.Message, StringComparison.Ordinal);
+        Assert.Contains("attention_dropout 0.1", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ResolveLora_Default_IsLongLorasQkvoWithTheExtrasToSave()
+    {
+        var lora = At40.ResolveLora();
+        Assert.Equal((8, 16.0, 0.0), (lora.Rank, lora.Alpha, lora.Dropout));
+        Assert.Equal(new[] { "q_proj", "k_proj", "v_proj", "o_proj" }, lora.TargetModules);
+        Assert.Equal(new[] { "embed", "norm" }, lora.ModulesToSave);
+    }
+
+    [Fact]
+    public void ResolveLora_OverA4BitBase_DefaultsToAllLinear()
+        => Assert.Equal(new[] { LoraOptions.AllLinear }, (At40 with { Quantization = new QuantizationOptions() }).ResolveLora().TargetModules);
+
+    [Fact]
+    public void ResolveLora_StartingFromTheDefault_KeepsLongLorasTargets()
+    {
+        var lora = (At40 with { Lora = LongLoraOptions.DefaultLora() with { Rank = 16 } }).ResolveLora();
+        Assert.Equal(16, lora.Rank);
+        Assert.Equal(new[] { "q_proj", "k_proj", "v_proj", "o_proj" }, lora.TargetModules);
+    }
+
+    [Fact]
+    public void ResolveLora_LoraOptionsWithPeftsDefaultTargets_ThrowsRatherThanDroppingKAndO()
+    {
+        var options = At40 with { Lora = new LoraOptions { Rank = 16 } };
+        var e = Assert.Throws<ArgumentException>(() => options.ResolveLora());
+        Assert.Equal(nameof(LongLoraOptions.Lora), e.ParamName);
+        Assert.Contains("[q_proj, v_proj]", e.Message, StringComparison.Ordinal);
+        Assert.Contains("[q_proj, k_proj, v_proj, o_proj]", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ResolveLora_TargetsTheUserNamed_AreKept()
+    {
+        var lora = (At40 with { Lora = new LoraOptions { TargetModules = ["v_proj", "q_proj"] } }).ResolveLora();
+        Assert.Equal(new[] { "v_proj", "q_proj" }, lora.TargetModules);
+    }
+
+    [Fact]
+    public void ResolveLora_ModulesToSaveOtherThanTrainableExtras_ThrowsNamingBoth()
+    {
+        var options = At40 with { Lora = LongLoraOptions.DefaultLora() with { ModulesToSave = ["embed"] } };
+        var e = Assert.Throws<ArgumentException>(() => options.ResolveLora());
+        Assert.Contains("ModulesToSave [embed]", e.Message, StringComparison.Ordinal);
+        Assert.Contains("TrainableExtras [embed, norm]", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ResolveLora_ModulesToSaveEqualToTrainableExtras_IsAccepted()
+    {
+        var options = At40 with { Lora = LongLoraOptions.DefaultLora() with { ModulesToSave = ["embed", "norm"] } };
+        Assert.Equal(new[] { "embed", "norm" }, options.ResolveLora().ModulesToSave);
+    }
+
+    public static TheoryData<string, Func<LongLoraOptions>, string> BadOptions() => new()
+    {
+        { "a negative target length", () => new LongLoraOptions { TargetContextLength = -1 }, nameof(LongLoraOptions.TargetContextLength) },
+        { "S2 options in full mode", () => new LongLoraOptions { S2 = new AttentionOptions() }, nameof(LongLoraOptions.S2) },
+        { "an empty extra name", () => new LongLoraOptions { TrainableExtras = ["embed", " "] }, nameof(LongLoraOptions.TrainableExtras) },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadOptions))]
+    public void Options_BadValue_ThrowsNamingTheProperty(string name, Func<LongLoraOptions> make, string property)
+    {
+        var e = Assert.ThrowsAny<ArgumentException>(() => make());
+        Assert.True(e.ParamName == property, $"{name}: ParamName {e.ParamName}, expected {property}");
+    }
+
+    // ---- LongLoRA's convention for an already scaled rope ----
+
+    public static TheoryData<string, double?, int, double> LongLoraShapedConfigs() => new()
+    {
+        // (rope factor in config.json or null for none, target, factor in force); max_position_embeddings 4096
+        { "LongLoRA's 32k model (4096 x linear 8) at 32k", 8.0, 32768, 8.0 },
+        { "LongLoRA's 32k model at 8k, inside its context", 8.0, 8192, 8.0 },
+        { "LongLoRA's 32k model extended to 64k", 8.0, 65536, 16.0 },
+        { "an unscaled 4k model to 32k", null, 32768, 8.0 },
+        { "an unscaled 4k model within its window", null, 4096, 1.0 },
+    };
+
+    [Theory]
+    [MemberData(nameof(LongLoraShapedConfigs))]
+    public void ApplyPositionInterpolation_ReadsTheContextAsMaxPositionsTimesTheFactor(string name, double? configFactor, int target, double expected)
+    {
+        var json = JsonNode.Parse("""
+            {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 16, "hidden_size": 32,
+             "intermediate_size": 48, "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 4,
+             "max_position_embeddings": 4096, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "hidden_act": "silu"}
+            """)!.AsObject();
+        if (configFactor is { } f) json["rope_scaling"] = new JsonObject { ["type"] = "linear", ["factor"] = f };
+        using var model = new LlamaForCausalLM(LlamaConfig.FromJson(json));
+        double factor = LongLora.ApplyPositionInterpolation(model, target);
+        Assert.True(factor == expected, $"{name}: factor {factor}, expected {expected}");
+        Assert.Equal(expected == 1.0 ? RopeType.Default : RopeType.Linear, model.Config.Rope.Type);
+        Assert.Equal(expected, model.Config.Rope.Type == RopeType.Linear ? model.Config.Rope.Factor : 1.0);
+        Assert.Equal(4096, model.Config.MaxPositionEmbeddings);
     }
 
     [Fact]
@@ -117,13 +260,113 @@ public sealed class LongLoraRecipeTests : IDisposable
         Assert.Contains("Dynamic", ex.Message, StringComparison.Ordinal);
     }
 
+    // ---- saving and loading ----
+
     [Fact]
-    public void Options_BadValues_ThrowNamingThem()
+    public void SaveAdapter_WritesThePiConfig()
     {
-        var a = Assert.Throws<ArgumentOutOfRangeException>(() => new LongLoraOptions { TargetContextLength = -1 });
-        Assert.Equal(nameof(LongLoraOptions.TargetContextLength), a.ParamName);
-        var b = Assert.Throws<ArgumentException>(() => new LongLoraOptions { S2Attention = new AttentionOptions() });
-        Assert.Equal(nameof(LongLoraOptions.S2Attention), b.ParamName);
-        Assert.Contains("Full", b.Message, StringComparison.Ordinal);
+        using var model = LlamaCheckpoint.Load(SaveBase());
+        LongLora.Prepare(model, At40);
+        string adapter = Path.Combine(root, "adapter");
+        LongLora.SaveAdapter(model, adapter, SaveBase());
+        Assert.Equal(model.Config.Rope, LlamaConfig.Load(adapter).Rope);
+    }
+
+    [Fact]
+    public void LoadAdapter_OnAFreshBase_ReproducesTheTrainedModel()
+    {
+        random.manual_seed(11);
+        using var model = LlamaCheckpoint.Load(SaveBase());
+        LongLora.Prepare(model, At40);
+        Train(model);
+        Tensor probe = Probe();
+        Tensor trained = Logits(model, probe);
+        string adapter = Path.Combine(root, "adapter");
+        LongLora.SaveAdapter(model, adapter, SaveBase());
+
+        using var fresh = LlamaCheckpoint.Load(SaveBase());
+        LongLora.LoadAdapter(fresh, adapter);                      // no target length to remember
+        fresh.eval();
+        Assert.Equal(model.Config.Rope, fresh.Config.Rope);
+        TensorAssert.Close(Logits(fresh, probe), trained, 1e-5, "adapter reloaded onto the base");
+    }
+
+    [Fact]
+    public void LoadAdapter_OverA4BitBase_ReproducesTheTrainedModel()
+    {
+        random.manual_seed(12);
+        var quantization = new QuantizationOptions();
+        using var model = LlamaCheckpoint.Load(SaveBase());
+        LongLora.Prepare(model, At40 with { Quantization = quantization, GradientCheckpointing = false });
+        Train(model, steps: 2);
+        Tensor probe = Probe();
+        Tensor trained = Logits(model, probe);
+        string adapter = Path.Combine(root, "adapter-q");
+        LongLora.SaveAdapter(model, adapter, SaveBase());
+
+        using var fresh = LlamaCheckpoint.Load(SaveBase());
+        ModelQuantizer.Quantize(fresh, quantization);
+        LongLora.LoadAdapter(fresh, adapter);
+        fresh.eval();
+        TensorAssert.Close(Logits(fresh, probe), trained, 1e-5, "adapter reloaded onto the 4-bit base");
+    }
+
+    [Fact]
+    public void LoadAdapter_ForAnotherModelShape_ThrowsNamingTheField()
+    {
+        using var model = LlamaCheckpoint.Load(SaveBase());
+        LongLora.Prepare(model, At40);
+        string adapter = Path.Combine(root, "adapter");
+        LongLora.SaveAdapter(model, adapter);
+        using var other = new LlamaForCausalLM(BaseConfig with { IntermediateSize = 64 });
+        var e = Assert.Throws<ArgumentException>(() => LongLora.LoadAdapter(other, adapter));
+        Assert.Contains("IntermediateSize 48 (model: 64)", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void LoadAdapter_FolderWithoutConfig_ThrowsNamingTheFile()
+    {
+        using var model = new LlamaForCausalLM(BaseConfig);
+        string empty = Directory.CreateDirectory(Path.Combine(root, "empty")).FullName;
+        var e = Assert.Throws<FileNotFoundException>(() => LongLora.LoadAdapter(model, empty));
+        Assert.Contains("config.json", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void SaveMerged_ReproducesTheTrainedModel()
+    {
+        random.manual_seed(13);
+        using var model = LlamaCheckpoint.Load(SaveBase());
+        LongLora.Prepare(model, At40);
+        Train(model);
+        Tensor probe = Probe();
+        string merged = Path.Combine(root, "merged");
+        LongLora.SaveMerged(model, merged);
+        using var plain = LlamaCheckpoint.Load(merged);
+        Assert.Equal(model.Config.Rope, plain.Config.Rope);
+        TensorAssert.Close(Logits(plain, probe), Logits(model, probe), 1e-5, "merged checkpoint");
+    }
+
+    [Fact]
+    public void Prepare_WithQuantization_WrapsEveryLinearButLmHeadOverA4BitBase()
+    {
+        using var model = LlamaCheckpoint.Load(SaveBase());
+        var report = LongLora.Prepare(model, new LongLoraOptions { TargetContextLength = 32, Quantization = new QuantizationOptions() });
+        Assert.Equal(14, report.WrappedModules.Count);                  // 7 linears in 2 layers; lm_head excluded
+        Assert.DoesNotContain(report.WrappedModules, n => n.StartsWith("lm_head", StringComparison.Ordinal));
+        Assert.Contains(model.modules(), m => m is Linear4Bit);
+    }
+
+    [Fact]
+    public void SaveMerged_Of4BitBase_IsTheSameFunctionInFloat32()
+    {
+        using var model = LlamaCheckpoint.Load(SaveBase());
+        LongLora.Prepare(model, new LongLoraOptions { TargetContextLength = 32, Quantization = new QuantizationOptions() });
+        model.eval();
+        Tensor probe = Probe(32);
+        string merged = Path.Combine(root, "merged-q");
+        LongLora.SaveMerged(model, merged);                         // the dequantized base (+ LoRA delta)
+        using var plain = LlamaCheckpoint.Load(merged);
+        TensorAssert.Close(Logits(plain, probe), Logits(model, probe), 1e-4, "merged 4-bit checkpoint");
     }
 }

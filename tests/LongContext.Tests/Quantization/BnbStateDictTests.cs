@@ -49,6 +49,32 @@ public sealed class BnbStateDictTests
         finally { File.Delete(path); }
     }
 
+    /// <summary>(fixture file, quant type) for each codebook a quant fixture file records.</summary>
+    public static TheoryData<string, string> FixtureCodebooks()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (string file in Fixtures.Files("quant", "*.safetensors"))
+        {
+            var meta = SafetensorsFile.ReadMetadata(Path.Combine(Fixtures.Folder("quant"), file));
+            foreach (string qt in new[] { "nf4", "fp4" })
+                if (meta.ContainsKey($"codebook_{qt}")) data.Add(file, qt);
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(FixtureCodebooks))]
+    public void Write_QuantMapIsTheOneBnbStores_BitForBit(string file, string qt)
+    {
+        // bnb's get_4bit_type: FP4's entry 8 is +0.0 (its table lists the Python int -0).
+        using var scope = NewDisposeScope();
+        var meta = SafetensorsFile.ReadMetadata(Path.Combine(Fixtures.Folder("quant"), file));
+        float[] expected = JsonSerializer.Deserialize<float[]>(meta[$"codebook_{qt}"])!;
+        using var state = Blockwise4Bit.Quantize(randn(4, 64, generator: new Generator(1)), qt == "nf4" ? QuantType.Nf4 : QuantType.Fp4, 64);
+        float[] written = Bnb4BitStateDict.Write(state)["weight.quant_map"].data<float>().ToArray();
+        Assert.Equal(expected.Select(BitConverter.SingleToInt32Bits), written.Select(BitConverter.SingleToInt32Bits));
+    }
+
     [Fact]
     public void Read_PythonWrittenQuantState_Parses()
     {

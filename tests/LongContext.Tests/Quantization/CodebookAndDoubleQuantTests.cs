@@ -7,28 +7,28 @@ namespace LongContext.Tests.Quantization;
 [Trait(Category.Name, Category.Quantization)]
 public sealed class CodebookAndDoubleQuantTests
 {
-    [Fact]
-    public void DynamicMap8Bit_EqualsPyTorchComputedMapToOneUlp()
+    /// <summary>The library's dynamic map (null) or a caller's: 256 evenly spaced values in [-1, 1].</summary>
+    public static TheoryData<string, int, int> DoubleQuantRows() => new()
     {
-        // PyTorch 1.13 and the libtorch under TorchSharp round linspace differently in the last bit of a few entries.
-        float[] map = Codebooks.DynamicMap8Bit;
-        Assert.Equal(256, map.Length);
-        TensorAssert.Close(tensor(map), tensor(DynamicMapReference.Values), 1.2e-7, "dynamic map vs PyTorch 1.13");
-        Assert.Equal(0f, map[127]);
-        Assert.Equal(1f, map[255]);
-        Assert.True(map.Zip(map.Skip(1)).All(p => p.First < p.Second), "map must be strictly ascending");
-    }
+        { "dynamic map", 64, 8192 },
+        { "dynamic map", 128, 100_003 },
+        { "dynamic map", 32, 700 },
+        { "linear map", 64, 8192 },
+        { "linear map", 32, 700 },
+    };
+
+    private static float[]? MapOf(string name) => name == "linear map"
+        ? Enumerable.Range(0, 256).Select(i => (float)(-1 + 2.0 * i / 255)).ToArray()
+        : null;
 
     [Theory]
-    [InlineData(64, 8192)]
-    [InlineData(128, 100_003)]
-    [InlineData(32, 700)]
-    public void DoubleQuant_DequantizedAbsmax_IsTheNearestMapValueTimesNestedScalePlusOffset(int blockSize, int n)
+    [MemberData(nameof(DoubleQuantRows))]
+    public void DoubleQuant_DequantizedAbsmax_IsTheNearestMapValueTimesNestedScalePlusOffset(string mapName, int blockSize, int n)
     {
         using var scope = NewDisposeScope();
         var w = randn(n, generator: new Generator(11)) * 0.02;
         using var plain = Blockwise4Bit.Quantize(w, QuantType.Nf4, blockSize);
-        using var nested = Blockwise4Bit.Quantize(w, QuantType.Nf4, blockSize, doubleQuant: true);
+        using var nested = Blockwise4Bit.Quantize(w, QuantType.Nf4, blockSize, doubleQuant: true, nestedMap: MapOf(mapName));
         TensorAssert.Equal(nested.Packed, plain.Packed, "packed codes do not depend on double quantization");
         Assert.NotNull(nested.Nested);
         Assert.Equal(256, nested.Nested!.BlockSize);
@@ -36,9 +36,11 @@ public sealed class CodebookAndDoubleQuantTests
         float[] absmax = plain.Absmax.data<float>().ToArray();
         float[] deq = nested.DequantizedAbsmax().data<float>().ToArray();
         float[] nestedScale = nested.Nested.Absmax.data<float>().ToArray();
+        // The offset is the float32 nearest the exact mean (the float64 mean rounded once; n is small enough here).
         double offset = absmax.Select(a => (double)a).Average();
-        Assert.Equal(offset, nested.Nested.Offset, 6);
-        float[] map = Codebooks.DynamicMap8Bit;
+        Assert.Equal((float)offset, nested.Nested.Offset);
+        float[] map = MapOf(mapName) ?? Codebooks.DynamicMap8Bit;
+        Assert.Equal(map, nested.Nested.Map);
         double maxHalfGap = Enumerable.Range(0, 255).Max(i => (map[i + 1] - map[i]) / 2.0);
         for (int i = 0; i < absmax.Length; i++)
         {
@@ -52,6 +54,67 @@ public sealed class CodebookAndDoubleQuantTests
             Assert.True(Math.Abs(deq[i] - absmax[i]) <= maxHalfGap * scale + 1e-7,
                 $"block {i}: |{deq[i]} - {absmax[i]}| exceeds the map's resolution {maxHalfGap * scale}");
         }
+    }
+
+    [Theory]
+    [InlineData(QuantType.Nf4, 63, 32)]
+    [InlineData(QuantType.Fp4, 63, 32)]
+    [InlineData(QuantType.Nf4, 1023, 32)]
+    [InlineData(QuantType.Fp4, 4095, 4096)]
+    public void RoundTrip_OddCountWhosePaddedPairFillsTheLastBlock_GivesBackCodebookValues(QuantType type, int n, int blockSize)
+    {
+        // n + 1 is a whole number of blocks: the packed codes cover every block, the last nibble is padding. Inputs are
+        // codebook values times a power-of-two scale, each block led by +scale (code value 1), so dequantize(quantize(x))
+        // must return x exactly.
+        using var scope = NewDisposeScope();
+        float[] code = Codebooks.For(type);
+        const float scale = 0.5f;
+        var values = new float[n];
+        for (int i = 0; i < n; i++) values[i] = i % blockSize == 0 ? scale : code[(i * 7) % 16] * scale;
+        var x = tensor(values);
+        using var state = Blockwise4Bit.Quantize(x, type, blockSize);
+        TensorAssert.Equal(Blockwise4Bit.Dequantize(state), x, $"{type} n={n} block {blockSize}");
+    }
+
+    /// <summary>(row name, map, doubleQuant): a nested map that Quantize refuses.</summary>
+    public static TheoryData<string, float[], bool> BadNestedMaps()
+    {
+        float[] good = Codebooks.DynamicMap8Bit;
+        float[] swapped = (float[])good.Clone();
+        (swapped[10], swapped[11]) = (swapped[11], swapped[10]);
+        float[] withNaN = (float[])good.Clone();
+        withNaN[200] = float.NaN;
+        return new()
+        {
+            { "map without double quantization", good, false },
+            { "255 entries", good[..255], true },
+            { "two entries out of order", swapped, true },
+            { "a NaN entry", withNaN, true },
+        };
+    }
+
+    [Theory]
+    [MemberData(nameof(BadNestedMaps))]
+    public void Quantize_BadNestedMap_NamesTheParameter(string row, float[] map, bool doubleQuant)
+    {
+        _ = row; // names the row
+        using var w = randn(4, 64, generator: new Generator(3));
+        var e = Assert.Throws<ArgumentException>(() => Blockwise4Bit.Quantize(w, QuantType.Nf4, 64, doubleQuant, map));
+        Assert.Equal("nestedMap", e.ParamName);
+    }
+
+    [Fact]
+    public void ReplaceWeight_RequantizesWithTheStatesOwnNestedMap()
+    {
+        using var scope = NewDisposeScope();
+        float[] map = MapOf("linear map")!;
+        var w = randn(new long[] { 64, 256 }, generator: new Generator(6)) * 0.02;
+        var dense = randn(new long[] { 64, 256 }, generator: new Generator(7)) * 0.03;
+        using var layer = new Linear4Bit(Blockwise4Bit.Quantize(w, QuantType.Nf4, 32, doubleQuant: true, nestedMap: map));
+        layer.ReplaceWeight(dense);
+        using var expected = Blockwise4Bit.Quantize(dense, QuantType.Nf4, 32, doubleQuant: true, nestedMap: map);
+        Assert.Equal(map, layer.State.Nested!.Map);
+        TensorAssert.Equal(layer.State.Absmax, expected.Absmax, "8-bit absmax codes under the state's map");
     }
 
     [Theory]

@@ -112,18 +112,45 @@ public sealed class Linear4BitTests
         Assert.Equal(ScalarType.BFloat16, y.dtype);
     }
 
+    /// <summary>(row name, input shape, dtype, text the message must hold) for a layer with in_features 64.</summary>
+    public static TheoryData<string, long[], ScalarType, string> BadForwardInputs() => new()
+    {
+        { "last dimension one short", new long[] { 2, 63 }, ScalarType.Float32, "got 63" },
+        { "last dimension too wide", new long[] { 3, 5, 128 }, ScalarType.Float32, "got 128" },
+        { "transposed input", new long[] { 64, 2 }, ScalarType.Float32, "got 2" },
+        { "scalar", Array.Empty<long>(), ScalarType.Float32, "scalar" },
+        { "integer ids", new long[] { 2, 64 }, ScalarType.Int64, "Int64" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadForwardInputs))]
+    public void Forward_BadInput_NamesTheInputWithTheValueAndTheExpectedWidth(string row, long[] shape, ScalarType dtype, string detail)
+    {
+        _ = row; // names the row
+        using var dense = nn.Linear(64, 16);
+        using var q = Linear4Bit.FromLinear(dense);
+        using var input = ones(shape, dtype: dtype);
+        var e = Assert.Throws<ArgumentException>(() => q.forward(input));
+        Assert.Equal("input", e.ParamName);
+        Assert.Contains("64", e.Message);
+        Assert.Contains(detail, e.Message);
+    }
+
     [Fact]
-    public void BadInputs_NameParameterAndValue()
+    public void ReplaceWeight_WrongShape_NamesTheParameterAndShape()
     {
         using var dense = nn.Linear(64, 16);
         using var q = Linear4Bit.FromLinear(dense);
-        var e1 = Assert.Throws<ArgumentException>(() => q.forward(ones(2, 63)));
-        Assert.Equal("input", e1.ParamName);
-        Assert.Contains("63", e1.Message);
-        var e2 = Assert.Throws<ArgumentException>(() => q.ReplaceWeight(ones(16, 65)));
-        Assert.Equal("dense", e2.ParamName);
-        Assert.Contains("65", e2.Message);
-        var e3 = Assert.Throws<ArgumentOutOfRangeException>(() => Linear4Bit.FromLinear(dense, blockSize: 100));
-        Assert.Equal("blockSize", e3.ParamName);
+        var e = Assert.Throws<ArgumentException>(() => q.ReplaceWeight(ones(16, 65)));
+        Assert.Equal("dense", e.ParamName);
+        Assert.Contains("65", e.Message);
+    }
+
+    [Fact]
+    public void FromLinear_BadBlockSize_NamesTheParameter()
+    {
+        using var dense = nn.Linear(64, 16);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Linear4Bit.FromLinear(dense, blockSize: 100));
+        Assert.Equal("blockSize", e.ParamName);
     }
 }

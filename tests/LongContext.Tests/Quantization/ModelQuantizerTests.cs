@@ -130,13 +130,4 @@ public sealed class ModelQuantizerTests
         Assert.Contains("proj", e.Message);
         Assert.Contains("Linear4Bit", e.Message);
     }
-
-    [Fact]
-    public void Options_BadBlockSize_NamesTheOption()
-    {
-        using var model = new TinyModel();
-        var e = Assert.Throws<ArgumentOutOfRangeException>(() => ModelQuantizer.Quantize(model, new QuantizationOptions { BlockSize = 96 }));
-        Assert.Equal("BlockSize", e.ParamName);
-        Assert.Contains("96", e.Message);
-    }
 }

@@ -107,7 +107,7 @@ public sealed class RopeFixtureTests
 
     private static string FilePath(string name) => Path.Combine(Fixtures.Folder("rope"), $"rope_{name}.safetensors");
 
-    /// <summary>Reads an entry through <see cref="HfRopeConfig.Read"/>, as a config.json with a v5 rope_parameters object.</summary>
+    /// <summary>Reads an entry through <see cref="HfRopeConfig.Read(JsonObject, int, int)"/>, as a config.json with a v5 rope_parameters object.</summary>
     private static (RopeParameters P, int HeadDim, int MaxPos, double Scaling) Entry(string name)
     {
         var manifest = JsonNode.Parse(File.ReadAllText(Path.Combine(Fixtures.Folder("rope"), "rope_manifest.json")))!.AsObject();
@@ -116,7 +116,7 @@ public sealed class RopeFixtureTests
         int headDim = rope["head_dim"]!.GetValue<int>(), maxPos = rope["max_position_embeddings"]!.GetValue<int>();
         rope.Remove("head_dim");
         rope.Remove("max_position_embeddings");
-        var config = new JsonObject { ["head_dim"] = headDim, ["max_position_embeddings"] = maxPos, ["rope_parameters"] = rope };
-        return (HfRopeConfig.Read(config), headDim, maxPos, entry["attention_scaling"]!.GetValue<double>());
+        var config = new JsonObject { ["rope_parameters"] = rope };
+        return (HfRopeConfig.Read(config, headDim, maxPos).Parameters, headDim, maxPos, entry["attention_scaling"]!.GetValue<double>());
     }
 }

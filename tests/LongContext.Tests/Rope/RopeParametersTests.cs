@@ -1,15 +1,45 @@
 using LongContext.Rope;
 using LongContext.Tests.Support;
-using static TorchSharp.torch;
 
 namespace LongContext.Tests.Rope;
 
-/// <summary>Validation messages and the frequency builders' closed forms (float64 references).</summary>
+/// <summary>
+/// RopeParameters and RotaryEmbeddingOptions are validated where they are built: each field as it is set, the
+/// type's keys and the model shape by Validate (and by everything that takes them). Messages name the field.
+/// </summary>
 [Trait(Category.Name, Category.Rope)]
 public sealed class RopeParametersTests
 {
+    private static readonly Dictionary<string, (Func<object> Build, string Field, string Shown)> OutOfRange = new()
+    {
+        ["theta 0"] = (() => new RopeParameters { Theta = 0 }, "Theta", "got 0"),
+        ["theta infinite"] = (() => new RopeParameters { Theta = double.PositiveInfinity }, "Theta", "positive finite"),
+        ["partial rotary factor 1.5"] = (() => new RopeParameters { PartialRotaryFactor = 1.5 }, "PartialRotaryFactor", "(0, 1]"),
+        ["original window 0"] = (() => new RopeParameters { OriginalMaxPositionEmbeddings = 0 }, "OriginalMaxPositionEmbeddings", "got 0"),
+        ["beta_fast negative"] = (() => new RopeParameters { BetaFast = -1 }, "BetaFast", "got -1"),
+        ["mscale 0"] = (() => new RopeParameters { Mscale = 0 }, "Mscale", "got 0"),
+        ["attention factor 0"] = (() => new RopeParameters { AttentionFactor = 0 }, "AttentionFactor", "got 0"),
+        ["short factor with a zero"] = (() => new RopeParameters { ShortFactor = [1, 0, 1] }, "ShortFactor", "entry 1"),
+        ["undefined type"] = (() => new RopeParameters { Type = (RopeType)42 }, "Type", "42"),
+        ["options head dim 0"] = (() => new RotaryEmbeddingOptions(0, 128, RopeParameters.Default()), "HeadDim", "got 0"),
+        ["options window 0"] = (() => new RotaryEmbeddingOptions(16, 0, RopeParameters.Default()), "MaxPositionEmbeddings", "got 0"),
+        ["options position limit 0"] = (() => new RotaryEmbeddingOptions(16, 128, RopeParameters.Default()) { PositionLimit = 0 }, "PositionLimit", "got 0"),
+    };
+
+    public static TheoryData<string> OutOfRangeCases() => new(OutOfRange.Keys);
+
+    [Theory]
+    [MemberData(nameof(OutOfRangeCases))]
+    public void FieldSetOutOfRange_ThrowsNamingFieldAndValue(string name)
+    {
+        var (build, field, shown) = OutOfRange[name];
+        var ex = Assert.ThrowsAny<ArgumentException>(build);
+        Assert.Equal(field, ex.ParamName);
+        Assert.Contains(shown, ex.Message);
+    }
+
     [Fact]
-    public void FactorBelowOne_ThrowsNamingFactorAndValue()
+    public void Factory_FactorBelowOne_ThrowsNamingFactorAndValue()
     {
         var ex = Assert.Throws<ArgumentOutOfRangeException>(() => RopeParameters.Linear(0.5));
         Assert.Equal("Factor", ex.ParamName);
@@ -17,126 +47,100 @@ public sealed class RopeParametersTests
         Assert.Contains(">= 1", ex.Message);
     }
 
-    [Fact]
-    public void MissingRequiredFields_ThrowNamingThem()
+    private static readonly Dictionary<string, (RopeParameters P, string Field)> MissingRequired = new()
     {
-        var llama = new RopeParameters { Type = RopeType.Llama3, Factor = 8, HighFreqFactor = 4 };
-        Assert.Equal("LowFreqFactor", Assert.Throws<ArgumentException>(() => llama.Validate(64, 1024)).ParamName);
-        var longRope = new RopeParameters { Type = RopeType.LongRope, ShortFactor = new double[8] };
-        Assert.Equal("LongFactor", Assert.Throws<ArgumentException>(() => longRope.Validate(16, 1024)).ParamName);
-    }
+        ["llama3 without LowFreqFactor"] = (new RopeParameters { Type = RopeType.Llama3, Factor = 8, HighFreqFactor = 4 }, "LowFreqFactor"),
+        ["longrope without LongFactor"] = (new RopeParameters { Type = RopeType.LongRope, ShortFactor = new double[8].Select(_ => 1.0).ToArray() }, "LongFactor"),
+        ["longrope without ShortFactor"] = (new RopeParameters { Type = RopeType.LongRope, LongFactor = new double[8].Select(_ => 1.0).ToArray() }, "ShortFactor"),
+    };
 
-    [Fact]
-    public void FactorListOfWrongLength_ThrowsNamingListAndLengths()
-    {
-        double[] eight = Enumerable.Repeat(1.0, 8).ToArray(), seven = Enumerable.Repeat(1.0, 7).ToArray();
-        var p = RopeParameters.LongRope(eight, seven, 256, 4);
-        var ex = Assert.Throws<ArgumentException>(() => p.Validate(16, 1024));
-        Assert.Equal("LongFactor", ex.ParamName);
-        Assert.Contains("8", ex.Message);
-        Assert.Contains("got 7", ex.Message);
-        var shortEx = Assert.Throws<ArgumentException>(() => RopeFrequencyBuilder.Build(p with { ShortFactor = seven, LongFactor = eight }, 16, 1024));
-        Assert.Equal("ShortFactor", shortEx.ParamName);
-    }
+    public static TheoryData<string> MissingRequiredCases() => new(MissingRequired.Keys);
 
     [Theory]
-    [InlineData(15, 1.0, "15")]
-    [InlineData(16, 0.3125, "= 5")]
-    public void OddRotatedDimension_ThrowsNamingHeadDim(int headDim, double partial, string shown)
+    [MemberData(nameof(MissingRequiredCases))]
+    public void RequiredFieldMissing_ThrowsNamingIt(string name)
     {
-        var p = RopeParameters.Default() with { PartialRotaryFactor = partial };
-        var ex = Assert.Throws<ArgumentException>(() => new RotaryEmbedding(new RotaryEmbeddingOptions(headDim, 128, p)));
-        Assert.Equal("headDim", ex.ParamName);
-        Assert.Contains(shown, ex.Message);
-        Assert.Contains("even", ex.Message);
+        var (p, field) = MissingRequired[name];
+        var ex = Assert.Throws<ArgumentException>(() => p.Validate(16, 1024));
+        Assert.Equal(field, ex.ParamName);
+        Assert.Contains("is required", ex.Message);
     }
 
-    [Fact]
-    public void FieldUnusedByTheType_ThrowsInsteadOfBeingIgnored()
+    private static readonly Dictionary<string, (RopeParameters P, string Field, string Type)> Unused = new()
     {
-        var ex = Assert.Throws<ArgumentException>(() => (RopeParameters.Linear(2) with { BetaFast = 16 }).Validate(16, 128));
-        Assert.Equal("BetaFast", ex.ParamName);
-        Assert.Contains("Linear", ex.Message);
-        var def = Assert.Throws<ArgumentException>(() => new RopeParameters { Factor = 4 }.Validate(16, 128));
-        Assert.Equal("Factor", def.ParamName);
-        var dyn = Assert.Throws<ArgumentException>(() => (RopeParameters.Dynamic(2) with { OriginalMaxPositionEmbeddings = 64 }).Validate(16, 128));
-        Assert.Equal("OriginalMaxPositionEmbeddings", dyn.ParamName);
+        ["beta_fast with linear"] = (RopeParameters.Linear(2) with { BetaFast = 16 }, "BetaFast", "Linear"),
+        ["factor with default"] = (new RopeParameters { Factor = 4 }, "Factor", "Default"),
+        ["original window with dynamic"] = (RopeParameters.Dynamic(2) with { OriginalMaxPositionEmbeddings = 64 }, "OriginalMaxPositionEmbeddings", "Dynamic"),
+        ["long factor with yarn"] = (RopeParameters.Yarn(2, 64) with { LongFactor = [1.0] }, "LongFactor", "Yarn"),
+    };
+
+    public static TheoryData<string> UnusedCases() => new(Unused.Keys);
+
+    [Theory]
+    [MemberData(nameof(UnusedCases))]
+    public void FieldUnusedByTheType_ThrowsInsteadOfBeingIgnored(string name)
+    {
+        var (p, field, type) = Unused[name];
+        var ex = Assert.Throws<ArgumentException>(() => p.Validate(16, 128));
+        Assert.Equal(field, ex.ParamName);
+        Assert.Contains($"not used by rope type {type}", ex.Message);
     }
 
     [Fact]
     public void Llama3_HighNotAboveLow_Throws()
-    {
-        var ex = Assert.Throws<ArgumentException>(() => RopeParameters.Llama3(8, 4, 4, 8192));
-        Assert.Equal("HighFreqFactor", ex.ParamName);
-    }
+        => Assert.Equal("HighFreqFactor", Assert.Throws<ArgumentException>(() => RopeParameters.Llama3(8, 4, 4, 8192)).ParamName);
 
     [Fact]
-    public void Default_MatchesFloat64ClosedForm()
+    public void Yarn_BetaFastBelowBetaSlow_Throws()
+        => Assert.Equal("BetaFast", Assert.Throws<ArgumentException>(() => RopeParameters.Yarn(4, 256, betaFast: 1, betaSlow: 2)).ParamName);
+
+    [Theory]
+    [InlineData("long factor", "LongFactor")]
+    [InlineData("short factor", "ShortFactor")]
+    public void FactorListOfWrongLength_ThrowsNamingListAndLengths(string which, string field)
     {
-        using var scope = NewDisposeScope();
-        var built = RopeFrequencyBuilder.Build(RopeParameters.Default(500000), 128, 8192);
-        var expected = Enumerable.Range(0, 64).Select(i => Math.Pow(500000, -2.0 * i / 128)).ToArray();
-        TensorAssert.RelativeClose(built.InverseFrequencies, tensor(expected), 1e-6, "default theta 5e5, d 128");
-        Assert.Equal(1.0, built.AttentionScaling);
+        double[] eight = Enumerable.Repeat(1.0, 8).ToArray(), seven = Enumerable.Repeat(1.0, 7).ToArray();
+        var p = which == "long factor" ? RopeParameters.LongRope(eight, seven, 256, 4) : RopeParameters.LongRope(seven, eight, 256, 4);
+        var ex = Assert.Throws<ArgumentException>(() => p.Validate(16, 1024));
+        Assert.Equal(field, ex.ParamName);
+        Assert.Contains("rotaryDim/2 = 8", ex.Message);
+        Assert.Contains("got 7", ex.Message);
     }
 
     [Theory]
-    [InlineData(true, null, null)]
-    [InlineData(false, null, null)]
-    [InlineData(true, 0.707, 0.707)]
-    [InlineData(false, 1.0, 0.5)]
-    public void Yarn_MatchesFloat64Formula(bool truncate, double? mscale, double? mscaleAllDim)
+    [InlineData("odd head dim", 15, 1.0, "15")]
+    [InlineData("odd rotated part", 16, 0.3125, "= 5")]
+    public void OddRotatedDimension_ThrowsNamingHeadDim(string why, int headDim, double partial, string shown)
     {
-        using var scope = NewDisposeScope();
-        var p = new RopeParameters
-        {
-            Type = RopeType.Yarn, Factor = 40, OriginalMaxPositionEmbeddings = 4096, Theta = 10000, BetaFast = 32, BetaSlow = 1,
-            Truncate = truncate, Mscale = mscale, MscaleAllDim = mscaleAllDim,
-        };
-        var built = RopeFrequencyBuilder.Build(p, 64, 163840);
-        // float64 YaRN (arXiv 2309.00071, HF conventions): correction dims, linear ramp, blend.
-        int d = 64;
-        double Dim(double rot) => d * Math.Log(4096 / (rot * 2 * Math.PI)) / (2 * Math.Log(10000));
-        double low = Dim(32), high = Dim(1);
-        if (truncate) { low = Math.Floor(low); high = Math.Ceiling(high); }
-        low = Math.Max(low, 0); high = Math.Min(high, d - 1);
-        var expected = new double[d / 2];
-        for (int i = 0; i < d / 2; i++)
-        {
-            double extrapolation = Math.Pow(10000, -2.0 * i / d), ramp = Math.Clamp((i - low) / (high - low), 0, 1);
-            expected[i] = extrapolation / 40 * ramp + extrapolation * (1 - ramp);
-        }
-        TensorAssert.RelativeClose(built.InverseFrequencies, tensor(expected), 1e-6, $"yarn truncate={truncate}");
-        double M(double k) => 0.1 * k * Math.Log(40) + 1;
-        double scaling = mscale is double m && mscaleAllDim is double ma ? M(m) / M(ma) : M(1);
-        Assert.Equal(scaling, built.AttentionScaling, 12);
+        var p = RopeParameters.Default() with { PartialRotaryFactor = partial };
+        var ex = Assert.Throws<ArgumentException>(() => new RotaryEmbeddingOptions(headDim, 128, p));
+        Assert.Equal("headDim", ex.ParamName);
+        Assert.True(ex.Message.Contains(shown) && ex.Message.Contains("even"), $"{why}: {ex.Message}");
     }
 
     [Fact]
-    public void Llama3_MatchesFloat64Formula()
+    public void OptionsWith_RechecksTheParametersAgainstTheNewHeadDim()
     {
-        using var scope = NewDisposeScope();
-        var built = RopeFrequencyBuilder.Build(RopeParameters.Llama3(8, 1, 4, 8192), 128, 131072);
-        var expected = new double[64];
-        for (int i = 0; i < 64; i++)
-        {
-            double f = Math.Pow(500000, -2.0 * i / 128), wavelength = 2 * Math.PI / f;
-            double smooth = (8192 / wavelength - 1) / (4 - 1);
-            expected[i] = wavelength < 8192 / 4.0 ? f : wavelength > 8192 / 1.0 ? f / 8 : (1 - smooth) * f / 8 + smooth * f;
-        }
-        TensorAssert.RelativeClose(built.InverseFrequencies, tensor(expected), 1e-6, "llama 3.1");
+        var options = new RotaryEmbeddingOptions(16, 128, RopeParameters.LongRope(new double[8].Select(_ => 1.0).ToArray(), new double[8].Select(_ => 2.0).ToArray(), 64, 2));
+        var ex = Assert.Throws<ArgumentException>(() => options with { HeadDim = 32 });
+        Assert.Equal("ShortFactor", ex.ParamName);
     }
 
     [Fact]
-    public void LongRope_UsesLongFactorsPastTheWindowAndTheDefaultAttentionFactor()
+    public void EqualFields_AreEqual_FactorListsByValue()
     {
-        using var scope = NewDisposeScope();
-        double[] shortF = [1, 1, 1, 1], longF = [1, 2, 4, 8];
-        var p = RopeParameters.LongRope(shortF, longF, 4096, 32);
-        var shortBuilt = RopeFrequencyBuilder.Build(p, 8, 131072, 4096);
-        var longBuilt = RopeFrequencyBuilder.Build(p, 8, 131072, 4097);
-        TensorAssert.RelativeClose(shortBuilt.InverseFrequencies, tensor(Enumerable.Range(0, 4).Select(i => Math.Pow(10000, -2.0 * i / 8)).ToArray()), 1e-6, "short");
-        TensorAssert.RelativeClose(longBuilt.InverseFrequencies, tensor(Enumerable.Range(0, 4).Select(i => Math.Pow(10000, -2.0 * i / 8) / longF[i]).ToArray()), 1e-6, "long");
-        Assert.Equal(Math.Sqrt(1 + Math.Log(32) / Math.Log(4096)), longBuilt.AttentionScaling, 12);
+        RopeParameters a = RopeParameters.LongRope([1, 2], [3, 4], 64, 2), b = RopeParameters.LongRope([1, 2], [3, 4], 64, 2);
+        Assert.Equal(a, b);
+        Assert.Equal(a.GetHashCode(), b.GetHashCode());
+        Assert.NotEqual(a, a with { LongFactor = [3, 5] });
+    }
+
+    [Fact]
+    public void FactorLists_AreCopied()
+    {
+        double[] source = [1, 2];
+        var p = RopeParameters.LongRope(source, [3, 4], 64, 2);
+        source[0] = 9;
+        Assert.Equal(1, p.ShortFactor![0]);
     }
 }

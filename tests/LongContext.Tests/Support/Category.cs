@@ -15,8 +15,12 @@ public static class Category
     public const string Lora = "Lora";
     /// <summary>4-bit quantization.</summary>
     public const string Quantization = "Quantization";
+    /// <summary>Training-loop parts: schedules, optimizer groups, accumulation, clipping, chunked loss, resume.</summary>
+    public const string Training = "Training";
     /// <summary>Whole models and the recipe.</summary>
     public const string Model = "Model";
+    /// <summary>KV-cache generation, sampling and streaming.</summary>
+    public const string Generation = "Generation";
     /// <summary>Tests against external reference numbers (fixtures).</summary>
     public const string Reference = "Reference";
 }

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using LongContext.Lora;
 using LongContext.Quantization;
 using LongContext.Tests.Lora;
@@ -14,6 +15,48 @@ public sealed class QLoraTests
 {
     private static readonly LoraOptions Options = new() { Rank = 4, Alpha = 8, Init = LoraInit.Gaussian, TargetModules = [LoraOptions.AllLinear] };
 
+    /// <summary>bitsandbytes' NF4 table (<c>get_4bit_type("nf4")</c>, the QLoRA paper's values), written out here.</summary>
+    private static readonly double[] Nf4 =
+    [
+        -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
+        -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
+        0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941,
+        0.7229568362236023, 1.0,
+    ];
+
+    /// <summary>
+    /// The layer's weight decoded in float64 from its bitsandbytes state-dict entries (packed codes, first element in
+    /// the high nibble; absmax per block, itself 8-bit coded against <c>nested_quant_map</c> with one scale per
+    /// nested block plus <c>nested_offset</c> under double quantization) and the NF4 table above, without the
+    /// library's dequantizer.
+    /// </summary>
+    private static Tensor ReferenceWeight(Linear4Bit layer)
+    {
+        var sd = layer.state_dict();
+        byte[] packed = sd["weight"].cpu().data<byte>().ToArray();
+        using var json = JsonDocument.Parse(sd["weight.quant_state.bitsandbytes__nf4"].cpu().data<byte>().ToArray());
+        int blockSize = json.RootElement.GetProperty("blocksize").GetInt32();
+        long n = layer.OutFeatures * layer.InFeatures;
+        double[] absmax;
+        if (sd.TryGetValue("weight.nested_absmax", out var scales))
+        {
+            byte[] codes = sd["weight.absmax"].cpu().data<byte>().ToArray();
+            float[] map = sd["weight.nested_quant_map"].cpu().data<float>().ToArray();
+            float[] scale = scales.cpu().data<float>().ToArray();
+            int nested = json.RootElement.GetProperty("nested_blocksize").GetInt32();
+            double offset = json.RootElement.GetProperty("nested_offset").GetDouble();
+            absmax = codes.Select((c, i) => map[c] * (double)scale[i / nested] + offset).ToArray();
+        }
+        else absmax = sd["weight.absmax"].cpu().data<float>().ToArray().Select(v => (double)v).ToArray();
+        var w = new double[n];
+        for (long i = 0; i < n; i++)
+        {
+            int code = i % 2 == 0 ? packed[i / 2] >> 4 : packed[i / 2] & 0x0F;
+            w[i] = Nf4[code] * absmax[i / blockSize];
+        }
+        return tensor(w, layer.OutFeatures, layer.InFeatures);
+    }
+
     // peft's inits leave B at zero; give it values so the adapter term is exercised.
     private static LoraLinear WithNonZeroB(LoraLinear layer)
     {
@@ -22,42 +65,79 @@ public sealed class QLoraTests
         return layer;
     }
 
-    // Reference: y = x (Wdq + s B A)^T + bias, in float64 from the layer's own dequantized weight and adapter.
-    private static Tensor Reference(Tensor x, Tensor wdq, LoraLinear l, Tensor? bias)
+    /// <summary>y = x (W + s B A)^T + bias in float64, W decoded by <see cref="ReferenceWeight"/>.</summary>
+    private static Tensor Reference(Tensor x, Linear4Bit l4, LoraLinear l, Tensor? bias)
     {
         var a = l.LoraA(l.ActiveAdapter).detach().to(float64);
         var b = l.LoraB(l.ActiveAdapter).detach().to(float64);
-        var w = wdq.to(float64) + b.matmul(a) * l.GetOptions(l.ActiveAdapter).Scaling;
+        var w = ReferenceWeight(l4) + b.matmul(a) * l.GetOptions(l.ActiveAdapter).Scaling;
         var y = x.to(float64).matmul(w.t());
         return bias is null ? y : y + bias.to(float64);
     }
 
-    [Theory]
-    [InlineData(true, true)]
-    [InlineData(true, false)]
-    [InlineData(false, false)]
-    public void Forward_AndInputGradient_EqualAFloatLinearOverTheDequantizedWeightPlusLora(bool fused, bool hasBias)
+    public static TheoryData<string, bool, bool, bool> Variants => new()
+    {
+        { "fused, with bias, double quantization", true, true, true },
+        { "fused, no bias, double quantization", true, false, true },
+        { "unfused, no bias, single quantization", false, false, false },
+    };
+
+    private static (Linear Linear, Linear4Bit Base, LoraLinear Layer) Make(bool fused, bool hasBias, bool doubleQuant)
     {
         manual_seed(11);
-        using var linear = nn.Linear(96, 40, hasBias: hasBias);
-        using var l4 = Linear4Bit.FromLinear(linear, QuantType.Nf4, blockSize: 64, doubleQuant: true);
-        using var qlora = WithNonZeroB(QLora.Wrap(l4, Options));
+        var linear = nn.Linear(96, 40, hasBias: hasBias);
+        var l4 = Linear4Bit.FromLinear(linear, QuantType.Nf4, blockSize: 64, doubleQuant: doubleQuant);
+        var qlora = WithNonZeroB(QLora.Wrap(l4, Options));
         qlora.FusedForward = fused;
-        using var wdq = l4.DequantizeWeight();
+        return (linear, l4, qlora);
+    }
 
+    [Theory]
+    [MemberData(nameof(Variants))]
+    public void Forward_EqualsAFloat64LinearOverTheDecodedCodesPlusLora(string variant, bool fused, bool hasBias, bool doubleQuant)
+    {
+        var (linear, l4, qlora) = Make(fused, hasBias, doubleQuant);
+        using (qlora)
+        using (var x = randn(3, 5, 96))
+            TensorAssert.Close(qlora.call(x), Reference(x, l4, qlora, hasBias ? linear.bias!.detach() : null), 1e-5, variant);
+    }
+
+    [Theory]
+    [MemberData(nameof(Variants))]
+    public void InputGradient_EqualsTheFloat64Reference(string variant, bool fused, bool hasBias, bool doubleQuant)
+    {
+        var (linear, l4, qlora) = Make(fused, hasBias, doubleQuant);
+        using var _ = qlora;
         using var x = randn(3, 5, 96).requires_grad_(true);
-        using var y = qlora.call(x);
         using var xr = x.detach().to(float64).requires_grad_(true);
-        using var yr = Reference(xr, wdq, qlora, hasBias ? linear.bias!.detach() : null);
-        TensorAssert.Close(y, yr, 1e-5, "QLoRA forward");
-
         using var g = randn(3, 5, 40);
-        y.backward(new[] { g });
-        yr.backward(new[] { g.to(float64) });
-        TensorAssert.Close(x.grad!, xr.grad!, 1e-5, "QLoRA input gradient");
-        Assert.Null(l4.parameters().FirstOrDefault(p => p.requires_grad));
+        qlora.call(x).backward(new[] { g });
+        Reference(xr, l4, qlora, hasBias ? linear.bias!.detach() : null).backward(new[] { g.to(float64) });
+        TensorAssert.Close(x.grad!, xr.grad!, 1e-5, variant);
+    }
+
+    [Theory]
+    [MemberData(nameof(Variants))]
+    public void Gradients_ReachTheAdaptersAndNotTheQuantizedBase(string variant, bool fused, bool hasBias, bool doubleQuant)
+    {
+        var (_, l4, qlora) = Make(fused, hasBias, doubleQuant);
+        using var _ = qlora;
+        using var x = randn(3, 96);
+        qlora.call(x).sum().backward();
+        Assert.True(l4.parameters().All(p => !p.requires_grad && p.grad is null), variant);
         Assert.NotNull(qlora.LoraA(qlora.ActiveAdapter).grad);
         Assert.NotNull(qlora.LoraB(qlora.ActiveAdapter).grad);
+    }
+
+    [Fact]
+    public void AnInputOfTheWrongWidth_IsAnErrorStatingTheExpectedWidth()
+    {
+        var (_, _, qlora) = Make(fused: true, hasBias: false, doubleQuant: true);
+        using var _ = qlora;
+        using var x = randn(2, 95);
+        var e = Assert.Throws<ArgumentException>(() => qlora.call(x));
+        Assert.Contains("96", e.Message);
+        Assert.Contains("[2, 95]", e.Message);
     }
 
     [Fact]
@@ -70,16 +150,14 @@ public sealed class QLoraTests
     }
 
     [Fact]
-    public void Inject_AllLinear_WrapsTheQuantizedLinearsButNotTheHead()
+    public void Inject_AllLinear_WrapsExactlyTheQuantizedLinears()
     {
         manual_seed(3);
         using var model = new TinyModel(vocab: 32, dim: 64, nLayers: 2);
         var q = ModelQuantizer.Quantize(model, new QuantizationOptions());
-        Assert.Equal(6, q.QuantizedModules.Count);
         var report = QLora.Inject(model, Options);
-        Assert.Equal(q.QuantizedModules.OrderBy(n => n), report.WrappedModules.OrderBy(n => n));
-        Assert.DoesNotContain("lm_head", report.WrappedModules);
-        Assert.All(LoraInjector.Layers(model), l => Assert.IsType<Linear4Bit>(((LoraLinear)l.Layer).BaseLayer));
+        Assert.Equal(q.QuantizedModules.Order(StringComparer.Ordinal), report.WrappedModules.Order(StringComparer.Ordinal));
+        Assert.All(LoraInjector.Layers(model), l => Assert.IsType<Linear4Bit>(l.Layer.BaseLayer));
     }
 
     [Fact]
@@ -89,20 +167,51 @@ public sealed class QLoraTests
         using var linear = nn.Linear(128, 64, hasBias: false);
         using var l4 = Linear4Bit.FromLinear(linear, QuantType.Nf4, blockSize: 64, doubleQuant: false);
         using var qlora = WithNonZeroB(QLora.Wrap(l4, Options));
-        using var before = l4.DequantizeWeight();
-        using var delta = qlora.DeltaWeight();
-        Assert.True(delta.abs().max().item<float>() > 0.1f, "the adapter must change the weight for the merge check to mean anything");
-        using var exact = before + delta;
+        using var exact = ReferenceWeight(l4) + qlora.DeltaWeight().to(float64);
+        Assert.True((exact - ReferenceWeight(l4)).abs().max().item<double>() > 0.1, "the adapter must change the weight for the merge check to mean anything");
         qlora.Merge();
-        Assert.True(qlora.Merged);
-        using var after = l4.DequantizeWeight();
         // Nearest-code rounding errs by at most half the widest gap between neighbouring NF4 codes, in units of the
         // block's absmax (blocks of 64 over the row-major weight).
-        float[] codes = Codebooks.Nf4.OrderBy(c => c).ToArray();
-        double halfGap = codes.Zip(codes.Skip(1), (lo, hi) => hi - lo).Max() / 2 + 1e-6;
+        double halfGap = Nf4.Zip(Nf4.Skip(1), (lo, hi) => hi - lo).Max() / 2 + 1e-6;
         using var absmax = exact.reshape(-1, 64).abs().amax(new long[] { 1 }, keepdim: true);
-        double worst = ((after - exact).reshape(-1, 64).abs() / absmax).max().item<float>();
+        double worst = ((ReferenceWeight(l4) - exact).reshape(-1, 64).abs() / absmax).max().item<double>();
         Assert.True(worst <= halfGap, $"merge error {worst:F4} of the block absmax exceeds half the widest NF4 gap ({halfGap:F4})");
-        Assert.Throws<InvalidOperationException>(() => qlora.Merge());
+    }
+
+    private static LoraLinear BFloat16QLora()
+    {
+        manual_seed(13);
+        using var linear = nn.Linear(64, 16, hasBias: false);
+        return QLora.Wrap(Linear4Bit.FromLinear(linear, computeDtype: ScalarType.BFloat16), Options with { Init = LoraInit.KaimingUniform });
+    }
+
+    [Fact]
+    public void Adapters_AreFloat32_OverABFloat16ComputeDtype()
+    {
+        using var qlora = BFloat16QLora();
+        Assert.True(qlora.LoraA("default").dtype == ScalarType.Float32 && qlora.LoraB("default").dtype == ScalarType.Float32);
+    }
+
+    [Fact]
+    public void BFloat16Training_Learns()
+    {
+        using var qlora = BFloat16QLora();
+        manual_seed(14);
+        using var x = randn(64, 64).to(ScalarType.BFloat16);
+        // a change the rank-4 adapter can represent: the base output plus x · Mᵀ with M of rank 2
+        using var m = randn(16, 2).matmul(randn(2, 64)).mul_(0.05);
+        using var target = qlora.BaseLayer.call(x).to(ScalarType.Float32) + x.to(ScalarType.Float32).matmul(m.t());
+        using var optimizer = optim.AdamW(qlora.parameters().Where(p => p.requires_grad), lr: 1e-2, weight_decay: 0);
+        double Loss() { using var noGrad = no_grad(); return qlora.call(x).to(ScalarType.Float32).sub(target).pow(2).mean().item<float>(); }
+        double before = Loss();
+        for (int step = 0; step < 100; step++)
+        {
+            using var scope = NewDisposeScope();
+            optimizer.zero_grad();
+            qlora.call(x).to(ScalarType.Float32).sub(target).pow(2).mean().backward();
+            optimizer.step();
+        }
+        double after = Loss();
+        Assert.True(after < 0.25 * before, $"loss {before:F4} -> {after:F4} after 100 steps");
     }
 }

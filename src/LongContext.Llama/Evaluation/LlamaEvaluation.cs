@@ -1,0 +1,77 @@
+using LongContext.Attention;
+using LongContext.Text.Tokenization;
+using TorchSharp;
+
+namespace LongContext.Llama.Evaluation;
+
+/// <summary>
+/// The evaluations of the long-context papers on a <see cref="LlamaForCausalLM"/> from one call: sliding-window
+/// perplexity (both protocols) and passkey retrieval by length, returned as a report and written as a Markdown
+/// table, CSV files and a PNG.
+/// </summary>
+public static class LlamaEvaluation
+{
+    /// <summary>
+    /// Runs the configured evaluations with the model in eval mode (its evaluation attention, no dropout; the
+    /// previous mode is restored afterwards) and without gradients.
+    /// </summary>
+    /// <param name="model">The model, on its device.</param>
+    /// <param name="options">What to measure.</param>
+    /// <param name="tokens">The perplexity stream (e.g. LongLoRA's PG19 <c>test.bin</c>); required when perplexity runs.</param>
+    /// <param name="tokenizer">The model's tokenizer (e.g. <see cref="HfTokenizer.Load"/> of its folder); required when the passkey test runs.</param>
+    /// <param name="decoder">Greedy decoder; null uses <see cref="FullForwardGreedyDecoder"/>.</param>
+    /// <param name="outputFolder">When given, the report's files are written there (<see cref="EvaluationReport.Write"/>).</param>
+    /// <param name="progress">Progress lines, or null.</param>
+    /// <exception cref="ArgumentException">A missing input, or a length the model's S2 evaluation attention cannot take.</exception>
+    public static EvaluationReport Run(LlamaForCausalLM model, EvaluationOptions options, TokenSequence? tokens = null,
+        ITextTokenizer? tokenizer = null, IGreedyDecoder? decoder = null, string? outputFolder = null, IProgress<string>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Perplexity is not null && tokens is null)
+            throw new ArgumentException("perplexity is requested but no token stream was given; pass tokens or set Perplexity = null.", nameof(tokens));
+        if (options.Passkey is not null && tokenizer is null)
+            throw new ArgumentException("the passkey test is requested but no tokenizer was given; pass a tokenizer or set Passkey = null.", nameof(tokenizer));
+        AttentionOptions? s2 = model.Model.Layers.Select(l => l.SelfAttention.Core.EvaluationOptions).FirstOrDefault(a => a.Mode == AttentionMode.ShiftedSparse);
+        if (options.Perplexity is { } p && s2 is not null)
+            foreach (var protocol in p.Protocols)
+                foreach (int length in p.Lengths)
+                    foreach (int windowLength in SlidingWindowPerplexity.Windows(protocol, tokens!.Count, length, p).Select(w => w.Length).Distinct())
+                        CheckS2(windowLength, s2, "perplexity window");
+
+        bool wasTraining = model.training;
+        model.eval();
+        try
+        {
+            using var noGrad = torch.no_grad();
+            IReadOnlyList<PerplexityResult> perplexity = options.Perplexity is { } po
+                ? SlidingWindowPerplexity.Evaluate(new LlamaScorer(model, options.ChunkSize), tokens!, po, progress)
+                : [];
+            IReadOnlyList<PasskeyResult> passkey = options.Passkey is { } pk
+                ? PasskeyRetrieval.Run(decoder ?? new FullForwardGreedyDecoder(model), tokenizer!, pk,
+                    s2 is null ? null : n => CheckS2(n, s2, "passkey prompt"), progress)
+                : [];
+            var report = new EvaluationReport(perplexity, passkey);
+            if (outputFolder is not null) report.Write(outputFolder);
+            return report;
+        }
+        finally
+        {
+            if (wasTraining) model.train();
+        }
+    }
+
+    private static void CheckS2(int length, AttentionOptions s2, string what)
+    {
+        try
+        {
+            S2GroupLayout.GroupSize(length, s2.GroupSizeRatio);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException(
+                $"the model evaluates with S2 attention (group ratio {s2.GroupSizeRatio}) and a {what} of {length} tokens does not fit its groups: {e.Message} " +
+                "Evaluate with full attention (LongLoRA's choice) or use lengths whose S2 group divides them.", "options", e);
+        }
+    }
+}

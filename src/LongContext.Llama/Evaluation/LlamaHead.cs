@@ -1,0 +1,21 @@
+using TorchSharp.Modules;
+
+namespace LongContext.Llama.Evaluation;
+
+/// <summary>The output head's weight of a <see cref="LlamaForCausalLM"/>, read through the registered parameter.</summary>
+internal static class LlamaHead
+{
+    /// <summary>
+    /// <c>lm_head.weight</c>, or <c>model.embed_tokens.weight</c> when the embeddings are tied (the registered
+    /// parameter objects: no new native handle per call).
+    /// </summary>
+    /// <exception cref="NotSupportedException">The head is wrapped (e.g. LoRA on <c>lm_head</c>) so no plain weight exists.</exception>
+    public static Parameter Weight(LlamaForCausalLM model)
+    {
+        string name = model.Config.TieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+        foreach (var (n, p) in model.named_parameters())
+            if (n == name) return p;
+        throw new NotSupportedException(
+            $"the model has no parameter '{name}' (is lm_head or embed_tokens wrapped, e.g. by LoRA?); the evaluation needs the plain head weight.");
+    }
+}

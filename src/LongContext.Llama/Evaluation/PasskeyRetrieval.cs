@@ -1,0 +1,92 @@
+using LongContext.Text.Tokenization;
+
+namespace LongContext.Llama.Evaluation;
+
+/// <summary>
+/// Passkey retrieval as LongLoRA's <c>passkey_retrivial.py</c>: per target length, <see cref="PasskeyOptions.Trials"/>
+/// prompts (<see cref="PasskeyPrompt"/>, seeds 0..9 by default), greedy decoding of as many tokens as the answer has
+/// (the key's encoding without its BOS), exact match.
+/// </summary>
+public static class PasskeyRetrieval
+{
+    /// <summary>The prompt of one trial at one target length, under the options' length mode.</summary>
+    /// <param name="tokenizer">The tokenizer (for <see cref="PasskeyLengthMode.TokenBudget"/>).</param>
+    /// <param name="targetTokens">Target length in tokens.</param>
+    /// <param name="seed">numpy seed.</param>
+    /// <param name="mode">Length mode.</param>
+    /// <exception cref="ArgumentException">The target is too short for the fixed sentences, or too long for the filler text.</exception>
+    public static PasskeyCase Prompt(ITextTokenizer tokenizer, int targetTokens, long seed, PasskeyLengthMode mode)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        if (mode == PasskeyLengthMode.LongLoraCharacterRatio)
+        {
+            int chars = PasskeyPrompt.LongLoraGarbageCharacters(targetTokens);
+            if (chars < 1)
+                throw new ArgumentException($"target length {targetTokens} gives {chars} filler characters under LongLoRA's ratio (3.75 per token in whole KiB); use at least 274 tokens.", nameof(targetTokens));
+            if (chars > PasskeyPrompt.MaxGarbageCharacters)
+                throw new ArgumentException($"target length {targetTokens} needs {chars} filler characters; the repeated filler has {PasskeyPrompt.MaxGarbageCharacters}.", nameof(targetTokens));
+            return PasskeyPrompt.Generate(chars, seed);
+        }
+        int Tokens(int chars) => tokenizer.Encode(PasskeyPrompt.Generate(chars, seed).Prompt).Length;
+        if (Tokens(1) > targetTokens)
+            throw new ArgumentException($"target length {targetTokens} is shorter than the prompt's fixed sentences with one filler character ({Tokens(1)} tokens).", nameof(targetTokens));
+        int lo = 1, hi = PasskeyPrompt.MaxGarbageCharacters;            // invariant: Tokens(lo) <= target
+        if (Tokens(hi) <= targetTokens)
+            throw new ArgumentException($"target length {targetTokens} exceeds the longest prompt the filler allows ({Tokens(hi)} tokens).", nameof(targetTokens));
+        while (hi - lo > 1)
+        {
+            int mid = lo + (hi - lo) / 2;
+            if (Tokens(mid) <= targetTokens) lo = mid; else hi = mid;
+        }
+        return PasskeyPrompt.Generate(lo, seed);
+    }
+
+    /// <summary>Runs every trial at every length.</summary>
+    /// <param name="decoder">Greedy decoder over the model (e.g. <see cref="FullForwardGreedyDecoder"/>).</param>
+    /// <param name="tokenizer">The model's tokenizer.</param>
+    /// <param name="options">Lengths, trials, length mode, seeds.</param>
+    /// <param name="checkPromptLength">Called with each prompt's token count before decoding (e.g. to reject lengths the model cannot take); may throw.</param>
+    /// <param name="progress">Reports one line per trial, or null.</param>
+    /// <returns>One result per length, in the options' order.</returns>
+    public static IReadOnlyList<PasskeyResult> Run(IGreedyDecoder decoder, ITextTokenizer tokenizer, PasskeyOptions options,
+        Action<int>? checkPromptLength = null, IProgress<string>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(decoder);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(options);
+        var results = new List<PasskeyResult>();
+        foreach (int length in options.Lengths)
+        {
+            var trials = new List<PasskeyTrial>();
+            for (int t = 0; t < options.Trials; t++)
+            {
+                long seed = options.FirstSeed + t;
+                PasskeyCase c = Prompt(tokenizer, length, seed, options.LengthMode);
+                long[] prompt = tokenizer.Encode(c.Prompt).Select(t => (long)t).ToArray();
+                checkPromptLength?.Invoke(prompt.Length);
+                long[] answer = AnswerTokens(tokenizer, c.Answer);
+                long[] generated = decoder.Generate(prompt, answer.Length);
+                var trial = new PasskeyTrial(seed, c.Key, prompt.Length, c.PrefixCharacters, c.GarbageCharacters, answer, generated);
+                trials.Add(trial);
+                progress?.Report($"passkey L={length} trial {t + 1}/{options.Trials}: {prompt.Length} tokens, {(trial.Correct ? "correct" : "wrong")}");
+            }
+            results.Add(new PasskeyResult(length, trials));
+        }
+        return results;
+    }
+
+    /// <summary>
+    /// The answer's ids: its encoding (special tokens added, as HF's <c>tokenizer(answer)</c>) with the leading BOS
+    /// dropped (the script's <c>input_ids[:, 1:]</c>; a tokenizer that adds no BOS keeps every id).
+    /// </summary>
+    /// <param name="tokenizer">The tokenizer.</param>
+    /// <param name="answer">The key as text.</param>
+    public static long[] AnswerTokens(ITextTokenizer tokenizer, string answer)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        int[] ids = tokenizer.Encode(answer);
+        long[] result = (ids.Length > 0 && tokenizer.SpecialTokens.Bos is int bos && ids[0] == bos ? ids.Skip(1) : ids).Select(t => (long)t).ToArray();
+        if (result.Length == 0) throw new InvalidOperationException($"the tokenizer encodes the answer '{answer}' to no tokens besides BOS.");
+        return result;
+    }
+}

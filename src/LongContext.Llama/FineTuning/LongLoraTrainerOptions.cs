@@ -1,0 +1,76 @@
+using LongContext.Llama.Evaluation;
+using LongContext.Training;
+
+namespace LongContext.Llama.FineTuning;
+
+/// <summary>Settings of <see cref="LongLoraTrainer"/>, validated as they are set. Defaults follow LongLoRA's scripts.</summary>
+public sealed record LongLoraTrainerOptions
+{
+    private readonly int _totalSteps = 1000;
+    private readonly int _microBatchesPerStep = 1;
+    private readonly AdamWOptions _adamW = new();
+    private readonly double? _maxGradNorm = 1.0;
+    private readonly int _lossChunkSize = ChunkedCausalLmLoss.DefaultChunkSize;
+    private readonly int? _evaluateEvery;
+    private readonly int? _saveStateEvery;
+    private readonly string _outputFolder = "longlora-run";
+
+    /// <summary>Optimizer updates of the run, at least 1. Default 1000 (LongLoRA's <c>max_steps</c>).</summary>
+    public int TotalSteps { get => _totalSteps; init => _totalSteps = Positive(value, nameof(TotalSteps)); }
+
+    /// <summary>Micro-batches per update (gradient accumulation), at least 1. Default 1 (LongLoRA: 8).</summary>
+    public int MicroBatchesPerStep { get => _microBatchesPerStep; init => _microBatchesPerStep = Positive(value, nameof(MicroBatchesPerStep)); }
+
+    /// <summary>AdamW settings. Default lr 2e-5, weight decay 0 (LongLoRA's).</summary>
+    public AdamWOptions AdamW { get => _adamW; init => _adamW = value ?? throw new ArgumentNullException(nameof(AdamW)); }
+
+    /// <summary>The schedule; null takes LongLoRA's constant after 20 warmup steps (fewer when the run is shorter).</summary>
+    public LearningRateSchedule? Schedule { get; init; }
+
+    /// <summary>Gradient-norm clipping threshold (HF's <c>max_grad_norm</c>); null turns clipping off. Default 1.0.</summary>
+    public double? MaxGradNorm
+    {
+        get => _maxGradNorm;
+        init => _maxGradNorm = value is null || (value > 0 && double.IsFinite(value.Value)) ? value
+            : throw new ArgumentOutOfRangeException(nameof(MaxGradNorm), value, $"{nameof(MaxGradNorm)} must be null or positive; got {value}.");
+    }
+
+    /// <summary>Positions per chunk of the loss, at least 1. Default 1024.</summary>
+    public int LossChunkSize { get => _lossChunkSize; init => _lossChunkSize = Positive(value, nameof(LossChunkSize)); }
+
+    /// <summary>Evaluate every this many updates (and after the last); null: never. Needs evaluation tokens.</summary>
+    public int? EvaluateEvery
+    {
+        get => _evaluateEvery;
+        init => _evaluateEvery = value is null ? null : Positive(value.Value, nameof(EvaluateEvery));
+    }
+
+    /// <summary>The periodic evaluation: strided perplexity at these settings. Default: the row length, stride = row length / 2, 8 windows.</summary>
+    public PerplexityOptions? Evaluation { get; init; }
+
+    /// <summary>Save the training state every this many updates (and after the last); null: only after the last.</summary>
+    public int? SaveStateEvery
+    {
+        get => _saveStateEvery;
+        init => _saveStateEvery = value is null ? null : Positive(value.Value, nameof(SaveStateEvery));
+    }
+
+    /// <summary>Continue from the output folder's training state when it has one. Default true.</summary>
+    public bool Resume { get; init; } = true;
+
+    /// <summary>Folder of the CSV log, the training state and the final adapter. Default "longlora-run".</summary>
+    public string OutputFolder
+    {
+        get => _outputFolder;
+        init => _outputFolder = !string.IsNullOrWhiteSpace(value) ? value : throw new ArgumentException($"{nameof(OutputFolder)} must name a folder.", nameof(OutputFolder));
+    }
+
+    /// <summary>Written as the adapter's <c>base_model_name_or_path</c>.</summary>
+    public string? BaseModelNameOrPath { get; init; }
+
+    /// <summary>The schedule in force: <see cref="Schedule"/> or LongLoRA's.</summary>
+    public LearningRateSchedule EffectiveSchedule => Schedule ?? LearningRateSchedule.ConstantWithWarmup(Math.Min(20, TotalSteps), TotalSteps);
+
+    private static int Positive(int value, string name)
+        => value >= 1 ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be at least 1; got {value}.");
+}

@@ -1,0 +1,72 @@
+using System.Globalization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LongContext.Llama.FineTuning;
+
+/// <summary>
+/// Training rows held in memory, (R, L) token ids and optional labels (default: the ids), served in order as
+/// micro-batches of <c>batchSize</c> rows, wrapping around at the end. The cursor is the index of the next row.
+/// </summary>
+public sealed class TensorRowBatches : ITrainingBatches, IDisposable
+{
+    private readonly Tensor ids;
+    private readonly Tensor labels;
+    private readonly int batchSize;
+    private long next;
+
+    /// <summary>Wraps rows (copied).</summary>
+    /// <param name="inputIds">Token ids (R, L), integer.</param>
+    /// <param name="labels">Labels (R, L) (-100 where not scored), or null to use the ids.</param>
+    /// <param name="batchSize">Rows per micro-batch, in [1, R].</param>
+    /// <exception cref="ArgumentException">Shapes that do not fit or an empty row set.</exception>
+    public TensorRowBatches(Tensor inputIds, Tensor? labels = null, int batchSize = 1)
+    {
+        ArgumentNullException.ThrowIfNull(inputIds);
+        if (inputIds.dim() != 2 || inputIds.shape[0] == 0 || inputIds.shape[1] < 2)
+            throw new ArgumentException($"{nameof(inputIds)} must be (rows, L) with at least one row and L >= 2; got shape [{string.Join(", ", inputIds.shape)}].", nameof(inputIds));
+        if (labels is not null && !labels.shape.SequenceEqual(inputIds.shape))
+            throw new ArgumentException($"{nameof(labels)} shape [{string.Join(", ", labels.shape)}] must equal the ids' [{string.Join(", ", inputIds.shape)}].", nameof(labels));
+        if (batchSize < 1 || batchSize > inputIds.shape[0])
+            throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, $"{nameof(batchSize)} must be in [1, {inputIds.shape[0]}] (the rows); got {batchSize}.");
+        ids = inputIds.to(ScalarType.Int64).clone().DetachFromDisposeScope();
+        this.labels = (labels ?? inputIds).to(ScalarType.Int64).clone().DetachFromDisposeScope();
+        this.batchSize = batchSize;
+    }
+
+    /// <summary>Rows available.</summary>
+    public long Rows => ids.shape[0];
+
+    /// <summary>Tokens per row.</summary>
+    public long RowLength => ids.shape[1];
+
+    /// <inheritdoc />
+    public string Cursor => string.Create(CultureInfo.InvariantCulture, $"row={next}");
+
+    /// <inheritdoc />
+    public (Tensor InputIds, Tensor Labels) Next()
+    {
+        var index = torch.tensor(Enumerable.Range(0, batchSize).Select(i => (next + i) % Rows).ToArray(), dtype: ScalarType.Int64);
+        next += batchSize;
+        var result = (ids.index_select(0, index), labels.index_select(0, index));
+        index.Dispose();
+        return result;
+    }
+
+    /// <inheritdoc />
+    /// <exception cref="FormatException">The cursor is not <c>row=N</c>.</exception>
+    public void Seek(string cursor)
+    {
+        ArgumentNullException.ThrowIfNull(cursor);
+        if (!cursor.StartsWith("row=", StringComparison.Ordinal) || !long.TryParse(cursor.AsSpan(4), NumberStyles.None, CultureInfo.InvariantCulture, out long row))
+            throw new FormatException($"cursor '{cursor}' is not a {nameof(TensorRowBatches)} cursor (row=N).");
+        next = row;
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        ids.Dispose();
+        labels.Dispose();
+    }
+}

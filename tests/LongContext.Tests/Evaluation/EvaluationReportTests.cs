@@ -1,0 +1,48 @@
+using LongContext.Llama.Evaluation;
+using LongContext.Tests.Support;
+
+namespace LongContext.Tests.Evaluation;
+
+/// <summary>One call runs perplexity and passkey on a model and writes the table, the CSV files and the PNG.</summary>
+[Trait(Category.Name, Category.Model)]
+[Collection(GlobalRngCollection.Name)]
+public sealed class EvaluationReportTests : IDisposable
+{
+    private readonly string folder = Path.Combine(Path.GetTempPath(), "lc-eval-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+    }
+
+    [Fact]
+    public void Run_WritesTableCsvAndPng_AndRestoresTrainingMode()
+    {
+        using var model = EvaluationModels.Uniform();
+        model.train();
+        using var tokens = TokenSequence.FromArray(EvaluationModels.RandomTokens(700, 7));
+        var options = new EvaluationOptions
+        {
+            Perplexity = new PerplexityOptions { Lengths = [64, 128], Stride = 64 },
+            Passkey = new PasskeyOptions { Lengths = [300], Trials = 2, LengthMode = PasskeyLengthMode.TokenBudget },
+        };
+        EvaluationReport report = LlamaEvaluation.Run(model, options, tokens, new CharTokenizer(), outputFolder: folder);
+
+        Assert.True(model.training);
+        Assert.Equal(4, report.Perplexity.Count);                           // 2 protocols x 2 lengths
+        Assert.All(report.Perplexity, r => Assert.True(Math.Abs(r.Perplexity - 128) < 1e-3));
+        Assert.Single(report.Passkey);
+        Assert.Equal(2, report.Passkey[0].Trials.Count);
+        Assert.Equal(
+            new[] { EvaluationReport.TableFile, EvaluationReport.PerplexityCsvFile, EvaluationReport.PasskeyCsvFile, EvaluationReport.PlotFile }.Order(),
+            Directory.GetFiles(folder).Select(Path.GetFileName).Order());
+        string[] csv = File.ReadAllLines(Path.Combine(folder, EvaluationReport.PerplexityCsvFile));
+        Assert.Equal("protocol,context_length,windows,scored_tokens,mean_loss,perplexity", csv[0]);
+        Assert.Equal(5, csv.Length);
+        Assert.Equal(3, File.ReadAllLines(Path.Combine(folder, EvaluationReport.PasskeyCsvFile)).Length);
+        string table = File.ReadAllText(Path.Combine(folder, EvaluationReport.TableFile));
+        Assert.Contains("| longlora | 128.000 | 128.000 |", table);
+        byte[] png = File.ReadAllBytes(Path.Combine(folder, EvaluationReport.PlotFile));
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png[..4]);
+    }
+}

@@ -1,0 +1,123 @@
+using LongContext.Attention;
+using LongContext.Llama;
+using LongContext.Llama.Evaluation;
+using LongContext.Tests.Support;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LongContext.Tests.Evaluation;
+
+/// <summary>
+/// Perplexity over small random Llama models: a model with uniform logits has perplexity equal to the vocabulary
+/// size under both protocols (closed form, 1e-5 relative: the loss is ln 128 in float32); the scorer agrees with the
+/// model's plain loss; windows and counts follow the protocol formulas; bad inputs fail clearly.
+/// </summary>
+[Trait(Category.Name, Category.Model)]
+[Collection(GlobalRngCollection.Name)]
+public sealed class SlidingWindowPerplexityTests
+{
+    [Theory]
+    [InlineData(PerplexityProtocol.LongLora)]
+    [InlineData(PerplexityProtocol.Strided)]
+    public void UniformLogits_GivePerplexityEqualToTheVocabularySize(PerplexityProtocol protocol)
+    {
+        using var model = EvaluationModels.Uniform();
+        using var tokens = TokenSequence.FromArray(EvaluationModels.RandomTokens(900, 1));
+        var options = new PerplexityOptions { Lengths = [64, 128], Protocols = [protocol], Stride = 48 };
+        var results = SlidingWindowPerplexity.Evaluate(new LlamaScorer(model, chunkSize: 50), tokens, options);
+        Assert.Equal(2, results.Count);
+        foreach (var r in results)
+        {
+            Assert.True(Math.Abs(r.Perplexity - EvaluationModels.Vocab) <= 1e-5 * EvaluationModels.Vocab,
+                $"{protocol} L={r.Length}: perplexity {r.Perplexity:R}, expected {EvaluationModels.Vocab}");
+            long expectedScored = protocol == PerplexityProtocol.LongLora
+                ? ((long)Math.Ceiling((900 - r.Length) / 256.0) - 1) * (r.Length - 1)
+                : 900 - 1;
+            Assert.Equal(expectedScored, r.ScoredTokens);
+        }
+    }
+
+    [Fact]
+    public void Scorer_EqualsThePlainModelLossTimesTheTargetCount()
+    {
+        using var model = EvaluationModels.Random();
+        long[] ids = EvaluationModels.RandomTokens(70, 2);
+        long[] labels = ids.Select((t, i) => i < 30 ? -100L : t).ToArray();
+        using var idTensor = torch.tensor(ids).unsqueeze(0);
+        using var labelTensor = torch.tensor(labels).unsqueeze(0);
+        var (sum, count) = new LlamaScorer(model, chunkSize: 16).Score(idTensor, labelTensor);
+        double plain;
+        using (torch.no_grad())
+        using (Tensor loss = model.Loss(idTensor, labelTensor)) plain = loss.to(ScalarType.Float64).item<double>();
+        Assert.Equal(40, count);                                             // labels 30..69
+        Assert.True(Math.Abs(sum - plain * count) <= 1e-5 * sum, $"scorer {sum:R} vs plain loss x count {plain * count:R}");
+    }
+
+    [Fact]
+    public void Strided_IsTheTokenMeanOfTheNewTokens()
+    {
+        using var model = EvaluationModels.Random();
+        long[] ids = EvaluationModels.RandomTokens(200, 3);
+        using var tokens = TokenSequence.FromArray(ids);
+        var r = SlidingWindowPerplexity.Evaluate(new LlamaScorer(model), tokens,
+            new PerplexityOptions { Lengths = [200], Protocols = [PerplexityProtocol.Strided], Stride = 200 }).Single();
+        // One window over the whole stream: the plain model loss over all 199 predictions.
+        using var idTensor = torch.tensor(ids).unsqueeze(0);
+        using var noGrad = torch.no_grad();
+        double plain = model.Loss(idTensor, idTensor).to(ScalarType.Float64).item<double>();
+        Assert.Equal(1, r.Windows);
+        Assert.True(Math.Abs(r.MeanLoss - plain) <= 1e-5 * plain, $"mean loss {r.MeanLoss:R} vs plain {plain:R}");
+    }
+
+    [Fact]
+    public void MaxWindows_LimitsTheSample()
+    {
+        using var model = EvaluationModels.Uniform();
+        using var tokens = TokenSequence.FromArray(EvaluationModels.RandomTokens(2000, 4));
+        var r = SlidingWindowPerplexity.Evaluate(new LlamaScorer(model), tokens,
+            new PerplexityOptions { Lengths = [32], Protocols = [PerplexityProtocol.LongLora], MaxWindows = 2 }).Single();
+        Assert.Equal(2, r.Windows);
+        Assert.Equal(2 * 31, r.ScoredTokens);
+    }
+
+    [Fact]
+    public void TokenOutsideTheVocabulary_IsAnErrorNamingIndexAndValue()
+    {
+        using var model = EvaluationModels.Random();
+        long[] ids = EvaluationModels.RandomTokens(100, 5);
+        ids[57] = 128;
+        using var tokens = TokenSequence.FromArray(ids);
+        var e = Assert.Throws<InvalidDataException>(() => SlidingWindowPerplexity.Evaluate(new LlamaScorer(model), tokens,
+            new PerplexityOptions { Lengths = [100], Protocols = [PerplexityProtocol.Strided], Stride = 100 }));
+        Assert.Contains("token 57", e.Message);
+        Assert.Contains("id 128", e.Message);
+        Assert.Contains("[0, 128)", e.Message);
+    }
+
+    [Fact]
+    public void LengthNotFittingTheS2Group_IsAClearError()
+    {
+        using var model = EvaluationModels.Random();
+        var s2 = new AttentionOptions { Mode = AttentionMode.ShiftedSparse, GroupSizeRatio = 0.25 };
+        model.ConfigureAttention(s2, evaluation: s2);
+        using var tokens = TokenSequence.FromArray(EvaluationModels.RandomTokens(1000, 6));
+        var options = new EvaluationOptions
+        {
+            Perplexity = new PerplexityOptions { Lengths = [100], Protocols = [PerplexityProtocol.LongLora] },   // G = 25: odd
+            Passkey = null,
+        };
+        var e = Assert.Throws<ArgumentException>(() => LlamaEvaluation.Run(model, options, tokens));
+        Assert.Contains("S2 attention", e.Message);
+        Assert.Contains("100 tokens", e.Message);
+    }
+
+    [Fact]
+    public void MissingInputs_AreNamed()
+    {
+        using var model = EvaluationModels.Random();
+        var e = Assert.Throws<ArgumentException>(() => LlamaEvaluation.Run(model, new EvaluationOptions { Passkey = null }));
+        Assert.Equal("tokens", e.ParamName);
+        e = Assert.Throws<ArgumentException>(() => LlamaEvaluation.Run(model, new EvaluationOptions { Perplexity = null }));
+        Assert.Equal("tokenizer", e.ParamName);
+    }
+}

@@ -1,0 +1,162 @@
+using LongContext.IO;
+using LongContext.Llama;
+using LongContext.Llama.Evaluation;
+using LongContext.Llama.FineTuning;
+using LongContext.Tests.Support;
+using LongContext.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LongContext.Tests.FineTuning;
+
+/// <summary>
+/// The reference trainer end to end on the fixture model (<c>models/tiny_llama</c>, vocabulary 128) prepared with the
+/// LongLoRA recipe (PI to 1024, S2 in training, LoRA on q,k,v,o, embeddings and norms trainable, checkpointing) over
+/// a small ASCII corpus, on the CPU: log, progress, periodic evaluation, state, adapter; a resumed run ends bit for bit
+/// where an uninterrupted one does; bad row lengths fail clearly.
+/// </summary>
+[Trait(Category.Name, Category.Training)]
+[Collection(GlobalRngCollection.Name)]
+public sealed class LongLoraTrainerTests : IDisposable
+{
+    private const int RowLength = 64;
+    private readonly string folder = Path.Combine(Path.GetTempPath(), "lc-trainer-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+    }
+
+    private static string ModelFolder => Path.Combine(Fixtures.Folder("models"), "tiny_llama");
+
+    private static LlamaForCausalLM PreparedModel()
+    {
+        torch.random.manual_seed(17);
+        var model = LlamaCheckpoint.Load(ModelFolder, ScalarType.Float32);
+        LongLora.Prepare(model, new LongContext.Training.LongLoraOptions { TargetContextLength = 1024 });
+        return model;
+    }
+
+    /// <summary>ASCII codes of a repetitive text (the model's vocabulary is 128).</summary>
+    private static long[] Corpus(int tokens)
+    {
+        string text = string.Concat(Enumerable.Range(0, 400).Select(i => $"{PasskeyPrompt.Filler} Line {i % 7}. "));
+        return text.Take(tokens).Select(c => (long)c).ToArray();
+    }
+
+    private static TensorRowBatches Rows(int rows, int length = RowLength)
+        => new(torch.tensor(Corpus(rows * length)).reshape(rows, length), batchSize: 2);
+
+    private LongLoraTrainerOptions Options(string name, int totalSteps) => new()
+    {
+        TotalSteps = totalSteps,
+        MicroBatchesPerStep = 2,
+        AdamW = new AdamWOptions { LearningRate = 3e-3 },
+        Schedule = LearningRateSchedule.Cosine(warmupSteps: 1, totalSteps: 6),
+        LossChunkSize = 20,
+        EvaluateEvery = 3,
+        SaveStateEvery = 2,
+        OutputFolder = Path.Combine(folder, name),
+        BaseModelNameOrPath = "tiny_llama",
+    };
+
+    [Fact]
+    public void Train_RunsEndToEnd_LogsEvaluatesAndSavesAPeftAdapter()
+    {
+        if (!Directory.Exists(ModelFolder)) return;                          // optional in another fixture set
+        using var model = PreparedModel();
+        using var rows = Rows(16);
+        using var held = TokenSequence.FromArray(Corpus(16 * RowLength + 300).Skip(16 * RowLength).ToArray());
+        var seen = new List<TrainerProgress>();
+
+        TrainerResult result = new LongLoraTrainer(model, Options("run", 6)).Train(rows, held, seen.Add);
+
+        Assert.Equal(6, seen.Count);
+        Assert.Equal(Enumerable.Range(1, 6).Select(i => (long)i), seen.Select(p => p.Step));
+        Assert.True(seen[^1].Loss < seen[0].Loss, $"loss should fall on a repetitive corpus: {seen[0].Loss:F3} -> {seen[^1].Loss:F3}");
+        Assert.All(seen, p => Assert.True(p.TokensPerSecond > 0 && p.GradNorm > 0));
+        Assert.Equal([3L, 6L], seen.Where(p => p.EvaluationLoss is not null).Select(p => p.Step));
+        Assert.Equal(0.0, seen[0].LearningRate);                            // HF: the first warmup update has lr 0
+        Assert.Contains("6/6", seen[^1].ToString());
+
+        string[] log = File.ReadAllLines(result.LogPath);
+        Assert.Equal("step,loss,learning_rate,grad_norm,tokens_per_second,elapsed_s,eval_loss", log[0]);
+        Assert.Equal(7, log.Length);
+        Assert.True(File.Exists(result.StatePath));
+        Assert.True(File.Exists(Path.Combine(result.AdapterFolder, "adapter_config.json")));
+        var keys = SafetensorsFile.ReadShapes(Path.Combine(result.AdapterFolder, "adapter_model.safetensors")).Keys.ToList();
+        Assert.Contains(keys, k => k.Contains("lora_A", StringComparison.Ordinal));
+        Assert.Contains(keys, k => k.Contains("embed_tokens", StringComparison.Ordinal));   // trainable extras saved too
+        Assert.False(model.training);
+    }
+
+    [Fact]
+    public void ResumedRun_EndsBitForBitWhereTheUninterruptedRunEnds()
+    {
+        if (!Directory.Exists(ModelFolder)) return;
+        Dictionary<string, Tensor> Trainables(LlamaForCausalLM m)
+            => TrainableParameters.Select(m).ToDictionary(p => p.Name, p => p.Parameter.detach().clone());
+
+        Dictionary<string, Tensor> straight;
+        using (var model = PreparedModel())
+        using (var rows = Rows(16))
+        {
+            new LongLoraTrainer(model, Options("straight", 6) with { EvaluateEvery = null }).Train(rows);
+            straight = Trainables(model);
+        }
+        using (var model = PreparedModel())
+        using (var rows = Rows(16))
+            new LongLoraTrainer(model, Options("resumed", 4) with { EvaluateEvery = null }).Train(rows);   // stops after 4, state saved
+        torch.random.manual_seed(999);
+        using (var model = PreparedModel())
+        using (var rows = Rows(16))
+        {
+            TrainerResult second = new LongLoraTrainer(model, Options("resumed", 6) with { EvaluateEvery = null }).Train(rows);
+            Assert.Equal(4, second.ResumedFrom);
+            Assert.Equal(2, second.Log.Count);
+            Assert.Equal(7, File.ReadAllLines(second.LogPath).Length);           // the first session's rows kept
+            foreach (var (name, value) in Trainables(model))
+                TensorAssert.Equal(value, straight[name], $"trainable {name} after resuming");
+        }
+    }
+
+    [Fact]
+    public void RowLengthNotFittingS2_IsAnErrorNamingIt()
+    {
+        if (!Directory.Exists(ModelFolder)) return;
+        using var model = PreparedModel();
+        using var rows = Rows(4, length: 36);                                 // G = 9: odd
+        var e = Assert.Throws<ArgumentException>(() => new LongLoraTrainer(model, Options("bad", 1) with { EvaluateEvery = null }).Train(rows));
+        Assert.Contains("36 tokens", e.Message);
+        Assert.Contains("S2", e.Message);
+    }
+
+    [Fact]
+    public void RowsLongerThanTheContext_AreAnError()
+    {
+        if (!Directory.Exists(ModelFolder)) return;
+        using var model = PreparedModel();
+        using var rows = new TensorRowBatches(torch.zeros([2, 2048], ScalarType.Int64), batchSize: 2);
+        var e = Assert.Throws<ArgumentException>(() => new LongLoraTrainer(model, Options("long", 1) with { EvaluateEvery = null }).Train(rows));
+        Assert.Contains("2048 tokens exceed the model's context of 1024", e.Message);
+    }
+
+    [Fact]
+    public void EvaluationWithoutTokens_IsAnError()
+    {
+        if (!Directory.Exists(ModelFolder)) return;
+        using var model = PreparedModel();
+        using var rows = Rows(4);
+        var e = Assert.Throws<ArgumentException>(() => new LongLoraTrainer(model, Options("noeval", 1)).Train(rows));
+        Assert.Equal("evaluationTokens", e.ParamName);
+    }
+
+    [Fact]
+    public void Options_RejectBadValuesNamingThem()
+    {
+        Assert.Equal("TotalSteps", Assert.Throws<ArgumentOutOfRangeException>(() => new LongLoraTrainerOptions { TotalSteps = 0 }).ParamName);
+        Assert.Equal("MicroBatchesPerStep", Assert.Throws<ArgumentOutOfRangeException>(() => new LongLoraTrainerOptions { MicroBatchesPerStep = 0 }).ParamName);
+        Assert.Equal("MaxGradNorm", Assert.Throws<ArgumentOutOfRangeException>(() => new LongLoraTrainerOptions { MaxGradNorm = -1 }).ParamName);
+        Assert.Equal(LearningRateSchedule.ConstantWithWarmup(5, 5), new LongLoraTrainerOptions { TotalSteps = 5 }.EffectiveSchedule);
+    }
+}

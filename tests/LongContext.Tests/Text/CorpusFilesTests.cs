@@ -1,0 +1,131 @@
+using System.Runtime.InteropServices;
+using LongContext.Tests.Support;
+using LongContext.Text.Corpus;
+
+namespace LongContext.Tests.Text;
+
+/// <summary>Token files (LongLoRA's np.memmap layout), packed-row files, seeded shuffling, corpus sources and their errors.</summary>
+[Trait(Category.Name, TextCategory.Name)]
+public sealed class CorpusFilesTests
+{
+    [Theory]
+    [InlineData(TokenFileFormat.UInt16, 65535)]
+    [InlineData(TokenFileFormat.UInt32, 128255)]
+    public void TokenFile_RoundTrips_AndIsRawLittleEndianWithoutHeader(TokenFileFormat format, int largest)
+    {
+        using var temp = new TempFolder();
+        string path = temp.File("val.bin");
+        int[] ids = [0, 1, 29871, largest, 7, 42];
+        Assert.Equal(ids.Length, TokenFile.Write(path, [ids[..3], ids[3..]], format));
+        byte[] raw = File.ReadAllBytes(path);
+        // What np.memmap(path, dtype=uint16 / uint32) sees on a little-endian host.
+        int[] seen = format == TokenFileFormat.UInt16
+            ? MemoryMarshal.Cast<byte, ushort>(raw).ToArray().Select(x => (int)x).ToArray()
+            : MemoryMarshal.Cast<byte, uint>(raw).ToArray().Select(x => (int)x).ToArray();
+        Assert.Equal(ids, seen);
+        Assert.Equal(ids.Length, TokenFile.Count(path, format));
+        Assert.Equal(ids, TokenFile.ReadAll(path, format, vocabSize: largest + 1));
+        Assert.Equal(ids, TokenFile.Read(path, format, largest + 1, chunkTokens: 4).SelectMany(c => c).ToArray());
+    }
+
+    [Fact]
+    public void TokenFile_IdOutsideTheVocabulary_NamesFilePositionValueAndLimit()
+    {
+        using var temp = new TempFolder();
+        string path = temp.File("pg19.bin");
+        TokenFile.Write(path, [5, 6, 32000, 7], TokenFileFormat.UInt16);
+        var e = Assert.Throws<InvalidDataException>(() => TokenFile.ReadAll(path, TokenFileFormat.UInt16, vocabSize: 32000));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("token 2", e.Message);
+        Assert.Contains("32000", e.Message);
+        Assert.Contains("[0, 32000)", e.Message);
+    }
+
+    [Fact]
+    public void TokenFile_LengthNotAMultipleOfTheElement_NamesFileAndLength()
+    {
+        using var temp = new TempFolder();
+        string path = temp.File("odd.bin");
+        File.WriteAllBytes(path, [1, 0, 2]);
+        var e = Assert.Throws<InvalidDataException>(() => TokenFile.Count(path, TokenFileFormat.UInt16));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("3 bytes", e.Message);
+    }
+
+    [Fact]
+    public void TokenFile_IdTooLargeForUInt16_IsRejected_AndNothingIsWritten()
+    {
+        using var temp = new TempFolder();
+        string path = temp.File("big.bin");
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => TokenFile.Write(path, [1, 70000], TokenFileFormat.UInt16));
+        Assert.Contains("70000", e.Message);
+        Assert.False(File.Exists(path));
+        Assert.Empty(Directory.GetFiles(temp.Path));
+    }
+
+    [Fact]
+    public void PackedRows_RoundTripThroughTheFile()
+    {
+        using var temp = new TempFolder();
+        PackedRow[] rows = [new([1, 2, 3], 3), new([4, 5, 0], 2), new([6, 0, 0], 1)];
+        var file = PackedRows.Write(temp.File("rows.lcrows"), rows, 3, "test");
+        Assert.Equal(3, file.Count);
+        for (int i = 0; i < rows.Length; i++) { var back = file.ReadRow(i); Assert.Equal(rows[i].InputIds, back.InputIds); Assert.Equal(rows[i].Length, back.Length); }
+    }
+
+    [Fact]
+    public void PackedRows_FromAnEmptyCorpus_NamesTheCorpus_AndWritesNothing()
+    {
+        using var temp = new TempFolder();
+        var e = Assert.Throws<InvalidDataException>(() => PackedRows.Write(temp.File("rows.lcrows"), [], 8, "my-corpus.jsonl"));
+        Assert.Contains("my-corpus.jsonl", e.Message);
+        Assert.Empty(Directory.GetFiles(temp.Path));
+    }
+
+    [Fact]
+    public void Batches_WithASeed_AreAPermutationThatRepeats_AndChangesWithTheEpoch()
+    {
+        using var temp = new TempFolder();
+        var rows = Enumerable.Range(0, 23).Select(i => new PackedRow([i, i, i], 3)).ToList();
+        var file = PackedRows.Write(temp.File("rows.lcrows"), rows, 3, "test");
+        List<int> Order(ulong? seed, int epoch) => file.Batches(5, seed, epoch).SelectMany(b => { using (b) return b.RowIndices.ToList(); }).ToList();
+        var first = Order(7, 0);
+        Assert.Equal(Enumerable.Range(0, 23), first.Order());
+        Assert.Equal(first, Order(7, 0));
+        Assert.NotEqual(first, Order(7, 1));
+        Assert.Equal(Enumerable.Range(0, 23), Order(null, 0));
+        // each batch holds the rows it names
+        foreach (var b in file.Batches(5, 7))
+            using (b) Assert.Equal(b.RowIndices.Select(i => (long)i), b.InputIds.select(1, 0).data<long>().ToArray());
+        Assert.Equal(4, file.Batches(5, 7, dropLast: true).Count(b => { b.Dispose(); return true; }));
+    }
+
+    [Fact]
+    public void Jsonl_MissingOrNonStringField_NamesFileLineAndField()
+    {
+        using var temp = new TempFolder();
+        string path = temp.File("c.jsonl");
+        File.WriteAllText(path, "{\"text\": \"a\"}\n\n{\"body\": \"b\"}\n");
+        var e = Assert.Throws<InvalidDataException>(() => CorpusSource.Jsonl(path).Documents().ToList());
+        Assert.Contains($"{path}:3", e.Message);
+        Assert.Contains("'text'", e.Message);
+        File.WriteAllText(path, "{\"text\": 5}\n");
+        Assert.Contains("must be a string", Assert.Throws<InvalidDataException>(() => CorpusSource.Jsonl(path).Documents().ToList()).Message);
+    }
+
+    [Fact]
+    public void TextFiles_EmptyFolder_NamesFolderAndPattern()
+    {
+        using var temp = new TempFolder();
+        var e = Assert.Throws<FileNotFoundException>(() => CorpusSource.TextFiles(temp.Path));
+        Assert.Contains(temp.Path, e.Message);
+        Assert.Contains("*.txt", e.Message);
+    }
+
+    [Fact]
+    public void SeededShuffle_IsAPermutation_ForEveryCount()
+    {
+        foreach (int n in new[] { 0, 1, 2, 17, 1000 })
+            Assert.Equal(Enumerable.Range(0, n), SeededShuffle.Permutation(n, 123).Order());
+    }
+}

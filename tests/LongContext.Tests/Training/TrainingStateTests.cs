@@ -1,0 +1,205 @@
+using LongContext.IO;
+using LongContext.Tests.Support;
+using LongContext.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LongContext.Tests.Training;
+
+/// <summary>
+/// Save / resume: a run of 6 optimizer steps (dropout, 2 micro-batches of 2 rows per step, chunked loss, clipping,
+/// cosine warmup schedule, weight decay on the decay group) equals, bit for bit on the CPU, a run that saves after 3
+/// steps, is torn down, and resumes in a fresh model and optimizer.
+/// </summary>
+[Trait(Category.Name, Category.Training)]
+[Collection(GlobalRngCollection.Name)]
+public sealed class TrainingStateTests : IDisposable
+{
+    private const long Vocab = 17, Hidden = 8, N = 10;
+    private const int MicroBatch = 2, Accumulation = 2, TotalSteps = 6;
+    private readonly string folder = Path.Combine(Path.GetTempPath(), "lc-train-state-" + Guid.NewGuid().ToString("N"));
+    private static readonly AdamWOptions Options = new() { LearningRate = 1e-2, WeightDecay = 0.1 };
+    private static readonly LearningRateSchedule Schedule = LearningRateSchedule.Cosine(warmupSteps: 2, totalSteps: TotalSteps);
+
+    public void Dispose()
+    {
+        if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+    }
+
+    /// <summary>A toy loader: a fixed token table read in order; the cursor is the next row.</summary>
+    private sealed class Loader(Tensor rows)
+    {
+        public long Next { get; set; }
+        public string Cursor => $"row={Next}";
+        public void Seek(string cursor) => Next = long.Parse(cursor["row=".Length..], System.Globalization.CultureInfo.InvariantCulture);
+
+        public Tensor Take(int count)
+        {
+            Tensor batch = rows.narrow(0, Next % rows.shape[0], count);
+            Next += count;
+            return batch;
+        }
+    }
+
+    private static Tensor Data()
+    {
+        var gen = new Random(5);
+        long[] values = Enumerable.Range(0, 64 * (int)N).Select(_ => (long)gen.Next((int)Vocab)).ToArray();
+        return torch.tensor(values).reshape(64, N);
+    }
+
+    private static TinyLm Model()
+    {
+        torch.random.manual_seed(42);                                         // the "base checkpoint"
+        var model = new TinyLm(Vocab, Hidden, dropout: 0.2);
+        model.train();
+        return model;
+    }
+
+    private static void Train(TinyLm model, GroupedAdamW optimizer, Loader loader, long from, long to)
+    {
+        for (long step = from; step < to; step++)
+        {
+            var batches = Enumerable.Range(0, Accumulation).Select(_ => loader.Take(MicroBatch)).ToList();
+            GradientAccumulation.Run(batches, b => b, b => ChunkedCausalLmLoss.ComputeSum(model.Hidden(b), model.HeadWeight, b, chunkSize: 4));
+            GradientClipping.ClipByTotalNorm(optimizer.Parameters.Select(p => (Tensor)p.Parameter), 0.5);
+            Schedule.Apply(optimizer.Optimizer, step);
+            optimizer.Step();
+            optimizer.ZeroGrad();
+        }
+    }
+
+    private (TinyLm Model, GroupedAdamW Optimizer, Tensor NextRandom) Uninterrupted()
+    {
+        var model = Model();
+        var optimizer = GroupedAdamW.ForModule(model, Options);
+        torch.random.manual_seed(7);
+        Train(model, optimizer, new Loader(Data()), 0, TotalSteps);
+        return (model, optimizer, torch.rand(4));
+    }
+
+    private (TinyLm Model, GroupedAdamW Optimizer, Tensor NextRandom) Resumed(bool reseedAfterLoad = false)
+    {
+        string path = Path.Combine(folder, "state.safetensors");
+        {
+            using var model = Model();
+            using var optimizer = GroupedAdamW.ForModule(model, Options);
+            torch.random.manual_seed(7);
+            var loader = new Loader(Data());
+            Train(model, optimizer, loader, 0, 3);
+            TrainingState.Save(path, optimizer, Schedule, 3, loader.Cursor);
+        }
+        torch.random.manual_seed(12345);                                      // anything may happen in between
+        _ = torch.rand(100);
+        var fresh = Model();
+        using (torch.no_grad())
+            foreach (var p in TrainableParameters.Select(fresh)) p.Parameter.zero_();   // the state must restore them
+        var resumedOptimizer = GroupedAdamW.ForModule(fresh, Options);
+        TrainingResumePoint point = TrainingState.Load(path, resumedOptimizer, Schedule);
+        if (reseedAfterLoad) torch.random.manual_seed(99);
+        var resumedLoader = new Loader(Data());
+        resumedLoader.Seek(point.DataCursor!);
+        Train(fresh, resumedOptimizer, resumedLoader, point.Step, TotalSteps);
+        Assert.Equal(3, point.Step);
+        Assert.Equal($"row={3 * Accumulation * MicroBatch}", point.DataCursor);
+        return (fresh, resumedOptimizer, torch.rand(4));
+    }
+
+    [Fact]
+    public void ResumedRun_EqualsUninterruptedRun_BitForBit()
+    {
+        var (a, optA, nextA) = Uninterrupted();
+        var (b, optB, nextB) = Resumed();
+        foreach (var (name, p) in a.named_parameters())
+            TensorAssert.Equal(b.get_parameter(name)!, p, $"parameter {name}");
+        var statesA = optA.States();
+        var statesB = optB.States();
+        for (int i = 0; i < statesA.Count; i++)
+        {
+            Assert.Equal(statesA[i].Parameter.Name, statesB[i].Parameter.Name);
+            Assert.Equal(statesA[i].State.step, statesB[i].State.step);
+            TensorAssert.Equal(statesB[i].State.exp_avg, statesA[i].State.exp_avg, $"exp_avg of {statesA[i].Parameter.Name}");
+            TensorAssert.Equal(statesB[i].State.exp_avg_sq, statesA[i].State.exp_avg_sq, $"exp_avg_sq of {statesA[i].Parameter.Name}");
+        }
+        Assert.Equal(optA.Optimizer.ParamGroups.Select(g => g.LearningRate), optB.Optimizer.ParamGroups.Select(g => g.LearningRate));
+        TensorAssert.Equal(nextB, nextA, "the random stream after training");
+        a.Dispose(); b.Dispose(); optA.Dispose(); optB.Dispose();
+    }
+
+    [Fact]
+    public void ResumeWithoutTheSavedRandomState_Differs_SoTheBitForBitTestHasTeeth()
+    {
+        var (a, optA, _) = Uninterrupted();
+        var (b, optB, _) = Resumed(reseedAfterLoad: true);
+        bool anyDiffers = a.named_parameters().Any(np => !b.get_parameter(np.name)!.eq(np.parameter).all().item<bool>());
+        Assert.True(anyDiffers, "a resumed run with other dropout masks should end elsewhere");
+        a.Dispose(); b.Dispose(); optA.Dispose(); optB.Dispose();
+    }
+
+    [Fact]
+    public void Save_ReplacesTheFileAtomically_AndLeavesNoTemporaryFile()
+    {
+        string path = Path.Combine(folder, "nested", "state.safetensors");
+        using var model = Model();
+        using var optimizer = GroupedAdamW.ForModule(model, Options);
+        TrainingState.Save(path, optimizer, Schedule, 0, "first");
+        TrainingState.Save(path, optimizer, Schedule, 1, "second");
+        Assert.Equal([Path.GetFileName(path)], Directory.GetFiles(Path.GetDirectoryName(path)!).Select(Path.GetFileName));
+        Assert.Equal("second", TrainingState.Load(path, optimizer, Schedule).DataCursor);
+        var shapes = SafetensorsFile.ReadShapes(path);
+        Assert.Contains("exp_avg.proj.weight", shapes.Keys);
+        Assert.Contains("rng.cpu", shapes.Keys);
+        Assert.DoesNotContain("parameter.frozen", shapes.Keys);               // frozen base weights are not saved
+    }
+
+    [Fact]
+    public void Load_WithAnotherSchedule_IsRejectedNamingBoth()
+    {
+        string path = Path.Combine(folder, "state.safetensors");
+        using var model = Model();
+        using var optimizer = GroupedAdamW.ForModule(model, Options);
+        TrainingState.Save(path, optimizer, Schedule, 2);
+        var e = Assert.Throws<ArgumentException>(() => TrainingState.Load(path, optimizer, LearningRateSchedule.Cosine(2, 60)));
+        Assert.Contains("total 6", e.Message);
+        Assert.Contains("total 60", e.Message);
+    }
+
+    [Fact]
+    public void Load_IntoOtherParameters_IsRejectedBeforeAnythingChanges()
+    {
+        string path = Path.Combine(folder, "state.safetensors");
+        using var model = Model();
+        using var optimizer = GroupedAdamW.ForModule(model, Options);
+        TrainingState.Save(path, optimizer, Schedule, 2);
+
+        using var other = Model();
+        other.Frozen.requires_grad = true;                                    // one more trainable parameter
+        using var otherOptimizer = GroupedAdamW.ForModule(other, Options);
+        using Tensor before = other.HeadWeight.detach().clone();
+        var e = Assert.Throws<InvalidDataException>(() => TrainingState.Load(path, otherOptimizer, Schedule));
+        Assert.Contains("frozen", e.Message);
+        TensorAssert.Equal(other.HeadWeight, before, "parameters after a rejected load");
+    }
+
+    [Fact]
+    public void Load_OfAnotherSafetensorsFile_IsRejected()
+    {
+        string path = Path.Combine(folder, "weights.safetensors");
+        Directory.CreateDirectory(folder);
+        SafetensorsFile.Save(path, new Dictionary<string, Tensor> { ["w"] = torch.zeros(2) });
+        using var model = Model();
+        using var optimizer = GroupedAdamW.ForModule(model, Options);
+        var e = Assert.Throws<InvalidDataException>(() => TrainingState.Load(path, optimizer, Schedule));
+        Assert.Contains("is not a training state", e.Message);
+    }
+
+    [Fact]
+    public void Load_OfAMissingFile_NamesIt()
+    {
+        using var model = Model();
+        using var optimizer = GroupedAdamW.ForModule(model, Options);
+        string path = Path.Combine(folder, "absent.safetensors");
+        var e = Assert.Throws<FileNotFoundException>(() => TrainingState.Load(path, optimizer, Schedule));
+        Assert.Contains(path, e.Message);
+    }
+}
