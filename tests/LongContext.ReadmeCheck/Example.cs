@@ -10,7 +10,7 @@ namespace LongContext.ReadmeCheck;
 /// <item><c>// Assumes: Tensor q, k, v; LlamaForCausalLM model</c> declares what the block uses without building it
 /// (declarations separated by ';', names of one type by ','); such a block is compiled, not run.</item>
 /// <item><c>// Compile-only: reason</c>: compiled, not run (it reads files the reader has and the check has not).</item>
-/// <item><c>// prints 1.1386</c> at the end of a line: the program's output must contain that value, in order with the
+/// <item><c>// prints 1.1386</c> at the end of a line (commentary may follow the value): the program's output must contain that value, in order with the
 /// block's other <c>prints</c> (a number matches a printed number that rounds to it; text matches as a substring;
 /// <c>// prints `text`</c> quotes text exactly).</item>
 /// </list>
@@ -24,7 +24,7 @@ internal sealed partial class Example
     [GeneratedRegex(@"^\s*//\s*Compile-only:\s*(.+)$", RegexOptions.IgnoreCase)]
     private static partial Regex CompileOnlyLine();
 
-    [GeneratedRegex(@"//\s*prints\s+(`(?<text>[^`]+)`|(?<number>[-+]?\d[\d.]*(?:[eE][-+]?\d+)?)|(?<rest>.+))\s*$")]
+    [GeneratedRegex(@"//\s*prints\s+(`(?<text>[^`]+)`.*|(?<number>[-+]?\d[\d.]*(?:[eE][-+]?\d+)?)(\s.*)?|(?<rest>.+))$")]
     private static partial Regex PrintsComment();
 
     [GeneratedRegex(@"^\s*using\s+(static\s+)?[A-Za-z_][\w.]*\s*;\s*(//.*)?$|^\s*using\s+[A-Za-z_]\w*\s*=\s*[^;]+;\s*(//.*)?$")]
