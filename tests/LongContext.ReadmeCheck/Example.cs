@@ -58,7 +58,7 @@ internal sealed partial class Example
     /// <exception cref="InvalidDataException">An <c>Assumes</c> line that is not a declaration list.</exception>
     public static Example From(CodeBlock block)
     {
-        var assumed = new List<string>();
+        var assumed = new List<Assumption>();
         string? compileOnly = null;
         var expected = new List<Expectation>();
         for (int i = 0; i < block.Lines.Count; i++)
@@ -74,13 +74,14 @@ internal sealed partial class Example
                 else expected.Add(new Expectation(p.Groups["rest"].Value.Trim(), null, markdownLine));
             }
         }
-        if (assumed.Count > 0) compileOnly ??= "it assumes " + string.Join(", ", assumed.Select(d => d.Split(' ', 2)[1].TrimEnd(';', ' ').Replace(" = default!", "", StringComparison.Ordinal)));
-        return new Example(block, Program(block, assumed), assumed, compileOnly, expected);
+        if (assumed.Count > 0) compileOnly ??= "it assumes " + string.Join(", ", assumed.Select(d => d.Name));
+        return new Example(block, Program(block, assumed), assumed.Select(d => d.Declaration).ToList(), compileOnly, expected);
     }
 
-    /// <summary>Usings first (as C# requires), then the assumed declarations, then the rest; each original line keeps
-    /// its markdown line number through <c>#line</c>.</summary>
-    private static string Program(CodeBlock block, List<string> assumed)
+    /// <summary>Usings first (as C# requires), then the assumed declarations (each mapped to its <c>Assumes</c> line, so
+    /// an unknown type there is reported on that line), then the rest; each original line keeps its markdown line
+    /// number through <c>#line</c>.</summary>
+    private static string Program(CodeBlock block, List<Assumption> assumed)
     {
         var sb = new StringBuilder();
         string file = block.File.Replace("\"", "", StringComparison.Ordinal);
@@ -93,18 +94,15 @@ internal sealed partial class Example
         }
         sb.Append(CultureInfo.InvariantCulture, $"#line {block.LineOf(0)} \"{file}\"\n");
         for (int i = 0; i < firstStatement; i++) sb.Append(block.Lines[i]).Append('\n');
-        if (assumed.Count > 0)
-        {
-            sb.Append("#line hidden\n");
-            foreach (string d in assumed) sb.Append(d).Append('\n');
-        }
+        foreach (Assumption d in assumed)
+            sb.Append(CultureInfo.InvariantCulture, $"#line {d.Line} \"{file}\"\n").Append(d.Declaration).Append('\n');
         sb.Append(CultureInfo.InvariantCulture, $"#line {block.LineOf(firstStatement)} \"{file}\"\n");
         for (int i = firstStatement; i < block.Lines.Count; i++) sb.Append(block.Lines[i]).Append('\n');
         return sb.ToString();
     }
 
     /// <summary><c>Tensor q, k; Dictionary&lt;string, Tensor&gt; d</c> into <c>Tensor q = default!;</c> ...</summary>
-    private static IEnumerable<string> Declarations(string list, CodeBlock block, int index)
+    private static IEnumerable<Assumption> Declarations(string list, CodeBlock block, int index)
     {
         foreach (string part in SplitTopLevel(list, ';'))
         {
@@ -119,7 +117,7 @@ internal sealed partial class Example
                 string n = name.Trim();
                 if (!Regex.IsMatch(n, @"^@?[A-Za-z_]\w*$"))
                     throw new InvalidDataException($"{block.File}:{block.LineOf(index)}: '// Assumes:' name '{n}' in '{declaration}' is not an identifier.");
-                yield return $"{type} {n} = default!;";
+                yield return new Assumption($"{type} {n} = default!;", n, block.LineOf(index));
             }
         }
     }
@@ -164,6 +162,12 @@ internal sealed partial class Example
         return (exponent < 0 ? number.Length : exponent) - dot - 1;
     }
 }
+
+/// <summary>A variable an <c>Assumes</c> line declares.</summary>
+/// <param name="Declaration">The C# declaration (<c>Tensor q = default!;</c>).</param>
+/// <param name="Name">The variable's name.</param>
+/// <param name="Line">Markdown line of the <c>Assumes</c> comment.</param>
+internal sealed record Assumption(string Declaration, string Name, int Line);
 
 /// <summary>A value a block states it prints.</summary>
 /// <param name="Text">The number or text.</param>

@@ -36,8 +36,9 @@ internal sealed class ExampleCompiler
             .ToList();
     }
 
-    /// <summary>Compiles one example.</summary>
-    /// <returns>The assembly bytes, or the errors mapped to markdown lines.</returns>
+    /// <summary>Compiles one example. Warnings count as failures too (a reader who pastes the block should get a clean
+    /// build), except the two assembly-unification notes a new SDK project suppresses by default (CS1701, CS1702).</summary>
+    /// <returns>The assembly bytes, or the errors and warnings mapped to markdown lines ("README.md:46: CS0103: ...").</returns>
     public (byte[]? Assembly, IReadOnlyList<string> Errors) Compile(Example example, int index)
     {
         var trees = new[]
@@ -46,21 +47,23 @@ internal sealed class ExampleCompiler
             CSharpSyntaxTree.ParseText(example.Source, _parse, path: example.Block.File),
         };
         var options = new CSharpCompilationOptions(OutputKind.ConsoleApplication,
-            nullableContextOptions: NullableContextOptions.Enable, optimizationLevel: OptimizationLevel.Debug);
+                nullableContextOptions: NullableContextOptions.Enable, optimizationLevel: OptimizationLevel.Debug)
+            .WithSpecificDiagnosticOptions([new("CS1701", ReportDiagnostic.Suppress), new("CS1702", ReportDiagnostic.Suppress)]);
         var compilation = CSharpCompilation.Create($"ReadmeExample{index}", trees, _references, options);
         using var stream = new MemoryStream();
         var result = compilation.Emit(stream);
-        if (result.Success) return (stream.ToArray(), []);
-        var errors = result.Diagnostics
-            .Where(d => d.Severity == DiagnosticSeverity.Error)
+        var problems = result.Diagnostics
+            .Where(d => d.Severity >= DiagnosticSeverity.Warning && !d.IsSuppressed)
+            .OrderByDescending(d => d.Severity)
             .Select(d =>
             {
                 var span = d.Location.GetMappedLineSpan();
-                string where = span.IsValid ? $"{span.Path}:{span.StartLinePosition.Line + 1}" : example.Block.Where;
-                return $"{where}: {d.Id}: {d.GetMessage(System.Globalization.CultureInfo.InvariantCulture)}";
+                string where = span.IsValid && span.HasMappedPath ? $"{span.Path}:{span.StartLinePosition.Line + 1}" : example.Block.Where;
+                string kind = d.Severity == DiagnosticSeverity.Warning ? "warning " : "";
+                return $"{where}: {kind}{d.Id}: {d.GetMessage(System.Globalization.CultureInfo.InvariantCulture)}";
             })
             .ToList();
-        return (null, errors);
+        return result.Success && problems.Count == 0 ? (stream.ToArray(), []) : (null, problems);
     }
 
     /// <summary>Runs a compiled example in <paramref name="folder"/>, returning its standard output.</summary>
