@@ -55,8 +55,7 @@ internal static class QuantParity
         int blockSize = int.Parse(meta[$"{name}.blocksize"], CultureInfo.InvariantCulture);
         var t = SafetensorsFile.Load(file, SafetensorsFile.ReadShapes(file).Keys.Where(k => k.StartsWith(name + ".", StringComparison.Ordinal)));
         QuantType type = qt == "nf4" ? QuantType.Nf4 : QuantType.Fp4;
-        // The input in the set's stated dtype (its float32 values are exact there), and double quantization with the
-        // set's own 8-bit map, as bnb built it with the PyTorch that made the set (as the CPU tests do).
+        // The input in the set's stated dtype (its float32 values are exact there), as the tests quantize it.
         ScalarType inputDtype = meta.TryGetValue($"{name}.input_dtype", out string? d) ? d switch
         {
             "float32" => ScalarType.Float32,
@@ -64,7 +63,6 @@ internal static class QuantParity
             "float16" => ScalarType.Float16,
             _ => throw new InvalidDataException($"{file}: {name}.input_dtype '{d}' is not float32, bfloat16 or float16."),
         } : ScalarType.Float32;
-        float[]? nestedMap = meta.TryGetValue("codebook_dynamic8", out string? m) ? System.Text.Json.JsonSerializer.Deserialize<float[]>(m) : null;
         Tensor input = t[$"{name}.input"].to(inputDtype).to(c.Device);
         using (var state = Blockwise4Bit.Quantize(input, type, blockSize))
         {
@@ -74,6 +72,9 @@ internal static class QuantParity
             r.Close("dequantized", deq, t[$"{name}.{qt}.dequantized"], ValueTolerance);
         }
         if (!t.ContainsKey($"{name}.{qt}.dq.absmax_code")) return;   // double quantization entries are optional in a set
+        // Double quantization with the set's own 8-bit map (codebook_dynamic8), the one bnb used: the libtorch under
+        // TorchSharp builds create_dynamic_map() 1-2 ulps apart in 42 of 256 entries, which moves tie cases.
+        float[]? nestedMap = meta.TryGetValue("codebook_dynamic8", out string? m) ? System.Text.Json.JsonSerializer.Deserialize<float[]>(m) : null;
         using var dqState = Blockwise4Bit.Quantize(input, type, blockSize, doubleQuant: true, nestedMap: nestedMap);
         r.Exact("packed (double quant)", dqState.Packed, t[$"{name}.{qt}.packed"].reshape(-1));
         r.Exact("dq absmax codes", dqState.Absmax, t[$"{name}.{qt}.dq.absmax_code"].reshape(-1));
