@@ -46,7 +46,11 @@ public static class LoraInjector
             if (descriptor is not null && !ReferenceEquals(descriptor.Module, module))
                 throw new InvalidOperationException($"the resolver described a {descriptor.Module.GetType().Name} for module '{name}', a {module.GetType().Name}; a descriptor must describe the module it was given.");
             bool isLinear = module is LoraLinear || descriptor is LinearBaseDescriptor;
-            if (TargetMatcher.IsTarget(name, isLinear, options)) targets.Add((name, module, descriptor));
+            if (!TargetMatcher.IsTarget(name, isLinear, options)) continue;
+            if (module is not LoraLayer && descriptor is not (LinearBaseDescriptor or EmbeddingBaseDescriptor))
+                throw new NotSupportedException(
+                    $"target module '{name}' is a {module.GetType().Name}; LoRA wraps Linear and Embedding layers, and other layers a resolver describes (a LinearBaseDescriptor or an EmbeddingBaseDescriptor).");
+            targets.Add((name, module, descriptor));
         }
         CheckNoTargetIsTrainedInFull(targets.Select(t => (t.Name, t.Module)), options);
         var wrapped = new List<string>();
@@ -57,8 +61,7 @@ public static class LoraInjector
                 (LoraLayer, _) => null,
                 (_, LinearBaseDescriptor linear) => new LoraLinear(linear, options, adapterName),
                 (_, EmbeddingBaseDescriptor embedding) => new LoraEmbedding(embedding, options, adapterName),
-                _ => throw new NotSupportedException(
-                    $"target module '{name}' is a {module.GetType().Name}; LoRA wraps Linear and Embedding layers, and other layers a resolver describes (a LinearBaseDescriptor or an EmbeddingBaseDescriptor)."),
+                _ => throw new InvalidOperationException($"target module '{name}' has no descriptor."),   // refused above
             };
             if (replacement is null) ((LoraLayer)module).AddAdapter(adapterName, options);
             else ModuleTree.Replace(root, name, replacement);
