@@ -146,7 +146,7 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>
 
     /// <summary>Hidden states (..., hidden) to logits (..., vocab) through <c>lm_head</c> (or the tied embedding).</summary>
     private Tensor Project(Tensor hidden)
-        => lm_head is null ? nn.functional.linear(hidden, model.EmbedTokens.weight!) : lm_head.forward(hidden);
+        => lm_head is null ? nn.functional.linear(hidden, model.EmbeddingWeight) : lm_head.forward(hidden);
 
     /// <summary>Token ids must be a (B, N) integer tensor with every id in [0, vocab).</summary>
     private void CheckInputIds(Tensor inputIds, string name = "inputIds")

@@ -1,4 +1,5 @@
 using LongContext.Llama.Generation;
+using LongContext.Lora;
 using LongContext.Rope;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -12,16 +13,18 @@ namespace LongContext.Llama;
 /// position ids and handed to every layer (<see cref="DecoderInputs"/>), as HF does.
 /// Input token ids (B, N) int64; output hidden states (B, N, hidden).
 /// </summary>
-public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>
+public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>, ILoraBaseDescriber
 {
 #pragma warning disable IDE1006 // HF parameter names come from these field names
-    private readonly Embedding embed_tokens;
+    // Declared as Module<Tensor, Tensor> so that LoRA can wrap it (a LoraEmbedding over the Embedding, as peft).
+    private readonly nn.Module<Tensor, Tensor> embed_tokens;
     private readonly ModuleList<LlamaDecoderLayer> layers;
     private readonly RmsNorm norm;
 #pragma warning restore IDE1006
     // The rotary embedding has no parameters or buffers (it caches its tables per device itself); it is held outside
     // TorchSharp's field-based module registration so that a rope change (position interpolation) can replace it.
     private readonly RotarySlot rotary = new();
+    private readonly long? _paddingIndex;
 
     /// <summary>Creates the stack with freshly initialized parameters.</summary>
     /// <param name="config">Model config.</param>
@@ -29,7 +32,8 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>
     public LlamaModel(LlamaConfig config, ScalarType dtype = ScalarType.Float32) : base(nameof(LlamaModel))
     {
         ArgumentNullException.ThrowIfNull(config);
-        embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize, padding_idx: config.PaddingIndex, dtype: dtype);
+        _paddingIndex = config.PaddingIndex;
+        embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize, padding_idx: _paddingIndex, dtype: dtype);
         rotary.Current = new RotaryEmbedding(RotaryOptions(config));
         layers = new ModuleList<LlamaDecoderLayer>();
         for (int i = 0; i < config.NumHiddenLayers; i++) layers.Add(new LlamaDecoderLayer(config, dtype));
@@ -37,8 +41,35 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>
         RegisterComponents();
     }
 
-    /// <summary>The token embedding (vocab, hidden).</summary>
-    public Embedding EmbedTokens => embed_tokens;
+    /// <summary>
+    /// The token embedding (vocab, hidden): a TorchSharp <c>Embedding</c>, or the <see cref="LoraEmbedding"/> that wraps
+    /// it when LoRA targets <c>embed_tokens</c>. Read the table through <see cref="EmbeddingWeight"/>.
+    /// </summary>
+    public nn.Module<Tensor, Tensor> EmbedTokens => embed_tokens;
+
+    /// <summary>
+    /// The embedding table (vocab, hidden), the registered parameter (no new native handle per call): the
+    /// <c>Embedding</c>'s weight, or the base table under a <see cref="LoraEmbedding"/> (without the adapter's delta
+    /// unless merged). The tied output head (<see cref="LlamaConfig.TieWordEmbeddings"/>) reads this table, as in peft:
+    /// LoRA on <c>embed_tokens</c> changes the input embedding only, and merging it changes the tied head too.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The embedding was replaced by a module that is neither.</exception>
+    public Parameter EmbeddingWeight => embed_tokens switch
+    {
+        LoraEmbedding lora => lora.Base.Table,
+        Embedding plain => plain.named_parameters(recurse: false).First(p => p.name == "weight").parameter,
+        var other => throw new NotSupportedException(
+            $"embed_tokens is a {other.GetType().Name}; the model reads its table from an Embedding or a LoraEmbedding over one."),
+    };
+
+    /// <summary>
+    /// Describes <c>embed_tokens</c> for LoRA with the config's padding index (HF's <c>padding_idx</c>, which TorchSharp's
+    /// <c>Embedding</c> does not expose), so that LoRA injection and adapter loading wrap it as peft does; null for
+    /// every other module.
+    /// </summary>
+    /// <param name="module">A module of the tree.</param>
+    public LoraBaseDescriptor? DescribeForLora(nn.Module module)
+        => ReferenceEquals(module, embed_tokens) && module is Embedding embedding ? EmbeddingBaseDescriptor.Of(embedding, _paddingIndex) : null;
 
     /// <summary>The decoder layers, in order.</summary>
     public IReadOnlyList<LlamaDecoderLayer> Layers => layers.ToList();
@@ -104,7 +135,7 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>
     }
 
     /// <summary>The dtype of the embedding's output (the dtype q and k are rotated in).</summary>
-    internal ScalarType ComputeDtype => embed_tokens.parameters().First().dtype;
+    internal ScalarType ComputeDtype => EmbeddingWeight.dtype;
 
     /// <summary>Holds the rotary embedding outside TorchSharp's field-based module registration.</summary>
     private sealed class RotarySlot

@@ -80,7 +80,7 @@ public sealed record DecodingOptions
 
     /// <summary>
     /// Strings that end a row as soon as the generated text contains one; the text is cut right before it (the
-    /// stop string itself is not returned). Needs a text stream (token ids to text).
+    /// stop string itself is not returned). Needs a tokenizer (token ids to text).
     /// </summary>
     public IReadOnlyList<string> StopStrings
     {

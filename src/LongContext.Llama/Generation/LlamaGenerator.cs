@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using LongContext.Attention;
 using LongContext.Rope;
+using LongContext.Text.Tokenization;
 using static TorchSharp.torch;
 
 namespace LongContext.Llama.Generation;
@@ -9,7 +10,8 @@ namespace LongContext.Llama.Generation;
 /// Text generation from a <see cref="LlamaForCausalLM"/> with a KV cache: the prompt (a batch of prompts is left
 /// padded) is prefilled in chunks, then tokens are decoded one step at a time, each step computing one position per
 /// row and only the last position's logits. Tokens are streamed as they are chosen, with their text when a
-/// <see cref="ITokenTextStream"/> is given.
+/// tokenizer (<see cref="ITextTokenizer"/>) is given: each row's ids go through its own <see cref="IncrementalDecoder"/>
+/// (special tokens skipped), so characters spread over several byte tokens come out whole.
 /// </summary>
 /// <remarks>
 /// <para>Exact under every rope type: at every step the logits equal those of a full forward of the whole sequence
@@ -48,25 +50,25 @@ public sealed class LlamaGenerator
     /// <summary>Generates from one prompt.</summary>
     /// <param name="prompt">Token ids, at least one, each in [0, vocab).</param>
     /// <param name="options">Decoding options.</param>
-    /// <param name="text">Turns the generated ids into text (needed for stop strings); null for ids only.</param>
-    public GenerationResult Generate(IReadOnlyList<int> prompt, DecodingOptions options, ITokenTextStream? text = null)
+    /// <param name="tokenizer">Turns the generated ids into text (needed for stop strings); null for ids only.</param>
+    public GenerationResult Generate(IReadOnlyList<int> prompt, DecodingOptions options, ITextTokenizer? tokenizer = null)
     {
         ArgumentNullException.ThrowIfNull(prompt);
-        return GenerateBatch([prompt], options, text is null ? null : () => text)[0];
+        return GenerateBatch([prompt], options, tokenizer)[0];
     }
 
     /// <summary>Generates from several prompts at once (left padded into one batch).</summary>
     /// <param name="prompts">One or more prompts, each at least one token.</param>
     /// <param name="options">Decoding options.</param>
-    /// <param name="text">Makes one text stream per row (needed for stop strings); null for ids only.</param>
+    /// <param name="tokenizer">Turns each row's ids into text (needed for stop strings); null for ids only.</param>
     /// <returns>One result per prompt, in order.</returns>
-    public IReadOnlyList<GenerationResult> GenerateBatch(IReadOnlyList<IReadOnlyList<int>> prompts, DecodingOptions options, Func<ITokenTextStream>? text = null)
+    public IReadOnlyList<GenerationResult> GenerateBatch(IReadOnlyList<IReadOnlyList<int>> prompts, DecodingOptions options, ITextTokenizer? tokenizer = null)
     {
         ArgumentNullException.ThrowIfNull(prompts);
         var ids = prompts.Select(_ => new List<int>()).ToArray();
         var texts = prompts.Select(_ => new System.Text.StringBuilder()).ToArray();
         var finish = new FinishReason[prompts.Count];
-        foreach (GeneratedToken t in StreamBatch(prompts, options, text))
+        foreach (GeneratedToken t in StreamBatch(prompts, options, tokenizer))
         {
             ids[t.Row].Add(t.TokenId);
             texts[t.Row].Append(t.Text);
@@ -78,11 +80,11 @@ public sealed class LlamaGenerator
     /// <summary>Streams the tokens of one prompt as they are chosen.</summary>
     /// <param name="prompt">Token ids, at least one, each in [0, vocab).</param>
     /// <param name="options">Decoding options.</param>
-    /// <param name="text">Turns the generated ids into text (needed for stop strings); null for ids only.</param>
-    public IEnumerable<GeneratedToken> Stream(IReadOnlyList<int> prompt, DecodingOptions options, ITokenTextStream? text = null)
+    /// <param name="tokenizer">Turns the generated ids into text (needed for stop strings); null for ids only.</param>
+    public IEnumerable<GeneratedToken> Stream(IReadOnlyList<int> prompt, DecodingOptions options, ITextTokenizer? tokenizer = null)
     {
         ArgumentNullException.ThrowIfNull(prompt);
-        return StreamBatch([prompt], options, text is null ? null : () => text);
+        return StreamBatch([prompt], options, tokenizer);
     }
 
     /// <summary>
@@ -91,12 +93,12 @@ public sealed class LlamaGenerator
     /// </summary>
     /// <param name="prompt">Token ids, at least one, each in [0, vocab).</param>
     /// <param name="options">Decoding options.</param>
-    /// <param name="text">Turns the generated ids into text; null for ids only.</param>
+    /// <param name="tokenizer">Turns the generated ids into text; null for ids only.</param>
     /// <param name="cancellationToken">Stops the generation between steps.</param>
-    public async IAsyncEnumerable<GeneratedToken> StreamAsync(IReadOnlyList<int> prompt, DecodingOptions options, ITokenTextStream? text = null,
+    public async IAsyncEnumerable<GeneratedToken> StreamAsync(IReadOnlyList<int> prompt, DecodingOptions options, ITextTokenizer? tokenizer = null,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        using IEnumerator<GeneratedToken> steps = Stream(prompt, options, text).GetEnumerator();
+        using IEnumerator<GeneratedToken> steps = Stream(prompt, options, tokenizer).GetEnumerator();
         while (await Task.Run(steps.MoveNext, cancellationToken).ConfigureAwait(false))
         {
             yield return steps.Current;
@@ -110,17 +112,17 @@ public sealed class LlamaGenerator
     /// </summary>
     /// <param name="prompts">One or more prompts, each at least one token.</param>
     /// <param name="options">Decoding options.</param>
-    /// <param name="text">Makes one text stream per row (needed for stop strings); null for ids only.</param>
+    /// <param name="tokenizer">Turns each row's ids into text (needed for stop strings); null for ids only.</param>
     /// <exception cref="ArgumentException">An empty prompt, an id outside the vocabulary, a stop id outside it, stop
-    /// strings without a text stream, sampling settings with greedy decoding, or a prompt that does not fit the cache
+    /// strings without a tokenizer, sampling settings with greedy decoding, or a prompt that does not fit the cache
     /// (each named with its value).</exception>
-    public IEnumerable<GeneratedToken> StreamBatch(IReadOnlyList<IReadOnlyList<int>> prompts, DecodingOptions options, Func<ITokenTextStream>? text = null)
+    public IEnumerable<GeneratedToken> StreamBatch(IReadOnlyList<IReadOnlyList<int>> prompts, DecodingOptions options, ITextTokenizer? tokenizer = null)
     {
-        Check(prompts, options, text);
-        return Run(prompts, options, text);
+        Check(prompts, options, tokenizer);
+        return Run(prompts, options, tokenizer);
     }
 
-    private void Check(IReadOnlyList<IReadOnlyList<int>> prompts, DecodingOptions options, Func<ITokenTextStream>? text)
+    private void Check(IReadOnlyList<IReadOnlyList<int>> prompts, DecodingOptions options, ITextTokenizer? tokenizer)
     {
         ArgumentNullException.ThrowIfNull(prompts);
         ArgumentNullException.ThrowIfNull(options);
@@ -137,8 +139,8 @@ public sealed class LlamaGenerator
         foreach (int id in options.StopTokenIds)
             if (id >= vocab)
                 throw new ArgumentOutOfRangeException(nameof(options), id, $"{nameof(DecodingOptions.StopTokenIds)} holds {id}, outside the vocabulary [0, {vocab}).");
-        if (options.StopStrings.Count > 0 && text is null)
-            throw new ArgumentException($"{nameof(DecodingOptions.StopStrings)} [{string.Join(", ", options.StopStrings.Select(s => $"\"{s}\""))}] need a text stream to see the text; pass one.", nameof(text));
+        if (options.StopStrings.Count > 0 && tokenizer is null)
+            throw new ArgumentException($"{nameof(DecodingOptions.StopStrings)} [{string.Join(", ", options.StopStrings.Select(s => $"\"{s}\""))}] need a tokenizer to see the text; pass one.", nameof(tokenizer));
         if (options.Greedy)
         {
             var ignored = new List<string>();
@@ -164,13 +166,13 @@ public sealed class LlamaGenerator
             throw new InvalidOperationException($"layer {s2.i}'s attention core uses ShiftedSparse in evaluation mode; generation needs full attention.");
     }
 
-    private IEnumerable<GeneratedToken> Run(IReadOnlyList<IReadOnlyList<int>> prompts, DecodingOptions options, Func<ITokenTextStream>? text)
+    private IEnumerable<GeneratedToken> Run(IReadOnlyList<IReadOnlyList<int>> prompts, DecodingOptions options, ITextTokenizer? tokenizer)
     {
         int batch = prompts.Count, longest = prompts.Max(p => p.Count);
-        Device device = _model.Model.EmbedTokens.parameters().First().device;
+        Device device = _model.Model.EmbeddingWeight.device;
         ScalarType dtype = Options.CacheDtype ?? _model.Model.ComputeDtype;
         int capacity = Options.CacheCapacity ?? longest + options.MaxNewTokens;
-        var rows = prompts.Select(p => new RowState(p, options.StopStrings, text?.Invoke())).ToArray();
+        var rows = prompts.Select(p => new RowState(p, options.StopStrings, tokenizer is null ? null : new IncrementalDecoder(tokenizer))).ToArray();
         var generator = options.Greedy ? null : new Generator((ulong)(options.Seed ?? Random.Shared.Next()));
 
         using var cache = new KvCache(_model.Config, batch, capacity, dtype, device);
@@ -272,7 +274,7 @@ public sealed class LlamaGenerator
     }
 
     /// <summary>Per-row bookkeeping: ids seen (for the repetition penalty), text and stop strings, finish.</summary>
-    private sealed class RowState(IReadOnlyList<int> prompt, IReadOnlyList<string> stopStrings, ITokenTextStream? text)
+    private sealed class RowState(IReadOnlyList<int> prompt, IReadOnlyList<string> stopStrings, IncrementalDecoder? text)
     {
         private readonly StopStringFilter _stops = new(stopStrings);
 

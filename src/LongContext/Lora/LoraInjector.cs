@@ -37,21 +37,31 @@ public static class LoraInjector
         ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(options);
         var all = Candidates(root);
-        var wrapped = new List<string>();
+        var describers = new[] { root }.Concat(root.modules()).OfType<ILoraBaseDescriber>().Distinct().ToList();
+        var targets = new List<(string Name, nn.Module Module, LoraBaseDescriptor? Descriptor)>();
         foreach (var (name, module) in all)
         {
-            LoraBaseDescriptor? descriptor = module is LoraLayer ? null : resolve?.Invoke(module) ?? LoraBaseDescriptor.ForBuiltIn(module);
+            LoraBaseDescriptor? descriptor = module is LoraLayer ? null
+                : resolve?.Invoke(module) ?? describers.Select(d => d.DescribeForLora(module)).FirstOrDefault(d => d is not null) ?? LoraBaseDescriptor.ForBuiltIn(module);
             if (descriptor is not null && !ReferenceEquals(descriptor.Module, module))
                 throw new InvalidOperationException($"the resolver described a {descriptor.Module.GetType().Name} for module '{name}', a {module.GetType().Name}; a descriptor must describe the module it was given.");
             bool isLinear = module is LoraLinear || descriptor is LinearBaseDescriptor;
             if (!TargetMatcher.IsTarget(name, isLinear, options)) continue;
+            if (module is not LoraLayer && descriptor is not (LinearBaseDescriptor or EmbeddingBaseDescriptor))
+                throw new NotSupportedException(
+                    $"target module '{name}' is a {module.GetType().Name}; LoRA wraps Linear and Embedding layers, and other layers a resolver describes (a LinearBaseDescriptor or an EmbeddingBaseDescriptor).");
+            targets.Add((name, module, descriptor));
+        }
+        CheckNoTargetIsTrainedInFull(targets.Select(t => (t.Name, t.Module)), options);
+        var wrapped = new List<string>();
+        foreach (var (name, module, descriptor) in targets)
+        {
             LoraLayer? replacement = (module, descriptor) switch
             {
                 (LoraLayer, _) => null,
                 (_, LinearBaseDescriptor linear) => new LoraLinear(linear, options, adapterName),
                 (_, EmbeddingBaseDescriptor embedding) => new LoraEmbedding(embedding, options, adapterName),
-                _ => throw new NotSupportedException(
-                    $"target module '{name}' is a {module.GetType().Name}; LoRA wraps Linear and Embedding layers, and other layers a resolver describes (a LinearBaseDescriptor or an EmbeddingBaseDescriptor)."),
+                _ => throw new InvalidOperationException($"target module '{name}' has no descriptor."),   // refused above
             };
             if (replacement is null) ((LoraLayer)module).AddAdapter(adapterName, options);
             else ModuleTree.Replace(root, name, replacement);
@@ -59,9 +69,8 @@ public static class LoraInjector
         }
         if (wrapped.Count == 0)
         {
-            string targets = options.TargetRegex is { } r ? $"regex '{r}'" : $"[{string.Join(", ", options.TargetModules)}]";
             string sample = string.Join(", ", all.Select(m => m.Name).Take(12));
-            throw new ArgumentException($"target modules {targets} match no Linear or Embedding module of the model; module names include: {sample}.", nameof(options));
+            throw new ArgumentException($"target modules {DescribeTargets(options)} match no Linear or Embedding module of the model; module names include: {sample}.", nameof(options));
         }
 
         Freeze(root, options.Bias);
@@ -168,6 +177,30 @@ public static class LoraInjector
         }
         return result;
     }
+
+    /// <summary>
+    /// A module is either LoRA-wrapped or trained in full: a target that a <see cref="LoraOptions.ModulesToSave"/> entry
+    /// also selects is an error naming both entries, raised before anything is wrapped.
+    /// </summary>
+    private static void CheckNoTargetIsTrainedInFull(IEnumerable<(string Name, nn.Module Module)> targets, LoraOptions options)
+    {
+        foreach (var (name, module) in targets)
+        {
+            bool holds = module is LoraLayer || module.named_parameters(recurse: false).Any();
+            string? full = options.ModulesToSave.FirstOrDefault(t => TargetMatcher.IsTrainableTarget(name, holds, t));
+            if (full is null) continue;
+            string target = options.TargetRegex is { } r ? $"TargetRegex '{r}'"
+                : options.ResolvedTargetModules is [LoraOptions.AllLinear] ? $"TargetModules '{LoraOptions.AllLinear}'"
+                : $"TargetModules entry '{options.ResolvedTargetModules.First(t => TargetMatcher.SuffixMatch(name, t))}'";
+            throw new ArgumentException(
+                $"module '{name}' is selected both as a LoRA target ({target}) and as a module to train in full ({nameof(LoraOptions.ModulesToSave)} " +
+                $"entry '{full}'; the LongLoRA recipe's TrainableExtras); a module is either wrapped by LoRA or trained in full: remove it from one of the two.",
+                nameof(options));
+        }
+    }
+
+    private static string DescribeTargets(LoraOptions options)
+        => options.TargetRegex is { } r ? $"regex '{r}'" : $"[{string.Join(", ", options.ResolvedTargetModules)}]{(options.TargetModules is null ? " (the default)" : "")}";
 
     private static void Freeze(nn.Module root, LoraBias bias)
     {

@@ -17,7 +17,7 @@ public sealed record LoraOptions
     private readonly int _rank = 8;
     private readonly double _alpha = 8;
     private readonly double _dropout;
-    private readonly IReadOnlyList<string> _targetModules = ["q_proj", "v_proj"];
+    private readonly IReadOnlyList<string>? _targetModules;
     private readonly string? _targetRegex;
     private readonly IReadOnlyList<string> _modulesToSave = [];
     private readonly LoraBias _bias;
@@ -63,23 +63,40 @@ public sealed record LoraOptions
     /// </summary>
     public bool AutocastAdapterDtype { get; init; } = true;
 
+    /// <summary>peft's default targets, <c>["q_proj", "v_proj"]</c>: what an unset <see cref="TargetModules"/> means outside a recipe.</summary>
+    public static IReadOnlyList<string> PeftDefaultTargetModules { get; } = ["q_proj", "v_proj"];
+
     /// <summary>
     /// Module names to wrap: a name matches a module whose full name equals it or ends with <c>"." + name</c>
     /// (peft's rule), or the single entry <see cref="AllLinear"/>. Ignored when <see cref="TargetRegex"/> is set.
-    /// Default <c>["q_proj", "v_proj"]</c>.
+    /// Default null: the caller's default, <see cref="PeftDefaultTargetModules"/> (q_proj, v_proj, as peft) for
+    /// <see cref="LoraInjector.Inject"/>, LongLoRA's q, k, v, o in the LongLoRA recipe; an explicit list, the same
+    /// one included, is always used as given (see <see cref="ResolvedTargetModules"/>).
     /// </summary>
-    /// <exception cref="ArgumentException">The list is null, or holds an empty name.</exception>
-    public IReadOnlyList<string> TargetModules
+    /// <exception cref="ArgumentException">The list is empty, holds an empty name, or holds <see cref="AllLinear"/>
+    /// beside other names.</exception>
+    public IReadOnlyList<string>? TargetModules
     {
         get => _targetModules;
         init
         {
-            if (value is null) throw new ArgumentNullException(nameof(TargetModules));
+            if (value is null)
+            {
+                _targetModules = null;
+                return;
+            }
+            if (value.Count == 0)
+                throw new ArgumentException($"{nameof(TargetModules)} must name at least one module; got an empty list (null takes the default targets).", nameof(TargetModules));
             if (value.Any(string.IsNullOrWhiteSpace))
                 throw new ArgumentException($"{nameof(TargetModules)} must not hold empty names; got [{string.Join(", ", value.Select(v => $"'{v}'"))}].", nameof(TargetModules));
+            if (value.Count > 1 && value.Contains(AllLinear))
+                throw new ArgumentException($"{nameof(TargetModules)} '{AllLinear}' must be the only entry; got [{string.Join(", ", value)}].", nameof(TargetModules));
             _targetModules = value.ToArray();
         }
     }
+
+    /// <summary>The targets in force: <see cref="TargetModules"/>, or <see cref="PeftDefaultTargetModules"/> when it is unset.</summary>
+    public IReadOnlyList<string> ResolvedTargetModules => _targetModules ?? PeftDefaultTargetModules;
 
     /// <summary>
     /// When set, a module is wrapped if its full name matches this regex entirely (peft's string

@@ -14,9 +14,10 @@ internal static class TargetMatcher
     {
         if (options.TargetRegex is { } pattern)
             return Regex.IsMatch(moduleName, $"^(?:{pattern})$");
-        if (options.TargetModules.Count == 1 && options.TargetModules[0] == LoraOptions.AllLinear)
+        IReadOnlyList<string> targets = options.ResolvedTargetModules;
+        if (targets.Count == 1 && targets[0] == LoraOptions.AllLinear)
             return isLinear && LastSegment(moduleName) != "lm_head";
-        return options.TargetModules.Any(t => SuffixMatch(moduleName, t));
+        return targets.Any(t => SuffixMatch(moduleName, t));
     }
 
     /// <summary>

@@ -15,16 +15,12 @@ namespace LongContext.Training;
 /// a conflict is an error that names both values.</para>
 /// <para>LongLoRA's LoRA defaults live in one place, <see cref="DefaultLora"/>: r 8, alpha 16, no dropout, on
 /// q, k, v, o (every linear layer but <c>lm_head</c> over a 4-bit base). A <see cref="Lora"/> you set is used as it
-/// stands, every field of it. Because <see cref="LoraOptions"/>' own defaults are peft's (alpha 8 on q_proj and
-/// v_proj) and cannot be told apart from a choice, a <see cref="Lora"/> whose <see cref="LoraOptions.TargetModules"/>
-/// is that untouched default is refused instead of silently training other modules than LongLoRA's: start from
-/// <c>LongLoraOptions.DefaultLora() with { Rank = 16 }</c>, or name other targets (to mean exactly q_proj and v_proj, list
-/// them as <c>["v_proj", "q_proj"]</c>).</para>
+/// stands, every field of it; only targets left unset (<see cref="LoraOptions.TargetModules"/> null and no
+/// <see cref="LoraOptions.TargetRegex"/>) take LongLoRA's targets. An explicit list, peft's q_proj, v_proj
+/// included, is honoured.</para>
 /// </remarks>
 public sealed record LongLoraOptions
 {
-    private static readonly string[] PeftDefaultTargets = [.. new LoraOptions().TargetModules];
-
     private readonly int _targetContextLength = 8192;
     private readonly IReadOnlyList<string> _trainableExtras = ["embed", "norm"];
     private readonly AttentionOptions? _s2 = DefaultS2;
@@ -100,19 +96,17 @@ public sealed record LongLoraOptions
     public QuantizationOptions? Quantization { get; init; }
 
     /// <summary>
-    /// The LoRA options the recipe injects: <see cref="Lora"/> (or <see cref="DefaultLora"/>) with
+    /// The LoRA options the recipe injects: <see cref="Lora"/> (or <see cref="DefaultLora"/>) with unset targets
+    /// (<see cref="LoraOptions.TargetModules"/> null, no regex) resolved to <see cref="DefaultLora"/>'s and
     /// <see cref="LoraOptions.ModulesToSave"/> = <see cref="TrainableExtras"/>.
     /// </summary>
     /// <exception cref="ArgumentException"><see cref="Lora"/>'s ModulesToSave is set and differs from
-    /// <see cref="TrainableExtras"/>, or its TargetModules is <see cref="LoraOptions"/>' untouched default (see remarks).</exception>
+    /// <see cref="TrainableExtras"/> (both named).</exception>
     public LoraOptions ResolveLora()
     {
-        LoraOptions lora = Lora ?? DefaultLora(Quantization is not null);
-        if (Lora is not null && Lora.TargetRegex is null && Lora.TargetModules.SequenceEqual(PeftDefaultTargets))
-            throw new ArgumentException(
-                $"{nameof(Lora)}.TargetModules is [{string.Join(", ", Lora.TargetModules)}], LoraOptions' own (peft's) default, not LongLoRA's " +
-                $"[{string.Join(", ", DefaultLora(Quantization is not null).TargetModules)}]. Start from LongLoraOptions.DefaultLora() with {{ ... }}, or list the targets in {nameof(Lora)}.TargetModules in another order to mean exactly those.",
-                nameof(Lora));
+        LoraOptions defaults = DefaultLora(Quantization is not null);
+        LoraOptions lora = Lora ?? defaults;
+        if (lora.TargetModules is null && lora.TargetRegex is null) lora = lora with { TargetModules = defaults.TargetModules };
         if (lora.ModulesToSave.Count > 0 && !lora.ModulesToSave.SequenceEqual(TrainableExtras))
             throw new ArgumentException(
                 $"{nameof(Lora)}.ModulesToSave [{string.Join(", ", lora.ModulesToSave)}] conflicts with {nameof(TrainableExtras)} [{string.Join(", ", TrainableExtras)}]: the recipe's fully trained modules are set by {nameof(TrainableExtras)} alone; leave {nameof(Lora)}.ModulesToSave empty.",

@@ -38,7 +38,7 @@ public sealed class GenerationValidationTests
         { "a prompt longer than the cache", [new int[10]], new DecodingOptions(), new GeneratorOptions { CacheCapacity = 8 }, "10 tokens is longer than the cache's capacity of 8" },
         { "prompt and new tokens past the cache", [new int[6]], new DecodingOptions { MaxNewTokens = 4 }, new GeneratorOptions { CacheCapacity = 8 }, "needs 10 positions" },
         { "an unknown stop token", [[1]], new DecodingOptions { StopTokenIds = [500] }, null, "500" },
-        { "stop strings without a text stream", [[1]], new DecodingOptions { StopStrings = ["\n"] }, null, "text stream" },
+        { "stop strings without a tokenizer", [[1]], new DecodingOptions { StopStrings = ["\n"] }, null, "need a tokenizer" },
         { "temperature with greedy decoding", [[1]], new DecodingOptions { Temperature = 0.7 }, null, "Temperature 0.7" },
         { "no prompt at all", [], new DecodingOptions(), null, "at least one prompt" },
     };

@@ -18,12 +18,6 @@ public sealed class StreamingTests
 
     private static HfTokenizer Tokenizer() => HfTokenizer.Load(Path.Combine(Fixtures.Folder("tokenizers"), "hf_metaspace_bpe"));
 
-    private static ITokenTextStream Stream(HfTokenizer tokenizer)
-    {
-        var decoder = new IncrementalDecoder(tokenizer);
-        return new TokenTextStream(decoder.Append, decoder.Flush);
-    }
-
     /// <summary>The text's ids (without BOS); the first is the prompt, the model generates the rest.</summary>
     private static int[] Chain(HfTokenizer tokenizer)
     {
@@ -55,7 +49,7 @@ public sealed class StreamingTests
         int[] chain = Chain(tokenizer);
         Assert.True(chain.Length > Text.Length / 2, "the text should need byte-fallback pieces for € and 🎉");
         using var model = GenerationModels.Scripted(tokenizer.VocabSize, chain);
-        var pieces = new LlamaGenerator(model).Stream([chain[0]], new DecodingOptions { MaxNewTokens = chain.Length - 1 }, Stream(tokenizer)).ToList();
+        var pieces = new LlamaGenerator(model).Stream([chain[0]], new DecodingOptions { MaxNewTokens = chain.Length - 1 }, tokenizer).ToList();
         Assert.Equal(chain.Skip(1), pieces.Select(p => p.TokenId));
         Assert.DoesNotContain(pieces, p => p.Text.Contains('\uFFFD') || (p.Text.Length > 0 && char.IsHighSurrogate(p.Text[^1])));
         Assert.Equal(tokenizer.Decode(chain.Skip(1).ToArray()), string.Concat(pieces.Select(p => p.Text)));
@@ -79,7 +73,7 @@ public sealed class StreamingTests
         using var model = GenerationModels.Scripted(tokenizer.VocabSize, chain);
         string full = tokenizer.Decode(chain.Skip(1).ToArray());
         var options = new DecodingOptions { MaxNewTokens = chain.Length - 1, StopStrings = [stop, "never appears"] };
-        var pieces = new LlamaGenerator(model).Stream([chain[0]], options, Stream(tokenizer)).ToList();
+        var pieces = new LlamaGenerator(model).Stream([chain[0]], options, tokenizer).ToList();
         string text = string.Concat(pieces.Select(p => p.Text));
         Assert.True(text == full[..full.IndexOf(stop, StringComparison.Ordinal)], $"{name}: got \"{text}\"");
         Assert.Equal(FinishReason.StopString, pieces[^1].Finish);
@@ -96,7 +90,7 @@ public sealed class StreamingTests
         using var tokenizer = Tokenizer();
         int[] chain = Chain(tokenizer);
         using var model = GenerationModels.Scripted(tokenizer.VocabSize, chain);
-        var result = new LlamaGenerator(model).Generate([chain[0]], new DecodingOptions { MaxNewTokens = 30, StopTokenIds = [chain[4]] }, Stream(tokenizer));
+        var result = new LlamaGenerator(model).Generate([chain[0]], new DecodingOptions { MaxNewTokens = 30, StopTokenIds = [chain[4]] }, tokenizer);
         Assert.Equal(chain.Skip(1).Take(4), result.TokenIds);
         Assert.Equal(FinishReason.StopToken, result.Finish);
         Assert.Equal(tokenizer.Decode(chain.Skip(1).Take(3).ToArray()), result.Text);
@@ -114,6 +108,19 @@ public sealed class StreamingTests
         Assert.Equal(FinishReason.StopToken, results[0].Finish);
         Assert.Equal(chain.Skip(5).Take(6), results[1].TokenIds);
         Assert.Equal(FinishReason.MaxNewTokens, results[1].Finish);
+    }
+
+    [Fact]
+    public void Batch_WithATokenizer_DecodesEveryRowOnItsOwn()
+    {
+        using var tokenizer = Tokenizer();
+        int[] chain = Chain(tokenizer);
+        using var model = GenerationModels.Scripted(tokenizer.VocabSize, chain);
+        var results = new LlamaGenerator(model).GenerateBatch([[chain[0]], chain.Take(5).ToArray()], new DecodingOptions { MaxNewTokens = 6 }, tokenizer);
+        Assert.Equal(chain.Skip(1).Take(6), results[0].TokenIds);
+        Assert.Equal(chain.Skip(5).Take(6), results[1].TokenIds);
+        for (int row = 0; row < 2; row++)
+            Assert.Equal(tokenizer.Decode(results[row].TokenIds.ToArray(), skipSpecialTokens: true), results[row].Text);
     }
 
     [Fact]

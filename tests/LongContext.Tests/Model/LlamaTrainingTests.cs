@@ -126,7 +126,7 @@ public sealed class LlamaTrainingTests
             Tensor logits = model.forward(ids);
             // Explicit float64: logits = hidden @ E^T, the hidden states recomputed through the public stack.
             Tensor hidden = model.Model.forward(ids, arange(6, dtype: ScalarType.Int64).unsqueeze(0), null);
-            TensorAssert.Close(logits, matmul(hidden, model.Model.EmbedTokens.weight!.t()), 1e-12, "tied logits");
+            TensorAssert.Close(logits, matmul(hidden, model.Model.EmbeddingWeight.t()), 1e-12, "tied logits");
         }
     }
 

@@ -172,20 +172,50 @@ public sealed class LongLoraRecipeTests : IDisposable
     }
 
     [Fact]
-    public void ResolveLora_LoraOptionsWithPeftsDefaultTargets_ThrowsRatherThanDroppingKAndO()
+    public void ResolveLora_LoraOptionsWithUnsetTargets_TakeLongLorasQKVO()
     {
-        var options = At40 with { Lora = new LoraOptions { Rank = 16 } };
-        var e = Assert.Throws<ArgumentException>(() => options.ResolveLora());
-        Assert.Equal(nameof(LongLoraOptions.Lora), e.ParamName);
-        Assert.Contains("[q_proj, v_proj]", e.Message, StringComparison.Ordinal);
-        Assert.Contains("[q_proj, k_proj, v_proj, o_proj]", e.Message, StringComparison.Ordinal);
+        var lora = (At40 with { Lora = new LoraOptions { Rank = 16 } }).ResolveLora();
+        Assert.Equal(16, lora.Rank);
+        Assert.Equal(new[] { "q_proj", "k_proj", "v_proj", "o_proj" }, lora.TargetModules);
     }
 
     [Fact]
-    public void ResolveLora_TargetsTheUserNamed_AreKept()
+    public void ResolveLora_UnsetTargetsOverA4BitBase_TakeAllLinear()
+        => Assert.Equal(new[] { LoraOptions.AllLinear },
+            (At40 with { Quantization = new QuantizationOptions(), Lora = new LoraOptions { Rank = 16 } }).ResolveLora().TargetModules);
+
+    [Fact]
+    public void ResolveLora_AnExplicitQV_IsHonoured()
     {
-        var lora = (At40 with { Lora = new LoraOptions { TargetModules = ["v_proj", "q_proj"] } }).ResolveLora();
-        Assert.Equal(new[] { "v_proj", "q_proj" }, lora.TargetModules);
+        var lora = (At40 with { Lora = new LoraOptions { TargetModules = ["q_proj", "v_proj"] } }).ResolveLora();
+        Assert.Equal(new[] { "q_proj", "v_proj" }, lora.TargetModules);
+    }
+
+    [Fact]
+    public void ResolveLora_ATargetRegex_IsNotReplacedByTheDefaultTargets()
+    {
+        var lora = (At40 with { Lora = new LoraOptions { TargetRegex = @".*\.q_proj" } }).ResolveLora();
+        Assert.Null(lora.TargetModules);
+        Assert.Equal(@".*\.q_proj", lora.TargetRegex);
+    }
+
+    [Fact]
+    public void Prepare_WithAnExplicitQV_WrapsExactlyQAndV()
+    {
+        using var model = new LlamaForCausalLM(BaseConfig);
+        var report = LongLora.Prepare(model, At40 with { Lora = new LoraOptions { Rank = 4, TargetModules = ["q_proj", "v_proj"] } });
+        Assert.Equal(BaseConfig.NumHiddenLayers * 2, report.WrappedModules.Count);
+        Assert.All(report.WrappedModules, n => Assert.True(n.EndsWith(".q_proj", StringComparison.Ordinal) || n.EndsWith(".v_proj", StringComparison.Ordinal), n));
+    }
+
+    [Fact]
+    public void Prepare_WithUnsetTargets_WrapsQKVO()
+    {
+        using var model = new LlamaForCausalLM(BaseConfig);
+        var report = LongLora.Prepare(model, At40 with { Lora = new LoraOptions { Rank = 4 } });
+        Assert.Equal(BaseConfig.NumHiddenLayers * 4, report.WrappedModules.Count);
+        foreach (string proj in new[] { "q_proj", "k_proj", "v_proj", "o_proj" })
+            Assert.Contains($"model.layers.0.self_attn.{proj}", report.WrappedModules);
     }
 
     [Fact]
