@@ -5,6 +5,7 @@ using Spectre.Console.Cli;
 // The main program: the context-extension experiment (demo, the default) and the commands it is built from.
 // Exit codes: 0 success (and, for demo, every expectation held), 1 error, 2 bad arguments, 3 the expected
 // pattern was not reproduced (the measured numbers are printed and written).
+if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;   // CI logs: keep the results table on one line per row
 var app = new CommandApp<DemoCommand>();
 app.Configure(config =>
 {

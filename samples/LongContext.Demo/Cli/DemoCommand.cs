@@ -13,7 +13,7 @@ public sealed class DemoSettings : CommonSettings
 {
     /// <summary>Reduced sizes for CI.</summary>
     [CommandOption("--quick")]
-    [Description("Reduced sizes for CI (under 3 minutes on 2 cores): fewer steps, 8k evaluation tokens, 10 passkey trials. Same methods and checks.")]
+    [Description("Reduced sizes for CI (under 3 minutes on 2 cores): 20 updates x 2 rows, 4096 evaluation tokens, 5 passkey trials. Same methods and checks.")]
     public bool Quick { get; init; }
 
     /// <summary>Results folder.</summary>
@@ -29,7 +29,7 @@ public sealed class DemoSettings : CommonSettings
 
     /// <summary>Updates per method.</summary>
     [CommandOption("--steps <N>")]
-    [Description("Fine-tuning updates of every method (default 150; --quick 30).")]
+    [Description("Fine-tuning updates of every method (default 150; --quick 20).")]
     public int? Steps { get; init; }
 
     /// <summary>Rows per update.</summary>
@@ -50,12 +50,12 @@ public sealed class DemoSettings : CommonSettings
 
     /// <summary>Evaluation tokens.</summary>
     [CommandOption("--eval-tokens <N>")]
-    [Description("Held-out tokens for perplexity (default 32768; --quick 8192).")]
+    [Description("Held-out tokens for perplexity (default 32768; --quick 4096).")]
     public int? EvalTokens { get; init; }
 
     /// <summary>Passkey trials.</summary>
     [CommandOption("--passkey-trials <N>")]
-    [Description("Passkey trials per length (default 20; --quick 10).")]
+    [Description("Passkey trials per length (default 20; --quick 5).")]
     public int? PasskeyTrials { get; init; }
 
     /// <summary>Methods to run.</summary>
@@ -99,12 +99,12 @@ public sealed class DemoSettings : CommonSettings
     public ExperimentSettings Experiment() => new()
     {
         Seed = Seed,
-        Steps = Steps ?? (Quick ? 30 : 150),
+        Steps = Steps ?? (Quick ? 20 : 150),
         Batch = Batch ?? (Quick ? 2 : 4),
         LearningRate = LearningRate ?? 1e-3,
         LoraRank = LoraRank,
-        EvalTokens = EvalTokens ?? (Quick ? 8192 : 32768),
-        PasskeyTrials = PasskeyTrials ?? (Quick ? 10 : 20),
+        EvalTokens = EvalTokens ?? (Quick ? 4096 : 32768),
+        PasskeyTrials = PasskeyTrials ?? (Quick ? 5 : 20),
         Methods = MethodList is null ? LongContext.Demo.Experiment.Methods.All : ParseMethods(MethodList),
     };
 }

@@ -31,7 +31,7 @@ public static class ResultFiles
         table.AddColumn(new TableColumn("peak RSS MiB").RightAligned());
         foreach (var r in results)
         {
-            var cells = new List<string> { Markup.Escape(Methods.Label(r.Method)) };
+            var cells = new List<string> { Markup.Escape(Methods.Key(r.Method)) };
             cells.AddRange(lengths.Select(l => r.Perplexity(l).ToString("F2", CultureInfo.InvariantCulture)));
             cells.AddRange(lengths.Select(l => $"{100 * r.Passkey(l).Accuracy:F0}%"));
             cells.Add(r.TrainableParameters.ToString("N0", CultureInfo.InvariantCulture));
@@ -40,6 +40,7 @@ public static class ResultFiles
             cells.Add((r.PeakRssBytes / 1048576.0).ToString("F0", CultureInfo.InvariantCulture));
             table.AddRow(cells.ToArray());
         }
+        table.Caption(Markup.Escape(string.Join("; ", results.Select(r => $"{Methods.Key(r.Method)}: {Methods.Label(r.Method)}"))));
         return table;
     }
 
