@@ -361,9 +361,10 @@ public sealed class GenerateCommand : Command<GenerateSettings>
             Seed = settings.Seed,
             StopTokenIds = tokenizer.SpecialTokens.Eos is int eos ? [eos] : [],
         };
-        var result = generator.Generate(tokenizer.Encode(settings.Prompt!), options);
-        string text = tokenizer.Decode(result.TokenIds.ToArray(), skipSpecialTokens: true);
-        AnsiConsole.Write(new Spectre.Console.Text(settings.Prompt!, new Style(Color.Grey)));
+        int[] prompt = tokenizer.Encode(settings.Prompt!);
+        var result = generator.Generate(prompt, options);
+        // Decoded with the prompt: a SentencePiece piece decoded alone loses its leading space.
+        string text = tokenizer.Decode(prompt.Concat(result.TokenIds).ToArray(), skipSpecialTokens: true);
         AnsiConsole.WriteLine(text);
         AnsiConsole.MarkupLine(Markup.Escape($"[{result.TokenIds.Count} tokens, {result.Finish}]"));
         return ExitCodes.Success;

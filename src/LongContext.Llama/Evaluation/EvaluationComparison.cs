@@ -82,7 +82,8 @@ public sealed class EvaluationComparison
 
     /// <summary>
     /// A PNG: perplexity against length (log scale when the values span more than 10x) and passkey accuracy against
-    /// the target length, one line per row, side by side.
+    /// the target length, one line per row in the same colour in both panels, side by side; the legend sits below
+    /// the first panel.
     /// </summary>
     /// <param name="path">Destination .png (staged, then renamed).</param>
     /// <param name="title">Optional title over the perplexity panel.</param>
@@ -117,7 +118,7 @@ public sealed class EvaluationComparison
             plot.Title(title ?? "Perplexity vs context length");
             plot.XLabel("context length (tokens)");
             plot.YLabel(log ? "perplexity (log10)" : "perplexity");
-            plot.ShowLegend(Alignment.UpperLeft);
+            plot.ShowLegend(Edge.Bottom);                                   // below the data: lines stay visible
         }
         if (anyPasskey)
         {
@@ -135,9 +136,9 @@ public sealed class EvaluationComparison
             plot.XLabel("prompt length (tokens)");
             plot.YLabel("accuracy (%)");
             plot.Axes.SetLimitsY(-5, 105);
-            plot.ShowLegend(Alignment.LowerLeft);
+            if (!anyPerplexity) plot.ShowLegend(Edge.Bottom);              // otherwise the colours are the left panel's
         }
-        ReportFiles.WriteAtomically(path, temp => multiplot.SavePng(temp, 760 * panels, 560));
+        ReportFiles.WriteAtomically(path, temp => multiplot.SavePng(temp, 760 * panels, 640));
     }
 
     private static string Quote(string s) => s.Contains(',') || s.Contains('"') ? $"\"{s.Replace("\"", "\"\"")}\"" : s;
