@@ -16,9 +16,9 @@ public sealed class PretrainSettingsCli : CommonSettings
 
     /// <summary>Updates.</summary>
     [CommandOption("--steps <N>")]
-    [Description("Optimizer updates (default 600, the shipped base's).")]
-    [DefaultValue(600)]
-    public int Steps { get; init; } = 600;
+    [Description("Optimizer updates (default 2000, the shipped base's).")]
+    [DefaultValue(2000)]
+    public int Steps { get; init; } = 2000;
 
     /// <summary>Rows per update.</summary>
     [CommandOption("--batch <N>")]

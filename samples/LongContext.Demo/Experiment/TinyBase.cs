@@ -17,7 +17,7 @@ public sealed record PretrainSettings
     /// <summary>Pretraining context L.</summary>
     public int Context { get; init; } = 128;
     /// <summary>Optimizer updates.</summary>
-    public int Steps { get; init; } = 600;
+    public int Steps { get; init; } = 2000;
     /// <summary>Rows per update.</summary>
     public int Batch { get; init; } = 16;
     /// <summary>Peak learning rate (cosine schedule, 5 % warmup).</summary>
