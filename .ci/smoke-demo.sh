@@ -1,17 +1,44 @@
 #!/usr/bin/env bash
-# Smoke test of the main program: runs the context-extension demo in its reduced (--quick) mode. The demo itself
-# exits non-zero unless, at 4x the training context, PI + S2-Attn + LoRA beats the unextended model by 20 points
-# and beats extension without PI; here we also check that it wrote its CSV files and plot.
-set -euo pipefail
+# Smoke test of the main program (samples/LongContext.Demo).
+# 1. `demo --quick`: the whole experiment at reduced sizes on the shipped base. Exit code 0: every expectation of
+#    the papers' pattern held; 3: the run finished but the pattern was not reproduced (the numbers are printed);
+#    1: an error; 2: bad arguments. Checks the files it writes. Exit code 3 fails the smoke test unless
+#    LONGCONTEXT_DEMO_ALLOW_PATTERN_MISS=1 (a measured result, not a crash: the coordinator decides).
+# 2. extend / eval / generate on the shipped base as an HF folder (the real-checkpoint code paths, tiny sizes).
+# 3. Bad arguments answer exit code 2.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 start=$(date +%s)
-dotnet run -c Release --project samples/LongContext.Demo -- --quick --output "$out"
-for f in accuracy_by_length.csv training_curves.csv context_extension.png; do
-  if [ ! -s "$out/$f" ]; then
-    echo "smoke-demo: the demo did not write $f" >&2
-    exit 1
-  fi
+dotnet build -c Release samples/LongContext.Demo -v q -nologo >/dev/null || { echo "smoke-demo: build failed" >&2; exit 1; }
+run() { dotnet run -c Release --no-build --project samples/LongContext.Demo -- "$@"; }
+
+run --quick --output "$out/demo"
+rc=$?
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then echo "smoke-demo: demo --quick failed with exit code $rc" >&2; exit 1; fi
+for f in results.csv results.md context_extension.png; do
+  [ -s "$out/demo/$f" ] || { echo "smoke-demo: the demo did not write $f" >&2; exit 1; }
 done
-echo "smoke-demo: passed in $(( $(date +%s) - start ))s"
+[ "$(wc -l < "$out/demo/results.csv")" -eq 22 ] || { echo "smoke-demo: results.csv should hold 7 methods x 3 lengths" >&2; exit 1; }
+if [ "$rc" -eq 3 ]; then
+  echo "smoke-demo: demo --quick ran but the expected pattern was NOT reproduced (exit code 3; see the table above)." >&2
+  [ "${LONGCONTEXT_DEMO_ALLOW_PATTERN_MISS:-0}" = 1 ] || exit 3
+fi
+demo_s=$(( $(date +%s) - start ))
+
+base=samples/LongContext.Demo/data/base
+run extend --model "$base" --corpus samples/LongContext.Demo/data/kjv.txt --target-length 256 --method longlora \
+  --steps 2 --batch 1 --grad-accum 2 --lr 1e-3 --no-gradient-checkpointing --output "$out/extend" || { echo "smoke-demo: extend failed" >&2; exit 1; }
+[ -s "$out/extend/adapter/adapter_model.safetensors" ] || { echo "smoke-demo: extend wrote no adapter" >&2; exit 1; }
+run eval --model "$base" --adapter "$out/extend/adapter" --corpus samples/LongContext.Demo/data/kjv.txt --lengths 128,256 \
+  --eval-tokens 2048 --passkey-trials 1 --output "$out/eval" || { echo "smoke-demo: eval failed" >&2; exit 1; }
+for f in evaluation.md perplexity.csv passkey.csv evaluation.png; do
+  [ -s "$out/eval/$f" ] || { echo "smoke-demo: eval did not write $f" >&2; exit 1; }
+done
+run generate --model "$base" --adapter "$out/extend/adapter" --prompt "In the beginning" --max-new-tokens 8 || { echo "smoke-demo: generate failed" >&2; exit 1; }
+
+run demo --steps 0 >/dev/null 2>&1; [ $? -eq 2 ] || { echo "smoke-demo: a bad value should exit with 2" >&2; exit 1; }
+run demo --no-such-option >/dev/null 2>&1; [ $? -eq 2 ] || { echo "smoke-demo: an unknown option should exit with 2" >&2; exit 1; }
+run eval --model /no/such/folder --corpus x >/dev/null 2>&1; [ $? -eq 2 ] || { echo "smoke-demo: a missing folder should exit with 2" >&2; exit 1; }
+echo "smoke-demo: passed in $(( $(date +%s) - start ))s (demo --quick ${demo_s}s)"

@@ -1,55 +1,44 @@
-using System.Diagnostics;
-using System.Globalization;
-using LongContext.Demo;
+using LongContext.Demo.Cli;
+using Spectre.Console;
+using Spectre.Console.Cli;
 
-// Context extension demo: see DemoOptions.Usage and the README's demo section.
-DemoOptions? options;
-try
+// The main program: the context-extension experiment (demo, the default) and the commands it is built from.
+// Exit codes: 0 success (and, for demo, every expectation held), 1 error, 2 bad arguments, 3 the expected
+// pattern was not reproduced (the measured numbers are printed and written).
+if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;   // CI logs: keep the results table on one line per row
+var app = new CommandApp<DemoCommand>();
+app.Configure(config =>
 {
-    options = DemoOptions.Parse(args);
-}
-catch (ArgumentException e)
-{
-    Console.Error.WriteLine(e.Message);
-    return 2;
-}
-if (options is null)
-{
-    Console.WriteLine(DemoOptions.Usage);
-    return 0;
-}
-
-CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
-var watch = Stopwatch.StartNew();
-Directory.CreateDirectory(options.Output);
-Console.WriteLine($"Context extension demo{(options.Quick ? " (quick)" : "")}: L = {options.Context} -> {options.LongContext}, seed {options.Seed}, device {options.Device}, output '{options.Output}'.");
-ExperimentResult result;
-try
-{
-    result = new Experiment(options).Run();
-}
-catch (ArgumentException e)
-{
-    Console.Error.WriteLine(e.Message);
-    return 2;
-}
-
-string lengthsCsv = Path.Combine(options.Output, "accuracy_by_length.csv");
-string curvesCsv = Path.Combine(options.Output, "training_curves.csv");
-string plot = Path.Combine(options.Output, "context_extension.png");
-ResultFiles.WriteLengths(lengthsCsv, result.Lengths);
-ResultFiles.WriteCurves(curvesCsv, result.Curves);
-ResultFiles.WritePlot(plot, result.Lengths, result.Curves, options.Context);
-
-Console.WriteLine();
-Console.WriteLine($"Answer accuracy by context length (chance {1.0 / options.Values:P1}; trained at L = {options.Context}, extended to {options.LongContext}):");
-Console.WriteLine(ResultFiles.Table(result.Lengths));
-Console.WriteLine($"Wrote {lengthsCsv}, {curvesCsv}, {plot} in {watch.Elapsed.TotalMinutes:F1} min.");
-
-// The claim: extension with PI recovers the long context, beyond the unextended baseline and beyond extrapolation.
-double gain = result.WithPi.Accuracy - result.Baseline.Accuracy;
-bool improved = gain >= 0.2 && result.WithPi.Accuracy > result.WithoutPi.Accuracy;
-Console.WriteLine(improved
-    ? $"OK: at {options.LongContext} tokens PI + S2 + LoRA reaches {result.WithPi.Accuracy:P1} vs {result.Baseline.Accuracy:P1} unextended and {result.WithoutPi.Accuracy:P1} without PI."
-    : $"FAILED: at {options.LongContext} tokens PI + S2 + LoRA reaches {result.WithPi.Accuracy:P1} vs {result.Baseline.Accuracy:P1} unextended (needs +20 points) and {result.WithoutPi.Accuracy:P1} without PI.");
-return improved || !options.Quick ? 0 : 1;
+    config.SetApplicationName("LongContext.Demo");
+    config.UseStrictParsing();
+    config.AddCommand<DemoCommand>("demo")
+        .WithDescription("The experiment: pretrained tiny Llama at L, extended to 4L by each method; perplexity and passkey at L, 2L, 4L (default command).")
+        .WithExample("demo", "--quick");
+    config.AddCommand<PretrainCommand>("pretrain")
+        .WithDescription("Pretrain the tiny base at L from the seed and save it (bf16 safetensors + manifest).")
+        .WithExample("pretrain", "--output", "samples/LongContext.Demo/data/base");
+    config.AddCommand<ExtendCommand>("extend")
+        .WithDescription("Fine-tune a model folder to a longer context (LongLoRA, LongQLoRA, PI + LoRA, ...) on a corpus; saves the adapter.")
+        .WithExample("extend", "--model", "llama-2-7b-hf", "--device", "cuda", "--target-length", "16384", "--corpus", "pg19/train", "--method", "longqlora");
+    config.AddCommand<EvalCommand>("eval")
+        .WithDescription("Sliding-window perplexity (LongLoRA's protocol) and passkey retrieval by length for a model folder (+ adapter).")
+        .WithExample("eval", "--model", "llama-2-7b-hf", "--adapter", "run/adapter", "--corpus", "pg19/test", "--lengths", "4096,8192,16384");
+    config.AddCommand<GenerateCommand>("generate")
+        .WithDescription("Generate text from a model folder (+ adapter) with the KV cache.")
+        .WithExample("generate", "--model", "llama-2-7b-hf", "--prompt", "In the beginning");
+    config.SetExceptionHandler((exception, _) =>
+    {
+        switch (exception)
+        {
+            case CommandParseException or CommandRuntimeException:
+                AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(exception.Message)}");
+                Console.Error.WriteLine("Run with --help for the options.");
+                return ExitCodes.BadArguments;
+            default:
+                AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(exception.GetType().Name)}: {Markup.Escape(exception.Message)}");
+                Console.Error.WriteLine(exception);
+                return ExitCodes.Error;
+        }
+    });
+});
+return app.Run(args);

@@ -81,13 +81,28 @@ public static class LongLora
         if (rope.Type is not (RopeType.Default or RopeType.Linear))
             throw new NotSupportedException(
                 $"the model uses rope type {rope.Type}; Position Interpolation applies to an unscaled (default) or linearly scaled rope only.");
-        int original = rope.OriginalWindow(config.MaxPositionEmbeddings);
         double current = rope.Type == RopeType.Linear ? rope.Factor : 1.0;
-        long context = (long)Math.Floor(original * current);
+        long context = ContextLength(config);
         if (targetContextLength <= context) return current;
         double factor = current * Math.Ceiling(targetContextLength / (double)context);
         model.UpdateRope(config with { Rope = rope with { Type = RopeType.Linear, Factor = factor } });
         return factor;
+    }
+
+    /// <summary>
+    /// The context a config runs at under LongLoRA's convention: <c>floor(original × f)</c>, where original is
+    /// <c>max_position_embeddings</c> (or the rope's <c>original_max_position_embeddings</c> when set) and f the linear
+    /// PI factor (1 for any other rope type). <see cref="ApplyPositionInterpolation"/> leaves
+    /// <c>max_position_embeddings</c> unchanged, so after PI to 4x this is 4x <c>max_position_embeddings</c>.
+    /// </summary>
+    /// <param name="config">The model's config.</param>
+    public static long ContextLength(LlamaConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        RopeParameters rope = config.Rope;
+        int original = rope.OriginalWindow(config.MaxPositionEmbeddings);
+        double factor = rope.Type == RopeType.Linear ? rope.Factor : 1.0;
+        return Math.Max(config.MaxPositionEmbeddings, (long)Math.Floor(original * factor));
     }
 
     /// <summary>

@@ -111,8 +111,8 @@ public sealed class LongLoraTrainer
         }
 
         model.eval();
-        LongLora.SaveAdapter(model, adapterPath, Options.BaseModelNameOrPath);
-        return new TrainerResult(Options.TotalSteps, start, records, logPath, statePath, adapterPath);
+        if (Options.SaveAdapter) LongLora.SaveAdapter(model, adapterPath, Options.BaseModelNameOrPath);
+        return new TrainerResult(Options.TotalSteps, start, records, logPath, statePath, Options.SaveAdapter ? adapterPath : null);
     }
 
     private Tensor Hidden(Tensor ids, Device device)
@@ -148,9 +148,10 @@ public sealed class LongLoraTrainer
     {
         long length = ids.shape[1];
         if (!checkedLengths.Add(length)) return;
-        if (length > model.Config.MaxPositionEmbeddings)
+        long context = LongLora.ContextLength(model.Config);
+        if (length > context)
             throw new ArgumentException(
-                $"training rows of {length} tokens exceed the model's context of {model.Config.MaxPositionEmbeddings} (max_position_embeddings); apply Position Interpolation to at least {length} (LongLora.Prepare's TargetContextLength) first.",
+                $"training rows of {length} tokens exceed the model's context of {context} (max_position_embeddings {model.Config.MaxPositionEmbeddings}, rope {model.Config.Rope.Type}); apply Position Interpolation to at least {length} (LongLora.Prepare's TargetContextLength) first.",
                 "batches");
         AttentionOptions? s2 = model.Model.Layers.Select(l => l.SelfAttention.Core.TrainingOptions).FirstOrDefault(a => a.Mode == AttentionMode.ShiftedSparse);
         if (s2 is null) return;

@@ -55,6 +55,12 @@ public sealed record LongLoraTrainerOptions
         init => _saveStateEvery = value is null ? null : Positive(value.Value, nameof(SaveStateEvery));
     }
 
+    /// <summary>
+    /// Save the peft adapter at the end (<see cref="LongLora.SaveAdapter"/>). Default true. Set it to false for a
+    /// model without LoRA layers (e.g. pretraining every parameter), which has no adapter to save.
+    /// </summary>
+    public bool SaveAdapter { get; init; } = true;
+
     /// <summary>Continue from the output folder's training state when it has one. Default true.</summary>
     public bool Resume { get; init; } = true;
 

@@ -6,5 +6,5 @@ namespace LongContext.Llama.FineTuning;
 /// <param name="Log">This session's progress records.</param>
 /// <param name="LogPath">The CSV log (all sessions).</param>
 /// <param name="StatePath">The training state (resume point).</param>
-/// <param name="AdapterFolder">The peft adapter saved at the end.</param>
-public sealed record TrainerResult(long Steps, long ResumedFrom, IReadOnlyList<TrainerProgress> Log, string LogPath, string StatePath, string AdapterFolder);
+/// <param name="AdapterFolder">The peft adapter saved at the end, or null when <see cref="LongLoraTrainerOptions.SaveAdapter"/> is false.</param>
+public sealed record TrainerResult(long Steps, long ResumedFrom, IReadOnlyList<TrainerProgress> Log, string LogPath, string StatePath, string? AdapterFolder);

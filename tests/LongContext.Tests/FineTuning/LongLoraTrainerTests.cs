@@ -83,11 +83,30 @@ public sealed class LongLoraTrainerTests : IDisposable
         Assert.Equal("step,loss,learning_rate,grad_norm,tokens_per_second,elapsed_s,eval_loss", log[0]);
         Assert.Equal(7, log.Length);
         Assert.True(File.Exists(result.StatePath));
-        Assert.True(File.Exists(Path.Combine(result.AdapterFolder, "adapter_config.json")));
-        var keys = SafetensorsFile.ReadShapes(Path.Combine(result.AdapterFolder, "adapter_model.safetensors")).Keys.ToList();
+        Assert.True(File.Exists(Path.Combine(result.AdapterFolder!, "adapter_config.json")));
+        var keys = SafetensorsFile.ReadShapes(Path.Combine(result.AdapterFolder!, "adapter_model.safetensors")).Keys.ToList();
         Assert.Contains(keys, k => k.Contains("lora_A", StringComparison.Ordinal));
         Assert.Contains(keys, k => k.Contains("embed_tokens", StringComparison.Ordinal));   // trainable extras saved too
         Assert.False(model.training);
+    }
+
+    [Fact]
+    public void Train_WithoutSaveAdapter_TrainsAModelWithoutLora_AndWritesNoAdapter()
+    {
+        if (!Directory.Exists(ModelFolder)) return;
+        torch.random.manual_seed(17);
+        using var model = LlamaCheckpoint.Load(ModelFolder, ScalarType.Float32);   // every parameter trainable, no LoRA
+        using var rows = Rows(16);
+        var before = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
+        var options = Options("plain", 3) with { EvaluateEvery = null, SaveAdapter = false };
+
+        TrainerResult result = new LongLoraTrainer(model, options).Train(rows);
+
+        Assert.Null(result.AdapterFolder);
+        Assert.False(Directory.Exists(Path.Combine(options.OutputFolder, LongLoraTrainer.AdapterFolderName)));
+        Assert.True(File.Exists(result.StatePath));
+        var after = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach());
+        Assert.All(before, kv => Assert.False(kv.Value.allclose(after[kv.Key], rtol: 0, atol: 0), $"{kv.Key} did not change"));
     }
 
     [Fact]
@@ -136,9 +155,30 @@ public sealed class LongLoraTrainerTests : IDisposable
     {
         if (!Directory.Exists(ModelFolder)) return;
         using var model = PreparedModel();
-        using var rows = new TensorRowBatches(torch.zeros([2, 2048], ScalarType.Int64), batchSize: 2);
+        // The fixture: 1024 positions with linear factor 4, a 4096-token model under LongLoRA's convention.
+        using var rows = new TensorRowBatches(torch.zeros([1, 8192], ScalarType.Int64), batchSize: 1);
         var e = Assert.Throws<ArgumentException>(() => new LongLoraTrainer(model, Options("long", 1) with { EvaluateEvery = null }).Train(rows));
-        Assert.Contains("2048 tokens exceed the model's context of 1024", e.Message);
+        Assert.Contains("8192 tokens exceed the model's context of 4096", e.Message);
+    }
+
+    [Fact]
+    public void RowsWithinThePiExtendedContext_Train_AndRowsBeyondItAreAnError()
+    {
+        if (!Directory.Exists(ModelFolder)) return;
+        torch.random.manual_seed(17);
+        using var model = LlamaCheckpoint.Load(ModelFolder, ScalarType.Float32);
+        model.UpdateRope(model.Config with { MaxPositionEmbeddings = 32, Rope = new LongContext.Rope.RopeParameters { Theta = 10000 } });   // unscaled, 32 positions
+        LongLora.Prepare(model, new LongContext.Training.LongLoraOptions { TargetContextLength = 128 });
+        Assert.Equal(32, model.Config.MaxPositionEmbeddings);                     // LongLoRA leaves it; the linear factor is 4
+        Assert.Equal(128, LongLora.ContextLength(model.Config));
+
+        using var rows = Rows(4, 128);
+        var result = new LongLoraTrainer(model, Options("pi", 1) with { EvaluateEvery = null }).Train(rows);
+        Assert.Equal(1, result.Steps);
+
+        using var longer = new TensorRowBatches(torch.zeros([2, 256], ScalarType.Int64), batchSize: 2);
+        var e = Assert.Throws<ArgumentException>(() => new LongLoraTrainer(model, Options("pi-long", 1) with { EvaluateEvery = null }).Train(longer));
+        Assert.Contains("256 tokens exceed the model's context of 128", e.Message);
     }
 
     [Fact]

@@ -1,0 +1,47 @@
+using System.ComponentModel;
+using Spectre.Console;
+using Spectre.Console.Cli;
+using TorchSharp;
+
+namespace LongContext.Demo.Cli;
+
+/// <summary>Options every command takes.</summary>
+public class CommonSettings : CommandSettings
+{
+    /// <summary>cpu or cuda.</summary>
+    [CommandOption("--device <DEVICE>")]
+    [Description("cpu or cuda (default cpu).")]
+    [DefaultValue("cpu")]
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>Seed of weights and data.</summary>
+    [CommandOption("--seed <N>")]
+    [Description("Seed of initialization and data (default 1).")]
+    [DefaultValue(1)]
+    public int Seed { get; init; } = 1;
+
+    /// <summary>CPU threads for torch; 0 keeps torch's default.</summary>
+    [CommandOption("--threads <N>")]
+    [Description("CPU threads for torch (default: torch's choice).")]
+    [DefaultValue(0)]
+    public int Threads { get; init; }
+
+    /// <inheritdoc />
+    public override ValidationResult Validate()
+    {
+        if (Device is not ("cpu" or "cuda")) return ValidationResult.Error($"--device must be cpu or cuda; got '{Device}'.");
+        if (Seed < 0) return ValidationResult.Error($"--seed must be non-negative; got {Seed}.");
+        if (Threads < 0) return ValidationResult.Error($"--threads must be non-negative; got {Threads}.");
+        return ValidationResult.Success();
+    }
+
+    /// <summary>The torch device, after checking CUDA is there when asked for; sets the thread count.</summary>
+    /// <exception cref="InvalidOperationException">CUDA was asked for and is not available.</exception>
+    public torch.Device TorchDevice()
+    {
+        if (Threads > 0) torch.set_num_threads(Threads);
+        if (Device == "cuda" && !torch.cuda.is_available())
+            throw new InvalidOperationException("--device cuda was given but CUDA is not available (this build references libtorch-cpu; reference a CUDA libtorch package to run on a GPU).");
+        return torch.device(Device);
+    }
+}

@@ -1,0 +1,162 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Globalization;
+using LongContext.Demo.Experiment;
+using Spectre.Console;
+using Spectre.Console.Cli;
+using TorchSharp;
+
+namespace LongContext.Demo.Cli;
+
+/// <summary>Options of <c>demo</c>.</summary>
+public sealed class DemoSettings : CommonSettings
+{
+    /// <summary>Reduced sizes for CI.</summary>
+    [CommandOption("--quick")]
+    [Description("Reduced sizes for CI (under 3 minutes on 2 cores): 20 updates x 2 rows, 4096 evaluation tokens, 5 passkey trials. Same methods and checks.")]
+    public bool Quick { get; init; }
+
+    /// <summary>Results folder.</summary>
+    [CommandOption("--output <DIR>")]
+    [Description("Folder for results.csv, results.md, context_extension.png and the per-method training runs (default demo-output).")]
+    [DefaultValue("demo-output")]
+    public string Output { get; init; } = "demo-output";
+
+    /// <summary>Base model folder.</summary>
+    [CommandOption("--base <DIR>")]
+    [Description("Pretrained base (made by the pretrain command). Default: the shipped data/base; when the folder has no base, one is pretrained there first.")]
+    public string? Base { get; init; }
+
+    /// <summary>Updates per method.</summary>
+    [CommandOption("--steps <N>")]
+    [Description("Fine-tuning updates of every method (default 150; --quick 20).")]
+    public int? Steps { get; init; }
+
+    /// <summary>Rows per update.</summary>
+    [CommandOption("--batch <N>")]
+    [Description("Rows of 4L tokens per update (default 4; --quick 2); the control takes 4x as many rows of L.")]
+    public int? Batch { get; init; }
+
+    /// <summary>Learning rate.</summary>
+    [CommandOption("--lr <X>")]
+    [Description("Peak learning rate of the fine-tuning (default 1e-3; constant after 20 warmup updates, LongLoRA's schedule).")]
+    public double? LearningRate { get; init; }
+
+    /// <summary>LoRA rank.</summary>
+    [CommandOption("--lora-rank <N>")]
+    [Description("LoRA rank, alpha = 2 x rank (default 8).")]
+    [DefaultValue(8)]
+    public int LoraRank { get; init; } = 8;
+
+    /// <summary>Evaluation tokens.</summary>
+    [CommandOption("--eval-tokens <N>")]
+    [Description("Held-out tokens for perplexity (default 32768; --quick 4096).")]
+    public int? EvalTokens { get; init; }
+
+    /// <summary>Passkey trials.</summary>
+    [CommandOption("--passkey-trials <N>")]
+    [Description("Passkey trials per length (default 20; --quick 5).")]
+    public int? PasskeyTrials { get; init; }
+
+    /// <summary>Methods to run.</summary>
+    [CommandOption("--methods <LIST>")]
+    [Description("Comma-separated subset of: none, pi, extrapolation, pi-lora, longlora, longqlora, control (default all).")]
+    public string? MethodList { get; init; }
+
+    /// <inheritdoc />
+    public override ValidationResult Validate()
+    {
+        var common = base.Validate();
+        if (!common.Successful) return common;
+        if (Steps is < 1) return ValidationResult.Error($"--steps must be at least 1; got {Steps}.");
+        if (Batch is < 1) return ValidationResult.Error($"--batch must be at least 1; got {Batch}.");
+        if (LearningRate is double lr && !(lr > 0 && double.IsFinite(lr))) return ValidationResult.Error($"--lr must be positive; got {lr}.");
+        if (LoraRank < 1) return ValidationResult.Error($"--lora-rank must be at least 1; got {LoraRank}.");
+        if (EvalTokens is < 4096) return ValidationResult.Error($"--eval-tokens must be at least 4096; got {EvalTokens}.");
+        if (PasskeyTrials is < 1) return ValidationResult.Error($"--passkey-trials must be at least 1; got {PasskeyTrials}.");
+        if (MethodList is not null)
+            try
+            {
+                _ = ParseMethods(MethodList);
+            }
+            catch (ArgumentException e)
+            {
+                return ValidationResult.Error($"--methods: {e.Message}");
+            }
+        return ValidationResult.Success();
+    }
+
+    /// <summary>The methods asked for, in table order.</summary>
+    /// <param name="list">Comma-separated keys.</param>
+    public static IReadOnlyList<Method> ParseMethods(string list)
+    {
+        var chosen = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Methods.Parse).ToHashSet();
+        if (chosen.Count == 0) throw new ArgumentException("the list names no method.", nameof(list));
+        return Methods.All.Where(chosen.Contains).ToList();
+    }
+
+    /// <summary>The experiment's sizes.</summary>
+    public ExperimentSettings Experiment() => new()
+    {
+        Seed = Seed,
+        Steps = Steps ?? (Quick ? 20 : 150),
+        Batch = Batch ?? (Quick ? 2 : 4),
+        LearningRate = LearningRate ?? 1e-3,
+        LoraRank = LoraRank,
+        EvalTokens = EvalTokens ?? (Quick ? 4096 : 32768),
+        PasskeyTrials = PasskeyTrials ?? (Quick ? 5 : 20),
+        Methods = MethodList is null ? LongContext.Demo.Experiment.Methods.All : ParseMethods(MethodList),
+    };
+}
+
+/// <summary>The experiment of issue 16: every extension method on the same base, data and steps; table, CSV, PNG; the pattern checked.</summary>
+public sealed class DemoCommand : Command<DemoSettings>
+{
+    /// <inheritdoc />
+    public override int Execute(CommandContext context, DemoSettings settings, CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        var device = settings.TorchDevice();
+        var experiment = settings.Experiment();
+        var pretrain = new PretrainSettings();
+        string output = Path.GetFullPath(settings.Output);
+        Directory.CreateDirectory(output);
+        string baseFolder = settings.Base ?? Path.Combine(DemoInputs.DataFolder, "base");
+        AnsiConsole.MarkupLine($"[bold]Context extension[/] of a tiny Llama ({pretrain.Layers} layers, d {pretrain.Hidden}, {pretrain.Heads} heads, RoPE base {pretrain.RopeTheta}) pretrained at L = {pretrain.Context} on the KJV, to 4L = {4 * pretrain.Context}.");
+        AnsiConsole.MarkupLine(Markup.Escape($"{experiment.Steps} updates x {experiment.Batch} rows of {4 * pretrain.Context} tokens per method, lr {experiment.LearningRate}, LoRA r {experiment.LoraRank}; eval: {experiment.EvalTokens} held-out tokens (Acts..Revelation), LongLoRA windows every {experiment.EvalStep}, {experiment.PasskeyTrials} passkey trials per length."));
+        AnsiConsole.MarkupLine(Markup.Escape($"Machine: {Environment.ProcessorCount} cores, {torch.get_num_threads()} torch threads, load average {Pretraining.LoadAverage()} at the start; device {settings.Device}."));
+
+        using var inputs = DemoInputs.Load(DemoInputs.DataFolder);
+        if (!File.Exists(Path.Combine(baseFolder, TinyBase.ManifestFile)))
+        {
+            AnsiConsole.MarkupLine(Markup.Escape($"No base in '{baseFolder}': pretraining one there first ({pretrain.Steps} updates)."));
+            Pretraining.Run(inputs, pretrain with { Seed = settings.Seed }, baseFolder, device).Dispose();
+        }
+        AnsiConsole.MarkupLine(Markup.Escape($"Base: {baseFolder} (SHA-256 checked against its manifest)."));
+
+        var results = ExtensionExperiment.Run(inputs, baseFolder, pretrain, experiment, output, device);
+        int l = pretrain.Context, target = experiment.Factor * l;
+        int[] lengths = [l, 2 * l, target];
+        var expectations = Expectations.Check(results, l, target);
+
+        AnsiConsole.Write(ResultFiles.ConsoleTable(results, lengths));
+        AnsiConsole.MarkupLine(Markup.Escape($"Peak memory: {PeakMemory.Description}. Passkey: LongLoRA's prompt sized to the length (token budget), greedy, exact match."));
+        var comparison = ResultFiles.Comparison(results);
+        Files.WriteText(Path.Combine(output, ResultFiles.Csv), ResultFiles.ToCsv(results, lengths));
+        string header = string.Create(CultureInfo.InvariantCulture,
+            $"Run: demo{(settings.Quick ? " --quick" : "")}, seed {settings.Seed}, {experiment.Steps} updates x {experiment.Batch} x {target} tokens, lr {experiment.LearningRate}, LoRA r {experiment.LoraRank}, {experiment.EvalTokens} eval tokens, {experiment.PasskeyTrials} passkey trials; {Environment.ProcessorCount} cores, load average {Pretraining.LoadAverage()} at the end; {clock.Elapsed.TotalSeconds:F0} s.\n");
+        Files.WriteText(Path.Combine(output, ResultFiles.Markdown), ResultFiles.ToMarkdown(results, lengths, expectations, header));
+        comparison.WritePlot(Path.Combine(output, ResultFiles.Plot), $"Tiny Llama, L = {l} extended to {target}: perplexity (LongLoRA protocol)");
+
+        AnsiConsole.MarkupLine("[bold]Expected pattern[/] (perplexity at 4L; thresholds fixed in Expectations.cs before measuring):");
+        foreach (var e in expectations)
+            AnsiConsole.MarkupLine($"  {(e.Held ? "[green]held[/]" : "[red]NOT reproduced[/]")}: {Markup.Escape(e.Claim)} [grey]({Markup.Escape(e.Measured)})[/]");
+        AnsiConsole.MarkupLine(Markup.Escape($"Wrote {ResultFiles.Csv}, {ResultFiles.Markdown}, {ResultFiles.Plot} to {output} in {clock.Elapsed.TotalSeconds:F0} s (load average {Pretraining.LoadAverage()})."));
+        bool complete = experiment.Methods.Count == Methods.All.Count;
+        if (expectations.All(e => e.Held)) return ExitCodes.Success;
+        AnsiConsole.MarkupLine(complete
+            ? "[yellow]The expected pattern was NOT reproduced by these measurements (see above); exit code 3.[/]"
+            : "[yellow]Only some methods ran, so the pattern cannot be judged in full; exit code 3.[/]");
+        return ExitCodes.PatternNotReproduced;
+    }
+}

@@ -1,0 +1,372 @@
+using System.ComponentModel;
+using System.Globalization;
+using LongContext.Demo.Experiment;
+using LongContext.Llama;
+using LongContext.Llama.Evaluation;
+using LongContext.Llama.Generation;
+using LongContext.Quantization;
+using LongContext.Text.Corpus;
+using LongContext.Text.Tokenization;
+using LongContext.Training;
+using Spectre.Console;
+using Spectre.Console.Cli;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LongContext.Demo.Cli;
+
+/// <summary>Options of the commands that load a model folder.</summary>
+public class ModelSettings : CommonSettings
+{
+    /// <summary>HF model folder.</summary>
+    [CommandOption("--model <DIR>")]
+    [Description("HF Llama checkpoint folder (config.json, safetensors, tokenizer files). Required.")]
+    public string? Model { get; init; }
+
+    /// <summary>Weight dtype.</summary>
+    [CommandOption("--dtype <TYPE>")]
+    [Description("Weights dtype: fp32, bf16 or fp16 (default fp32 on cpu, bf16 on cuda).")]
+    public string? Dtype { get; init; }
+
+    /// <inheritdoc />
+    public override ValidationResult Validate()
+    {
+        var common = base.Validate();
+        if (!common.Successful) return common;
+        if (Model is null) return ValidationResult.Error("--model <DIR> is required.");
+        if (!Directory.Exists(Model)) return ValidationResult.Error($"--model: folder '{Model}' does not exist.");
+        if (Dtype is not (null or "fp32" or "bf16" or "fp16")) return ValidationResult.Error($"--dtype must be fp32, bf16 or fp16; got '{Dtype}'.");
+        return ValidationResult.Success();
+    }
+
+    /// <summary>The dtype in force.</summary>
+    public ScalarType ScalarType => (Dtype ?? (Device == "cuda" ? "bf16" : "fp32")) switch
+    {
+        "bf16" => torch.ScalarType.BFloat16,
+        "fp16" => torch.ScalarType.Float16,
+        _ => torch.ScalarType.Float32,
+    };
+}
+
+/// <summary>Options of <c>eval</c> and <c>generate</c>: an optional adapter over the model.</summary>
+public class AdapterSettings : ModelSettings
+{
+    /// <summary>Adapter folder.</summary>
+    [CommandOption("--adapter <DIR>")]
+    [Description("Adapter folder written by extend (peft adapter + the PI config it was trained with).")]
+    public string? Adapter { get; init; }
+
+    /// <summary>NF4 base.</summary>
+    [CommandOption("--quantize")]
+    [Description("Load the base in NF4 (needed for an adapter trained with --method longqlora).")]
+    public bool Quantize { get; init; }
+
+    /// <inheritdoc />
+    public override ValidationResult Validate()
+    {
+        var common = base.Validate();
+        if (!common.Successful) return common;
+        if (Adapter is not null && !File.Exists(Path.Combine(Adapter, "adapter_config.json")))
+            return ValidationResult.Error($"--adapter: '{Adapter}' holds no adapter_config.json.");
+        return ValidationResult.Success();
+    }
+
+    /// <summary>Loads the model (and adapter) on the device.</summary>
+    public LlamaForCausalLM Load(Device device)
+    {
+        var model = Phases.Run($"load {Path.GetFileName(Path.GetFullPath(Model!))}", 1, report =>
+        {
+            var m = LlamaCheckpoint.Load(Model!, ScalarType, device);
+            if (Quantize) ModelQuantizer.Quantize(m, new QuantizationOptions());
+            if (Adapter is not null) LongLora.LoadAdapter(m, Adapter);
+            report(1, "");
+            return m;
+        });
+        foreach (string warning in model.Config.Warnings) AnsiConsole.MarkupLine($"[yellow]warning:[/] {Markup.Escape(warning)}");
+        model.eval();
+        return model;
+    }
+}
+
+/// <summary>Corpus input shared by <c>extend</c> and <c>eval</c>.</summary>
+public static class CorpusInput
+{
+    /// <summary>Documents' ids from text files (a .txt file or a folder of them) or a .jsonl file ("text" field).</summary>
+    /// <param name="paths">Files or folders.</param>
+    /// <param name="tokenizer">The model's tokenizer.</param>
+    /// <param name="maxTokens">Stop after this many tokens (null: all).</param>
+    public static List<int[]> Documents(IEnumerable<string> paths, ITextTokenizer tokenizer, long? maxTokens = null)
+    {
+        var sources = paths.Select(p => p.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) ? CorpusSource.Jsonl(p) : CorpusSource.TextFiles(p)).ToList();
+        long bytes = sources.Sum(s => s.TotalBytes);
+        return Phases.Run("tokenize corpus", bytes, report =>
+        {
+            var documents = new List<int[]>();
+            long done = 0, tokens = 0;
+            foreach (var source in sources)
+                foreach (var document in source.Documents())
+                {
+                    int[] ids = tokenizer.Encode(document.Text, addSpecialTokens: false);
+                    documents.Add(ids);
+                    tokens += ids.Length;
+                    done += System.Text.Encoding.UTF8.GetByteCount(document.Text);
+                    report(done, $"{tokens:N0} tokens");
+                    if (maxTokens is long max && tokens >= max) return documents;
+                }
+            return documents;
+        });
+    }
+}
+
+/// <summary>Options of <c>extend</c>.</summary>
+public sealed class ExtendSettings : ModelSettings
+{
+    /// <summary>Corpus.</summary>
+    [CommandOption("--corpus <PATH>")]
+    [Description("Training text: .txt files (a file or a folder) or a .jsonl file with a \"text\" field; repeat for several. Required.")]
+    public string[] Corpus { get; init; } = [];
+
+    /// <summary>Target context.</summary>
+    [CommandOption("--target-length <N>")]
+    [Description("Context to extend to, in tokens (rows of this length; PI factor ceil(N / original)). Required.")]
+    public int? TargetLength { get; init; }
+
+    /// <summary>Method.</summary>
+    [CommandOption("--method <NAME>")]
+    [Description("longlora (PI + S2 + LoRA + embed/norm, default), longqlora (the same over an NF4 base), pi-lora (full attention), extrapolation (no PI).")]
+    [DefaultValue("longlora")]
+    public string Method { get; init; } = "longlora";
+
+    /// <summary>Updates.</summary>
+    [CommandOption("--steps <N>")]
+    [Description("Optimizer updates (default 1000, LongLoRA's).")]
+    [DefaultValue(1000)]
+    public int Steps { get; init; } = 1000;
+
+    /// <summary>Rows per micro-batch.</summary>
+    [CommandOption("--batch <N>")]
+    [Description("Rows per micro-batch (default 1).")]
+    [DefaultValue(1)]
+    public int Batch { get; init; } = 1;
+
+    /// <summary>Gradient accumulation.</summary>
+    [CommandOption("--grad-accum <N>")]
+    [Description("Micro-batches per update (default 8, LongLoRA's).")]
+    [DefaultValue(8)]
+    public int GradAccum { get; init; } = 8;
+
+    /// <summary>Learning rate.</summary>
+    [CommandOption("--lr <X>")]
+    [Description("Learning rate (default 2e-5, LongLoRA's; constant after 20 warmup updates).")]
+    [DefaultValue(2e-5)]
+    public double LearningRate { get; init; } = 2e-5;
+
+    /// <summary>Checkpointing.</summary>
+    [CommandOption("--no-gradient-checkpointing")]
+    [Description("Store activations instead of recomputing each layer in backward (faster, much more memory).")]
+    public bool NoGradientCheckpointing { get; init; }
+
+    /// <summary>Output folder.</summary>
+    [CommandOption("--output <DIR>")]
+    [Description("Run folder: train_log.csv, training_state.safetensors, adapter/ (default extend-output).")]
+    [DefaultValue("extend-output")]
+    public string Output { get; init; } = "extend-output";
+
+    /// <inheritdoc />
+    public override ValidationResult Validate()
+    {
+        var common = base.Validate();
+        if (!common.Successful) return common;
+        if (Corpus.Length == 0) return ValidationResult.Error("--corpus <PATH> is required.");
+        if (Corpus.FirstOrDefault(p => !File.Exists(p) && !Directory.Exists(p)) is { } missing) return ValidationResult.Error($"--corpus: '{missing}' does not exist.");
+        if (TargetLength is null or < 16) return ValidationResult.Error($"--target-length <N> is required and at least 16; got {TargetLength?.ToString(CultureInfo.InvariantCulture) ?? "none"}.");
+        if (Method is not ("longlora" or "longqlora" or "pi-lora" or "extrapolation"))
+            return ValidationResult.Error($"--method must be longlora, longqlora, pi-lora or extrapolation; got '{Method}'.");
+        if (Steps < 1 || Batch < 1 || GradAccum < 1) return ValidationResult.Error("--steps, --batch and --grad-accum must be at least 1.");
+        if (!(LearningRate > 0)) return ValidationResult.Error($"--lr must be positive; got {LearningRate}.");
+        return ValidationResult.Success();
+    }
+}
+
+/// <summary>Fine-tunes a model folder to a longer context with the same code path as the demo's methods.</summary>
+public sealed class ExtendCommand : Command<ExtendSettings>
+{
+    /// <inheritdoc />
+    public override int Execute(CommandContext context, ExtendSettings settings, CancellationToken cancellationToken)
+    {
+        var device = settings.TorchDevice();
+        int target = settings.TargetLength!.Value;
+        using var tokenizer = HfTokenizer.Load(settings.Model!);
+        int rowsNeeded = settings.Steps * settings.Batch * settings.GradAccum;
+        var documents = CorpusInput.Documents(settings.Corpus, tokenizer, (long)rowsNeeded * target);
+        var rows = CorpusPacker.Pack(documents, tokenizer.SpecialTokens, new PackingOptions { RowLength = target }).Where(r => r.Length == target).ToList();
+        if (rows.Count == 0) throw new InvalidOperationException($"the corpus gives no full row of {target} tokens.");
+        if (rows.Count < rowsNeeded)
+            AnsiConsole.MarkupLine(Markup.Escape($"note: the corpus gives {rows.Count} rows of {target} tokens; {rowsNeeded} updates' worth are served by repeating them in order."));
+        long[] ids = rows.SelectMany(r => r.InputIds.Select(i => (long)i)).ToArray();
+        using var model = LlamaCheckpoint.Load(settings.Model!, settings.ScalarType, device);
+        torch.manual_seed(settings.Seed);
+        Method method = Methods.Parse(settings.Method);
+        var report = Methods.Prepare(model, method, target, gradientCheckpointing: !settings.NoGradientCheckpointing)!;
+        AnsiConsole.MarkupLine(Markup.Escape($"{Methods.Label(method)} to {target} tokens (rope {model.Config.Rope.Type}, factor {model.Config.Rope.Factor}); {report.Parameters}."));
+        var summary = Runs.Train(model, $"extend to {target}", ids, ids, target, settings.Steps, settings.Batch * settings.GradAccum,
+            new AdamWOptions { LearningRate = settings.LearningRate }, schedule: null, settings.Output, saveAdapter: true, microBatches: settings.GradAccum);
+        AnsiConsole.MarkupLine(Markup.Escape($"Done: final loss {summary.FinalLoss:F3}, {summary.TokensPerSecond:F0} tokens/s, peak RSS {PeakMemory.PeakBytes() / 1048576.0:F0} MiB; adapter in {summary.Result.AdapterFolder}."));
+        return ExitCodes.Success;
+    }
+}
+
+/// <summary>Options of <c>eval</c>.</summary>
+public sealed class EvalSettings : AdapterSettings
+{
+    /// <summary>Corpus.</summary>
+    [CommandOption("--corpus <PATH>")]
+    [Description("Held-out text (.txt file/folder or .jsonl), tokenized and joined by EOS; or use --tokens.")]
+    public string[] Corpus { get; init; } = [];
+
+    /// <summary>Token file.</summary>
+    [CommandOption("--tokens <FILE>")]
+    [Description("A raw uint16 token file (LongLoRA's PG19/proof-pile test.bin) instead of --corpus.")]
+    public string? Tokens { get; init; }
+
+    /// <summary>Lengths.</summary>
+    [CommandOption("--lengths <LIST>")]
+    [Description("Comma-separated context lengths (default 4096,8192,16384).")]
+    [DefaultValue("4096,8192,16384")]
+    public string Lengths { get; init; } = "4096,8192,16384";
+
+    /// <summary>Cap on tokens.</summary>
+    [CommandOption("--eval-tokens <N>")]
+    [Description("Use at most this many tokens of the stream (default 1,048,576).")]
+    [DefaultValue(1048576)]
+    public int EvalTokens { get; init; } = 1048576;
+
+    /// <summary>Passkey trials.</summary>
+    [CommandOption("--passkey-trials <N>")]
+    [Description("Passkey trials per length (default 10, LongLoRA's; 0 skips).")]
+    [DefaultValue(10)]
+    public int PasskeyTrials { get; init; } = 10;
+
+    /// <summary>Output folder.</summary>
+    [CommandOption("--output <DIR>")]
+    [Description("Folder for evaluation.md, perplexity.csv, passkey.csv, evaluation.png (default eval-output).")]
+    [DefaultValue("eval-output")]
+    public string Output { get; init; } = "eval-output";
+
+    /// <summary>Parsed lengths.</summary>
+    public int[] LengthList => Lengths.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+        .Select(s => int.Parse(s, NumberStyles.None, CultureInfo.InvariantCulture)).ToArray();
+
+    /// <inheritdoc />
+    public override ValidationResult Validate()
+    {
+        var common = base.Validate();
+        if (!common.Successful) return common;
+        if ((Corpus.Length == 0) == (Tokens is null)) return ValidationResult.Error("give exactly one of --corpus <PATH> and --tokens <FILE>.");
+        if (Corpus.FirstOrDefault(p => !File.Exists(p) && !Directory.Exists(p)) is { } missing) return ValidationResult.Error($"--corpus: '{missing}' does not exist.");
+        if (Tokens is not null && !File.Exists(Tokens)) return ValidationResult.Error($"--tokens: '{Tokens}' does not exist.");
+        try
+        {
+            if (LengthList is var l && (l.Length == 0 || l.Any(x => x < 16))) return ValidationResult.Error($"--lengths must list lengths of at least 16; got '{Lengths}'.");
+        }
+        catch (FormatException)
+        {
+            return ValidationResult.Error($"--lengths must be comma-separated integers; got '{Lengths}'.");
+        }
+        catch (OverflowException)
+        {
+            return ValidationResult.Error($"--lengths must be comma-separated integers; got '{Lengths}'.");
+        }
+        if (PasskeyTrials < 0) return ValidationResult.Error($"--passkey-trials must be non-negative; got {PasskeyTrials}.");
+        if (EvalTokens < 32) return ValidationResult.Error($"--eval-tokens must be at least 32; got {EvalTokens}.");
+        return ValidationResult.Success();
+    }
+}
+
+/// <summary>Perplexity and passkey by length for a model folder (+ adapter), the demo's evaluation code path.</summary>
+public sealed class EvalCommand : Command<EvalSettings>
+{
+    /// <inheritdoc />
+    public override int Execute(CommandContext context, EvalSettings settings, CancellationToken cancellationToken)
+    {
+        var device = settings.TorchDevice();
+        using var tokenizer = HfTokenizer.Load(settings.Model!);
+        TokenSequence tokens;
+        if (settings.Tokens is not null) tokens = TokenSequence.FromFile(settings.Tokens);
+        else
+        {
+            var documents = CorpusInput.Documents(settings.Corpus, tokenizer, settings.EvalTokens);
+            var stream = CorpusPacker.Pack(documents, tokenizer.SpecialTokens, new PackingOptions { RowLength = 4096 })
+                .SelectMany(r => r.InputIds.Take(r.Length)).Take(settings.EvalTokens).Select(i => (long)i).ToArray();
+            tokens = TokenSequence.FromArray(stream);
+        }
+        using (tokens)
+        {
+            using var model = settings.Load(device);
+            var report = Runs.Evaluate(model, "evaluate", tokens, tokenizer, settings.LengthList, settings.PasskeyTrials, outputFolder: settings.Output);
+            AnsiConsole.WriteLine(report.ToMarkdown());
+            AnsiConsole.MarkupLine(Markup.Escape($"Wrote {EvaluationReport.TableFile}, {EvaluationReport.PerplexityCsvFile}, {(settings.PasskeyTrials > 0 ? EvaluationReport.PasskeyCsvFile + ", " : "")}{EvaluationReport.PlotFile} to {Path.GetFullPath(settings.Output)}."));
+        }
+        return ExitCodes.Success;
+    }
+}
+
+/// <summary>Options of <c>generate</c>.</summary>
+public sealed class GenerateSettings : AdapterSettings
+{
+    /// <summary>Prompt.</summary>
+    [CommandOption("--prompt <TEXT>")]
+    [Description("The prompt. Required.")]
+    public string? Prompt { get; init; }
+
+    /// <summary>New tokens.</summary>
+    [CommandOption("--max-new-tokens <N>")]
+    [Description("Tokens to generate at most (default 64).")]
+    [DefaultValue(64)]
+    public int MaxNewTokens { get; init; } = 64;
+
+    /// <summary>Temperature.</summary>
+    [CommandOption("--temperature <X>")]
+    [Description("0 for greedy (default); otherwise sampling at this temperature (seeded by --seed).")]
+    [DefaultValue(0.0)]
+    public double Temperature { get; init; }
+
+    /// <inheritdoc />
+    public override ValidationResult Validate()
+    {
+        var common = base.Validate();
+        if (!common.Successful) return common;
+        if (string.IsNullOrEmpty(Prompt)) return ValidationResult.Error("--prompt <TEXT> is required.");
+        if (MaxNewTokens < 1) return ValidationResult.Error($"--max-new-tokens must be at least 1; got {MaxNewTokens}.");
+        if (Temperature < 0 || !double.IsFinite(Temperature)) return ValidationResult.Error($"--temperature must be 0 or positive; got {Temperature}.");
+        return ValidationResult.Success();
+    }
+}
+
+/// <summary>Generates from a model folder (+ adapter) with the KV cache.</summary>
+public sealed class GenerateCommand : Command<GenerateSettings>
+{
+    /// <inheritdoc />
+    public override int Execute(CommandContext context, GenerateSettings settings, CancellationToken cancellationToken)
+    {
+        var device = settings.TorchDevice();
+        using var tokenizer = HfTokenizer.Load(settings.Model!);
+        using var model = settings.Load(device);
+        var generator = new LlamaGenerator(model);
+        var options = new DecodingOptions
+        {
+            MaxNewTokens = settings.MaxNewTokens,
+            Greedy = settings.Temperature == 0,
+            Temperature = settings.Temperature == 0 ? 1.0 : settings.Temperature,
+            Seed = settings.Seed,
+            StopTokenIds = tokenizer.SpecialTokens.Eos is int eos ? [eos] : [],
+        };
+        int[] prompt = tokenizer.Encode(settings.Prompt!);
+        var result = generator.Generate(prompt, options);
+        // Decoded with the prompt: a SentencePiece piece decoded alone loses its leading space.
+        string text = tokenizer.Decode(prompt.Concat(result.TokenIds).ToArray(), skipSpecialTokens: true);
+        AnsiConsole.WriteLine(text);
+        AnsiConsole.MarkupLine(Markup.Escape($"[{result.TokenIds.Count} tokens, {result.Finish}]"));
+        return ExitCodes.Success;
+    }
+}

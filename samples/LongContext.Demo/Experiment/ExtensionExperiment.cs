@@ -1,0 +1,98 @@
+using LongContext.Llama;
+using LongContext.Llama.Evaluation;
+using LongContext.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LongContext.Demo.Experiment;
+
+/// <summary>Sizes of one run of the experiment (the demo command's options).</summary>
+public sealed record ExperimentSettings
+{
+    /// <summary>Seed of the LoRA initialization and of the data order.</summary>
+    public int Seed { get; init; } = 1;
+    /// <summary>Extension factor: the target is Factor x L.</summary>
+    public int Factor { get; init; } = 4;
+    /// <summary>Updates of every fine-tuning method.</summary>
+    public int Steps { get; init; } = 150;
+    /// <summary>Rows of the target length per update (the control takes Factor x as many rows of L: the same tokens).</summary>
+    public int Batch { get; init; } = 4;
+    /// <summary>Peak learning rate (LongLoRA's schedule: constant after 20 warmup updates).</summary>
+    public double LearningRate { get; init; } = 1e-3;
+    /// <summary>LoRA rank (alpha 2 x rank).</summary>
+    public int LoraRank { get; init; } = 8;
+    /// <summary>Share of passkey rows in the fine-tuning data.</summary>
+    public double PasskeyFraction { get; init; } = 0.25;
+    /// <summary>Held-out tokens of the perplexity stream.</summary>
+    public int EvalTokens { get; init; } = 32768;
+    /// <summary>Distance between window starts (LongLoRA: 256).</summary>
+    public int EvalStep { get; init; } = 256;
+    /// <summary>Passkey trials per length.</summary>
+    public int PasskeyTrials { get; init; } = 20;
+    /// <summary>Methods to run.</summary>
+    public IReadOnlyList<Method> Methods { get; init; } = Experiment.Methods.All;
+}
+
+/// <summary>What one method measured.</summary>
+/// <param name="Method">The method.</param>
+/// <param name="Report">Perplexity and passkey by length (the library's report).</param>
+/// <param name="TrainableParameters">Parameters trained (0 without training).</param>
+/// <param name="TotalParameters">Parameters of the model as prepared.</param>
+/// <param name="Training">The training run, or null.</param>
+/// <param name="PeakRssBytes">Peak resident memory of the method's phase (<see cref="PeakMemory"/>).</param>
+public sealed record MethodResult(Method Method, EvaluationReport Report, long TrainableParameters, long TotalParameters, TrainingSummary? Training, long PeakRssBytes)
+{
+    /// <summary>Perplexity at a length.</summary>
+    /// <param name="length">The length.</param>
+    public double Perplexity(int length) => Report.Perplexity.Single(r => r.Length == length).Perplexity;
+
+    /// <summary>Passkey accuracy at a length.</summary>
+    /// <param name="length">The length.</param>
+    public PasskeyResult Passkey(int length) => Report.Passkey.Single(r => r.TargetLength == length);
+}
+
+/// <summary>
+/// The experiment: the base pretrained at L, each method applied to a fresh copy with the same data and steps, each
+/// evaluated at L, 2L, 4L with LongLoRA's sliding-window perplexity and passkey retrieval.
+/// </summary>
+public static class ExtensionExperiment
+{
+    /// <summary>Runs every method of <paramref name="settings"/> on the base in <paramref name="baseFolder"/>.</summary>
+    /// <param name="inputs">Data.</param>
+    /// <param name="baseFolder">The pretrained base.</param>
+    /// <param name="pretrain">The base's settings (checked against its manifest).</param>
+    /// <param name="settings">Sizes.</param>
+    /// <param name="outputFolder">Per-method trainer folders go under it.</param>
+    /// <param name="device">Device.</param>
+    public static IReadOnlyList<MethodResult> Run(DemoInputs inputs, string baseFolder, PretrainSettings pretrain, ExperimentSettings settings, string outputFolder, Device device)
+    {
+        int l = pretrain.Context, target = settings.Factor * l;
+        int[] lengths = [l, 2 * l, target];
+        using var tokens = inputs.EvaluationTokens(settings.EvalTokens);
+        // The same rows for every method at the target length; the control gets the same number of tokens at L.
+        var longRows = TrainingRows.Build(inputs.Training, inputs.Tokenizer, target, settings.Steps * settings.Batch, settings.PasskeyFraction, settings.Seed + 1);
+        var shortRows = TrainingRows.Build(inputs.Training, inputs.Tokenizer, l, settings.Steps * settings.Batch * settings.Factor, settings.PasskeyFraction, settings.Seed + 1);
+        var results = new List<MethodResult>();
+        foreach (Method method in settings.Methods)
+        {
+            PeakMemory.Reset();
+            torch.manual_seed(settings.Seed);
+            using var model = TinyBase.Load(baseFolder, pretrain, inputs.Tokenizer.Fingerprint, device);
+            var report = Methods.Prepare(model, method, target, gradientCheckpointing: false, settings.LoraRank);
+            TrainingSummary? training = null;
+            if (Methods.Trains(method))
+            {
+                int rowLength = Methods.TrainingLength(method, l, target);
+                var (ids, labels) = rowLength == target ? longRows : shortRows;
+                int batch = settings.Batch * (target / rowLength);
+                training = Runs.Train(model, $"{Methods.Key(method)}: train at {rowLength}", ids, labels, rowLength, settings.Steps, batch,
+                    new AdamWOptions { LearningRate = settings.LearningRate }, schedule: null, Path.Combine(outputFolder, "runs", Methods.Key(method)), saveAdapter: true);
+            }
+            var evaluation = Runs.Evaluate(model, $"{Methods.Key(method)}: evaluate", tokens, inputs.Tokenizer, lengths, settings.PasskeyTrials, settings.EvalStep);
+            long trainable = TrainableParameters.Select(model).Sum(p => p.Parameter.numel());
+            long total = model.parameters().Sum(p => p.numel());
+            results.Add(new MethodResult(method, evaluation, training is null ? 0 : trainable, total, training, PeakMemory.PeakBytes()));
+        }
+        return results;
+    }
+}

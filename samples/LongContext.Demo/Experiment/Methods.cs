@@ -1,0 +1,131 @@
+using LongContext.Llama;
+using LongContext.Lora;
+using LongContext.Quantization;
+using LongContext.Training;
+
+namespace LongContext.Demo.Experiment;
+
+/// <summary>The context-extension methods the papers compare, and the control.</summary>
+public enum Method
+{
+    /// <summary>The base as pretrained at L, evaluated beyond it.</summary>
+    None,
+    /// <summary>Linear Position Interpolation to the target, no fine-tuning (the PI paper's zero-shot row).</summary>
+    PiNoFinetune,
+    /// <summary>Fine-tuning at the target length without PI (LoRA, full attention): extrapolation.</summary>
+    Extrapolation,
+    /// <summary>PI + LoRA on q,k,v,o with full attention.</summary>
+    PiLora,
+    /// <summary>PI + S2-Attn + LoRA + trainable embeddings and norms (LongLoRA).</summary>
+    LongLora,
+    /// <summary>PI + S2-Attn + LoRA on every linear layer over an NF4 base + embeddings and norms (LongQLoRA).</summary>
+    LongQLora,
+    /// <summary>The same fine-tuning tokens as PiLora, but at L without PI: separates "more training" from "extension".</summary>
+    Control,
+}
+
+/// <summary>How each <see cref="Method"/> prepares a model, through the library's LongLoRA recipe.</summary>
+public static class Methods
+{
+    /// <summary>Every method, in table order.</summary>
+    public static IReadOnlyList<Method> All { get; } = Enum.GetValues<Method>();
+
+    /// <summary>The command-line name.</summary>
+    /// <param name="method">The method.</param>
+    public static string Key(Method method) => method switch
+    {
+        Method.None => "none",
+        Method.PiNoFinetune => "pi",
+        Method.Extrapolation => "extrapolation",
+        Method.PiLora => "pi-lora",
+        Method.LongLora => "longlora",
+        Method.LongQLora => "longqlora",
+        Method.Control => "control",
+        _ => throw new ArgumentOutOfRangeException(nameof(method), method, null),
+    };
+
+    /// <summary>The row label.</summary>
+    /// <param name="method">The method.</param>
+    public static string Label(Method method) => method switch
+    {
+        Method.None => "no extension",
+        Method.PiNoFinetune => "PI, no fine-tuning",
+        Method.Extrapolation => "fine-tune without PI (extrapolation)",
+        Method.PiLora => "PI + LoRA, full attention",
+        Method.LongLora => "LongLoRA (PI + S2 + LoRA + embed/norm)",
+        Method.LongQLora => "LongQLoRA (PI + S2 + NF4 QLoRA + embed/norm)",
+        Method.Control => "control: same tokens at L, no PI",
+        _ => throw new ArgumentOutOfRangeException(nameof(method), method, null),
+    };
+
+    /// <summary>Parses a command-line name.</summary>
+    /// <param name="key">The name.</param>
+    /// <exception cref="ArgumentException">An unknown name (the list is given).</exception>
+    public static Method Parse(string key) => All.FirstOrDefault(m => Key(m) == key) is var m && Key(m) == key
+        ? m
+        : throw new ArgumentException($"unknown method '{key}'; expected one of {string.Join(", ", All.Select(Key))}.", nameof(key));
+
+    /// <summary>Whether the method fine-tunes.</summary>
+    /// <param name="method">The method.</param>
+    public static bool Trains(Method method) => method is not (Method.None or Method.PiNoFinetune);
+
+    /// <summary>The row length the method trains at.</summary>
+    /// <param name="method">The method.</param>
+    /// <param name="shortContext">L.</param>
+    /// <param name="target">The target context.</param>
+    public static int TrainingLength(Method method, int shortContext, int target) => method == Method.Control ? shortContext : target;
+
+    /// <summary>
+    /// Prepares <paramref name="model"/> in place for <paramref name="method"/> at <paramref name="target"/> tokens
+    /// and returns the LoRA report (null for the methods without training).
+    /// </summary>
+    /// <param name="model">A freshly loaded base.</param>
+    /// <param name="method">The method.</param>
+    /// <param name="target">Target context.</param>
+    /// <param name="gradientCheckpointing">Recompute layers in backward (the recipe's default; off for the tiny demo model, where it costs time and saves nothing that matters).</param>
+    /// <param name="loraRank">LoRA rank (alpha = 2 x rank, LongLoRA's ratio).</param>
+    public static LoraInjectionReport? Prepare(LlamaForCausalLM model, Method method, int target, bool gradientCheckpointing, int loraRank = 8)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        LoraOptions Lora(bool quantized) => LongLoraOptions.DefaultLora(quantized) with { Rank = loraRank, Alpha = 2 * loraRank };
+        switch (method)
+        {
+            case Method.None:
+                return null;
+            case Method.PiNoFinetune:
+                LongLora.ApplyPositionInterpolation(model, target);
+                return null;
+            case Method.Extrapolation:
+                // The rope stays as trained; the context is declared longer so rows of the target length are accepted.
+                model.UpdateRope(model.Config with { MaxPositionEmbeddings = Math.Max(target, model.Config.MaxPositionEmbeddings) });
+                return LongLora.Prepare(model, new LongLoraOptions
+                {
+                    TargetContextLength = target, PositionInterpolation = false, S2 = null, TrainableExtras = [],
+                    Lora = Lora(false), GradientCheckpointing = gradientCheckpointing,
+                });
+            case Method.PiLora:
+                return LongLora.Prepare(model, new LongLoraOptions
+                {
+                    TargetContextLength = target, S2 = null, TrainableExtras = [], Lora = Lora(false), GradientCheckpointing = gradientCheckpointing,
+                });
+            case Method.LongLora:
+                return LongLora.Prepare(model, new LongLoraOptions
+                {
+                    TargetContextLength = target, Lora = Lora(false), GradientCheckpointing = gradientCheckpointing,
+                });
+            case Method.LongQLora:
+                return LongLora.Prepare(model, new LongLoraOptions
+                {
+                    TargetContextLength = target, Lora = Lora(true), Quantization = new QuantizationOptions(), GradientCheckpointing = gradientCheckpointing,
+                });
+            case Method.Control:
+                return LongLora.Prepare(model, new LongLoraOptions
+                {
+                    TargetContextLength = model.Config.MaxPositionEmbeddings, S2 = null, TrainableExtras = [], Lora = Lora(false),
+                    GradientCheckpointing = gradientCheckpointing,
+                });
+            default:
+                throw new ArgumentOutOfRangeException(nameof(method), method, null);
+        }
+    }
+}
