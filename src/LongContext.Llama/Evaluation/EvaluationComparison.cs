@@ -118,7 +118,8 @@ public sealed class EvaluationComparison
             plot.Title(title ?? "Perplexity vs context length");
             plot.XLabel("context length (tokens)");
             plot.YLabel(log ? "perplexity (log10)" : "perplexity");
-            plot.ShowLegend(Edge.Bottom);                                   // below the data: lines stay visible
+            if (anyPasskey) plot.HideLegend();                             // one legend, beside the last panel
+            else SideLegend(plot);
         }
         if (anyPasskey)
         {
@@ -136,10 +137,14 @@ public sealed class EvaluationComparison
             plot.XLabel("prompt length (tokens)");
             plot.YLabel("accuracy (%)");
             plot.Axes.SetLimitsY(-5, 105);
-            if (!anyPerplexity) plot.ShowLegend(Edge.Bottom);              // otherwise the colours are the left panel's
+            SideLegend(plot);                                               // the last panel's legend names both panels' colours
         }
-        ReportFiles.WriteAtomically(path, temp => multiplot.SavePng(temp, 760 * panels, 640));
+        ReportFiles.WriteAtomically(path, temp => multiplot.SavePng(temp, 900 * panels, 560));
     }
+
+    // Beside the data, so no line is hidden and every method's entry fits the panel's height (below it, seven entries
+    // were cut off at the image's edge).
+    private static void SideLegend(Plot plot) => plot.ShowLegend(Edge.Right);
 
     private static string Quote(string s) => s.Contains(',') || s.Contains('"') ? $"\"{s.Replace("\"", "\"\"")}\"" : s;
 }
