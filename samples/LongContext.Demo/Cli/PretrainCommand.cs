@@ -32,6 +32,12 @@ public sealed class PretrainSettingsCli : CommonSettings
     [DefaultValue(128)]
     public int Context { get; init; } = 128;
 
+    /// <summary>RoPE base.</summary>
+    [CommandOption("--rope-theta <X>")]
+    [Description("RoPE base of the new model (default 500, the shipped base's; Llama-2 uses 10000).")]
+    [DefaultValue(500.0)]
+    public double RopeTheta { get; init; } = 500;
+
     /// <inheritdoc />
     public override ValidationResult Validate()
     {
@@ -39,6 +45,7 @@ public sealed class PretrainSettingsCli : CommonSettings
         if (!common.Successful) return common;
         if (Steps < 1) return ValidationResult.Error($"--steps must be at least 1; got {Steps}.");
         if (Batch < 1) return ValidationResult.Error($"--batch must be at least 1; got {Batch}.");
+        if (!double.IsFinite(RopeTheta) || RopeTheta <= 1) return ValidationResult.Error($"--rope-theta must be a finite number above 1; got {RopeTheta}.");
         if (Context is < 64 or > 4096) return ValidationResult.Error($"--context must be in [64, 4096]; got {Context}.");
         return ValidationResult.Success();
     }
@@ -52,7 +59,7 @@ public sealed class PretrainCommand : Command<PretrainSettingsCli>
     {
         var device = settings.TorchDevice();
         using var inputs = DemoInputs.Load(DemoInputs.DataFolder);
-        var pretrain = new PretrainSettings { Seed = settings.Seed, Steps = settings.Steps, Batch = settings.Batch, Context = settings.Context };
+        var pretrain = new PretrainSettings { Seed = settings.Seed, Steps = settings.Steps, Batch = settings.Batch, Context = settings.Context, RopeTheta = settings.RopeTheta };
         using var model = Pretraining.Run(inputs, pretrain, settings.Output, device);
         using var tokens = inputs.EvaluationTokens(32768);
         var report = Runs.Evaluate(model, "held-out perplexity", tokens, inputs.Tokenizer, [settings.Context], passkeyTrials: 10);

@@ -34,7 +34,7 @@ public sealed record PretrainSettings
     public int Heads { get; init; } = 4;
     /// <summary>MLP size.</summary>
     public int Intermediate { get; init; } = 384;
-    /// <summary>RoPE base (small, so every rotary dimension turns through its range within L).</summary>
+    /// <summary>RoPE base (small: with 32-dimensional heads, 8 of the 16 rotary pairs turn a full period within L = 128).</summary>
     public double RopeTheta { get; init; } = 500;
 
     /// <summary>The model's config for a vocabulary.</summary>
