@@ -27,6 +27,12 @@ public sealed class DemoSettings : CommonSettings
     [Description("Pretrained base (made by the pretrain command). Default: the shipped data/base; when the folder has no base, one is pretrained there first.")]
     public string? Base { get; init; }
 
+    /// <summary>RoPE base of the pretrained base.</summary>
+    [CommandOption("--rope-theta <X>")]
+    [Description("RoPE base the --base model was pretrained with (pretrain --rope-theta; default 500, the shipped base's). A base whose manifest says otherwise is refused.")]
+    [DefaultValue(500.0)]
+    public double RopeTheta { get; init; } = 500;
+
     /// <summary>Updates per method.</summary>
     [CommandOption("--steps <N>")]
     [Description("Fine-tuning updates of every method (default 150; --quick 20).")]
@@ -68,6 +74,7 @@ public sealed class DemoSettings : CommonSettings
     {
         var common = base.Validate();
         if (!common.Successful) return common;
+        if (!double.IsFinite(RopeTheta) || RopeTheta <= 1) return ValidationResult.Error($"--rope-theta must be a finite number above 1; got {RopeTheta}.");
         if (Steps is < 1) return ValidationResult.Error($"--steps must be at least 1; got {Steps}.");
         if (Batch is < 1) return ValidationResult.Error($"--batch must be at least 1; got {Batch}.");
         if (LearningRate is double lr && !(lr > 0 && double.IsFinite(lr))) return ValidationResult.Error($"--lr must be positive; got {lr}.");
@@ -118,7 +125,7 @@ public sealed class DemoCommand : Command<DemoSettings>
         var clock = Stopwatch.StartNew();
         var device = settings.TorchDevice();
         var experiment = settings.Experiment();
-        var pretrain = new PretrainSettings();
+        var pretrain = new PretrainSettings { RopeTheta = settings.RopeTheta };
         string output = Path.GetFullPath(settings.Output);
         Directory.CreateDirectory(output);
         string baseFolder = settings.Base ?? Path.Combine(DemoInputs.DataFolder, "base");
