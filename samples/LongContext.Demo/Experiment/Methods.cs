@@ -61,9 +61,12 @@ public static class Methods
     /// <summary>Parses a command-line name.</summary>
     /// <param name="key">The name.</param>
     /// <exception cref="ArgumentException">An unknown name (the list is given).</exception>
-    public static Method Parse(string key) => All.FirstOrDefault(m => Key(m) == key) is var m && Key(m) == key
-        ? m
-        : throw new ArgumentException($"unknown method '{key}'; expected one of {string.Join(", ", All.Select(Key))}.", nameof(key));
+    public static Method Parse(string key)
+    {
+        foreach (Method m in All)
+            if (Key(m) == key) return m;
+        throw new ArgumentException($"unknown method '{key}'; expected one of {string.Join(", ", All.Select(Key))}.", nameof(key));
+    }
 
     /// <summary>Whether the method fine-tunes.</summary>
     /// <param name="method">The method.</param>
