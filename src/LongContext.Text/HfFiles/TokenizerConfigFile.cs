@@ -21,8 +21,13 @@ internal sealed record TokenizerConfigFile
     public bool? AddEosToken { get; init; }
     public long? ModelMaxLength { get; init; }
     public bool? CleanUpTokenizationSpaces { get; init; }
+    /// <summary><c>clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output</c> (transformers 5.7 and later).</summary>
+    public bool? CleanUpTokenizationSpacesForBpe { get; init; }
     public string? TokenizerClass { get; init; }
     public IReadOnlyList<AddedTokenEntry> AddedTokens { get; init; } = [];
+
+    /// <summary>transformers' key that applies <c>clean_up_tokenization_spaces</c> to BPE tokenizers after all.</summary>
+    public const string CleanUpForBpeKey = "clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output";
 
     /// <summary>The file, or an empty config when the folder has none.</summary>
     public static TokenizerConfigFile ReadOrEmpty(string path)
@@ -40,6 +45,7 @@ internal sealed record TokenizerConfigFile
             AddEosToken = JsonFields.Bool(root, "add_eos_token", path),
             ModelMaxLength = MaxLength(root, path),
             CleanUpTokenizationSpaces = JsonFields.Bool(root, "clean_up_tokenization_spaces", path),
+            CleanUpTokenizationSpacesForBpe = JsonFields.Bool(root, CleanUpForBpeKey, path),
             TokenizerClass = JsonFields.String(root, "tokenizer_class", path),
             AddedTokens = AddedTokensDecoder(root, path),
         };

@@ -16,8 +16,9 @@ namespace LongContext.Text.Tokenization;
 /// </list>
 /// Special tokens come from <c>tokenizer_config.json</c> (strings or AddedToken objects), else
 /// <c>generation_config.json</c>, else <c>config.json</c>, else the files themselves; the ids that end generation
-/// from <c>generation_config.json</c>'s <c>eos_token_id</c>. Accepted settings that LongContext does not apply are
-/// listed in <see cref="Warnings"/>. Holds native memory: dispose it.
+/// from <c>generation_config.json</c>'s <c>eos_token_id</c>. <see cref="Decode"/> applies
+/// <c>clean_up_tokenization_spaces</c> where transformers does (<see cref="CleanUpTokenizationSpaces"/>). Accepted
+/// settings that LongContext does not apply are listed in <see cref="Warnings"/>. Holds native memory: dispose it.
 /// </summary>
 public sealed class HfTokenizer : ITextTokenizer, IDisposable
 {
@@ -34,7 +35,8 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
     private bool _disposed;
 
     private HfTokenizer(NativeHfTokenizer withSpecial, NativeHfTokenizer? withoutSpecial, string?[] tokens, HashSet<int> special,
-        HashSet<int> silent, int[] prefix, int[] suffix, string sourceFile, SpecialTokenIds specialIds, long? modelMaxLength, IReadOnlyList<string> warnings)
+        HashSet<int> silent, int[] prefix, int[] suffix, string sourceFile, SpecialTokenIds specialIds, long? modelMaxLength, bool cleanUp,
+        IReadOnlyList<string> warnings)
     {
         _withSpecial = withSpecial;
         _withoutSpecial = withoutSpecial;
@@ -46,6 +48,7 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
         SourceFile = sourceFile;
         SpecialTokens = specialIds;
         ModelMaxLength = modelMaxLength;
+        CleanUpTokenizationSpaces = cleanUp;
         Warnings = warnings;
     }
 
@@ -60,6 +63,19 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
 
     /// <summary><c>model_max_length</c> from <c>tokenizer_config.json</c>; null when absent or transformers' "no limit" (1e30).</summary>
     public long? ModelMaxLength { get; }
+
+    /// <summary>
+    /// Whether <see cref="Decode"/> runs <see cref="TokenizationSpaces.CleanUp"/> (transformers'
+    /// <c>clean_up_tokenization_spaces</c>) when its <c>cleanUpTokenizationSpaces</c> argument is null. Decided as
+    /// transformers 5.7 and later decide it (<c>TokenizersBackend._decode</c>) for a BPE model, which every tokenizer
+    /// read here is: true only when <c>tokenizer_config.json</c> sets both <c>clean_up_tokenization_spaces</c>
+    /// (absent: false, transformers' default since 4.45) and
+    /// <c>clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output</c>, since the clean-up deletes real
+    /// spaces of BPE text (<c>"x != y"</c> becomes <c>"x!= y"</c>). Llama-3's folders set the first only: false, and a
+    /// line in <see cref="Warnings"/>. transformers 4.x applied the first alone;
+    /// <see cref="TokenizerLoadOptions.CleanUpTokenizationSpaces"/> sets this outright.
+    /// </summary>
+    public bool CleanUpTokenizationSpaces { get; }
 
     /// <summary>
     /// SHA-256 (hex) of the bytes that decide the ids: the tokenizer file, <c>tokenizer_config.json</c> if present and
@@ -97,7 +113,7 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
         var folderIds = new FolderIds(
             SpecialIdsFile.ReadIfPresent(Path.Combine(dir, GenerationConfigName)),
             SpecialIdsFile.ReadIfPresent(Path.Combine(dir, ConfigName)));
-        HfTokenizer tokenizer = useJson ? FromTokenizerJson(json, config, folderIds) : FromSentencePiece(spm, config, folderIds);
+        HfTokenizer tokenizer = useJson ? FromTokenizerJson(json, config, folderIds, options) : FromSentencePiece(spm, config, folderIds, options);
         tokenizer._fingerprint = ComputeFingerprint(useJson ? json : spm, Path.Combine(dir, TokenizerConfigName));
         return tokenizer;
     }
@@ -113,7 +129,7 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
 
     private sealed record FolderIds(SpecialIdsFile? Generation, SpecialIdsFile? Model);
 
-    private static HfTokenizer FromTokenizerJson(string path, TokenizerConfigFile config, FolderIds folderIds)
+    private static HfTokenizer FromTokenizerJson(string path, TokenizerConfigFile config, FolderIds folderIds, TokenizerLoadOptions options)
     {
         var file = TokenizerJsonFile.Read(path);
         var warnings = new List<string>();
@@ -133,8 +149,8 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
         {
             withoutSpecial = NativeHfTokenizer.FromJson(file.WithoutSpecialTokensJson(), path);
             CheckTemplateAgainstConfig(withSpecial, config, special, warnings);
-            AddCleanUpWarning(config, warnings);
-            return new HfTokenizer(withSpecial, withoutSpecial, file.Tokens, file.SpecialIds, [], [], [], path, special, config.ModelMaxLength, warnings);
+            bool cleanUp = ResolveCleanUp(config, options, warnings);
+            return new HfTokenizer(withSpecial, withoutSpecial, file.Tokens, file.SpecialIds, [], [], [], path, special, config.ModelMaxLength, cleanUp, warnings);
         }
         catch
         {
@@ -144,7 +160,7 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
         }
     }
 
-    private static HfTokenizer FromSentencePiece(string path, TokenizerConfigFile config, FolderIds folderIds)
+    private static HfTokenizer FromSentencePiece(string path, TokenizerConfigFile config, FolderIds folderIds, TokenizerLoadOptions options)
     {
         SentencePieceModel model = SentencePieceModelReader.Read(path);
         SentencePieceToHfJson.CheckSupported(model, path);
@@ -168,8 +184,8 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
         int[] prefix = addBos ? [ids.Bos ?? throw new InvalidDataException($"'{path}': add_bos_token is set but the folder defines no BOS token.")] : [];
         int[] suffix = addEos ? [ids.Eos ?? throw new InvalidDataException($"'{path}': add_eos_token is set but the folder defines no EOS token.")] : [];
         var native = NativeHfTokenizer.FromJson(SentencePieceToHfJson.ToJson(model), path);
-        AddCleanUpWarning(config, warnings);
-        return new HfTokenizer(native, null, tokens, special, silent, prefix, suffix, path, ids, config.ModelMaxLength, warnings);
+        bool cleanUp = ResolveCleanUp(config, options, warnings);
+        return new HfTokenizer(native, null, tokens, special, silent, prefix, suffix, path, ids, config.ModelMaxLength, cleanUp, warnings);
     }
 
     private static Dictionary<string, int> TokenIndex(string?[] tokens)
@@ -231,11 +247,20 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
                 $"{(hasEos ? "adds" : "does not add")} EOS; LongContext follows {TokenizerJsonName}.");
     }
 
-    private static void AddCleanUpWarning(TokenizerConfigFile config, List<string> warnings)
+    /// <summary>
+    /// <see cref="CleanUpTokenizationSpaces"/>: the option if set, else transformers 5.7+'s rule for a BPE model
+    /// (both keys true); a <c>clean_up_tokenization_spaces=true</c> that this rule ignores is a warning, as in transformers.
+    /// </summary>
+    private static bool ResolveCleanUp(TokenizerConfigFile config, TokenizerLoadOptions options, List<string> warnings)
     {
-        if (config.CleanUpTokenizationSpaces == true)
-            warnings.Add($"{TokenizerConfigName} has clean_up_tokenization_spaces=true: transformers' decode then removes spaces before " +
-                "punctuation (\" .\" -> \".\"); LongContext decodes as HF tokenizers does and does not apply it.");
+        if (options.CleanUpTokenizationSpaces is { } set) return set;
+        if (config.CleanUpTokenizationSpaces != true) return false;
+        if (config.CleanUpTokenizationSpacesForBpe == true) return true;
+        warnings.Add($"{TokenizerConfigName} has clean_up_tokenization_spaces=true; not applied, as transformers 5.7 and later do not apply " +
+            "it to a BPE tokenizer, where it deletes real spaces before punctuation (\"x != y\" -> \"x!= y\"). It is applied with " +
+            $"{TokenizerConfigFile.CleanUpForBpeKey}=true in the same file (as in transformers), with " +
+            $"{nameof(TokenizerLoadOptions)}.{nameof(TokenizerLoadOptions.CleanUpTokenizationSpaces)}=true, or per call.");
+        return false;
     }
 
     /// <inheritdoc/>
@@ -250,7 +275,13 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
     }
 
     /// <inheritdoc/>
-    public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = false)
+    public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = false, bool? cleanUpTokenizationSpaces = null)
+    {
+        string text = DecodeText(ids, skipSpecialTokens);
+        return cleanUpTokenizationSpaces ?? CleanUpTokenizationSpaces ? TokenizationSpaces.CleanUp(text) : text;
+    }
+
+    private string DecodeText(ReadOnlySpan<int> ids, bool skipSpecialTokens)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         foreach (int id in ids) CheckId(id, nameof(ids));

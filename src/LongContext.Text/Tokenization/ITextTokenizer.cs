@@ -23,11 +23,21 @@ public interface ITextTokenizer
     /// <exception cref="ArgumentException">The text is not valid UTF-16.</exception>
     int[] Encode(string text, bool addSpecialTokens = true);
 
+    /// <summary>
+    /// Whether <see cref="Decode"/> runs <see cref="TokenizationSpaces.CleanUp"/> on the text unless told otherwise
+    /// (transformers' <c>clean_up_tokenization_spaces</c>, as the tokenizer's files set it).
+    /// </summary>
+    bool CleanUpTokenizationSpaces { get; }
+
     /// <summary>Decodes token ids to text, as HF's <c>decode</c> does.</summary>
     /// <param name="ids">Token ids, each in [0, <see cref="VocabSize"/>).</param>
     /// <param name="skipSpecialTokens">Drop special tokens (BOS, EOS, ...) instead of rendering them.</param>
+    /// <param name="cleanUpTokenizationSpaces">
+    /// Run <see cref="TokenizationSpaces.CleanUp"/> on the text (transformers' <c>decode(...,
+    /// clean_up_tokenization_spaces=...)</c>); null: <see cref="CleanUpTokenizationSpaces"/>.
+    /// </param>
     /// <exception cref="ArgumentOutOfRangeException">An id is outside [0, <see cref="VocabSize"/>).</exception>
-    string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = false);
+    string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = false, bool? cleanUpTokenizationSpaces = null);
 
     /// <summary>The token string of an id as the vocabulary spells it (<c>▁the</c>, <c>Ġthe</c>, <c>&lt;0x0A&gt;</c>, <c>&lt;s&gt;</c>).</summary>
     /// <exception cref="ArgumentOutOfRangeException">The id is outside [0, <see cref="VocabSize"/>) or names no token.</exception>

@@ -12,12 +12,19 @@ namespace LongContext.Text.Tokenization;
 /// sequence). Each call decodes a few tokens, so the cost per token does not grow with the text. A genuine U+FFFD
 /// in the text is released with the next token or by <see cref="Flush"/>. Not thread-safe; one per stream.
 /// </para>
+/// <para>
+/// With <c>clean_up_tokenization_spaces</c> on, the windows are decoded without it and the pieces go through the
+/// clean-up as one stream: a trailing space (or <c>" n"</c>, <c>" '"</c>, ...) is held back until the next token
+/// shows whether punctuation follows it, so a <c>" ."</c> split across tokens comes out as <c>"."</c>, as in the
+/// whole decode.
+/// </para>
 /// </summary>
 public sealed class IncrementalDecoder
 {
     private const char Replacement = '\uFFFD';
     private readonly ITextTokenizer _tokenizer;
     private readonly bool _skipSpecialTokens;
+    private readonly TokenizationSpacesStream? _cleanUp;
     private readonly List<int> _window = [];
     private int _prefixLength;          // ids at the start of _window that belong to the last emitted piece
     private string _prefixText = "";    // Decode of those ids
@@ -25,11 +32,16 @@ public sealed class IncrementalDecoder
     /// <summary>Creates a decoder over a tokenizer.</summary>
     /// <param name="tokenizer">The tokenizer whose ids arrive.</param>
     /// <param name="skipSpecialTokens">Drop special tokens (default: generation output shows no BOS/EOS).</param>
-    public IncrementalDecoder(ITextTokenizer tokenizer, bool skipSpecialTokens = true)
+    /// <param name="cleanUpTokenizationSpaces">
+    /// Apply <see cref="TokenizationSpaces.CleanUp"/>, as <see cref="ITextTokenizer.Decode"/> takes it; null: the
+    /// tokenizer's <see cref="ITextTokenizer.CleanUpTokenizationSpaces"/>.
+    /// </param>
+    public IncrementalDecoder(ITextTokenizer tokenizer, bool skipSpecialTokens = true, bool? cleanUpTokenizationSpaces = null)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         _tokenizer = tokenizer;
         _skipSpecialTokens = skipSpecialTokens;
+        if (cleanUpTokenizationSpaces ?? tokenizer.CleanUpTokenizationSpaces) _cleanUp = new TokenizationSpacesStream();
     }
 
     /// <summary>Adds one id; returns the text it completes (often one word piece, sometimes empty).</summary>
@@ -39,10 +51,11 @@ public sealed class IncrementalDecoder
         if ((uint)id >= (uint)_tokenizer.VocabSize)
             throw new ArgumentOutOfRangeException(nameof(id), id, $"Token id must be in [0, {_tokenizer.VocabSize}); got {id}.");
         _window.Add(id);
-        string text = _tokenizer.Decode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_window), _skipSpecialTokens);
+        string text = DecodeWindow();
         if (text.Length <= _prefixText.Length || text[^1] == Replacement || !text.StartsWith(_prefixText, StringComparison.Ordinal))
             return "";
-        return Emit(text);
+        string piece = Emit(text);
+        return _cleanUp is null ? piece : _cleanUp.Push(piece);
     }
 
     /// <summary>Returns what is still held back (an incomplete character decodes to U+FFFD, as a whole decode gives) and starts over.</summary>
@@ -51,14 +64,18 @@ public sealed class IncrementalDecoder
         string rest = "";
         if (_window.Count > _prefixLength)
         {
-            string text = _tokenizer.Decode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_window), _skipSpecialTokens);
+            string text = DecodeWindow();
             rest = text.StartsWith(_prefixText, StringComparison.Ordinal) ? text[_prefixText.Length..] : text;
         }
         _window.Clear();
         _prefixLength = 0;
         _prefixText = "";
-        return rest;
+        return _cleanUp is null ? rest : _cleanUp.Push(rest) + _cleanUp.Flush();
     }
+
+    /// <summary>The window's text before any clean-up, which is applied to the stream of pieces instead.</summary>
+    private string DecodeWindow()
+        => _tokenizer.Decode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_window), _skipSpecialTokens, cleanUpTokenizationSpaces: false);
 
     private string Emit(string text)
     {
@@ -66,7 +83,7 @@ public sealed class IncrementalDecoder
         // The ids just emitted become the context of the next piece.
         _window.RemoveRange(0, _prefixLength);
         _prefixLength = _window.Count;
-        _prefixText = _tokenizer.Decode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_window), _skipSpecialTokens);
+        _prefixText = DecodeWindow();
         return piece;
     }
 }

@@ -4,7 +4,7 @@ namespace LongContext.Text.Tokenization;
 
 /// <summary>
 /// transformers' <c>clean_up_tokenization</c>: the English clean-up that <c>decode</c> runs on decoded text when
-/// <c>clean_up_tokenization_spaces</c> is on.
+/// <c>clean_up_tokenization_spaces</c> is on (see <see cref="HfTokenizer.CleanUpTokenizationSpaces"/> for when that is).
 /// </summary>
 public static class TokenizationSpaces
 {

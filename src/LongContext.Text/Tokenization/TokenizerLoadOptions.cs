@@ -27,4 +27,12 @@ public sealed record TokenizerLoadOptions
             ? value
             : throw new ArgumentOutOfRangeException(nameof(File), value, $"{nameof(File)} must be Auto, TokenizerJson or SentencePieceModel; got {value}.");
     }
+
+    /// <summary>
+    /// Sets <see cref="HfTokenizer.CleanUpTokenizationSpaces"/> outright. Default null: from the folder, as
+    /// transformers 5.7 and later read it (for these BPE tokenizers, on only when <c>tokenizer_config.json</c> sets
+    /// <c>clean_up_tokenization_spaces</c> and <c>clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output</c>).
+    /// To decode as transformers 4.x did, set it to the folder's <c>clean_up_tokenization_spaces</c>.
+    /// </summary>
+    public bool? CleanUpTokenizationSpaces { get; init; }
 }

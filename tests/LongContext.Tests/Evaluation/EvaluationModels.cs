@@ -64,7 +64,9 @@ internal abstract class TestTokenizer : ITextTokenizer
 
     protected abstract IEnumerable<int> Ids(string text);
 
-    public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = false) => throw new NotSupportedException();
+    public bool CleanUpTokenizationSpaces => false;
+
+    public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = false, bool? cleanUpTokenizationSpaces = null) => throw new NotSupportedException();
 
     public string IdToToken(int id) => throw new NotSupportedException();
 
