@@ -1,4 +1,6 @@
 using System.ComponentModel;
+using System.Globalization;
+using LongContext.Demo.Experiment;
 using Spectre.Console;
 using Spectre.Console.Cli;
 using TorchSharp;
@@ -33,6 +35,28 @@ public class CommonSettings : CommandSettings
         if (Seed < 0) return ValidationResult.Error($"--seed must be non-negative; got {Seed}.");
         if (Threads < 0) return ValidationResult.Error($"--threads must be non-negative; got {Threads}.");
         return ValidationResult.Success();
+    }
+
+    /// <summary>
+    /// Builds settings whose record checks its own values (<see cref="PretrainSettings"/>) and answers a value out of
+    /// range as the option's error, so the check is written once, in the record.
+    /// </summary>
+    /// <param name="build">Builds the record from the options.</param>
+    /// <param name="options">The option of each record property that an option sets.</param>
+    protected static ValidationResult Checked(Action build, IReadOnlyDictionary<string, string> options)
+    {
+        ArgumentNullException.ThrowIfNull(build);
+        ArgumentNullException.ThrowIfNull(options);
+        try
+        {
+            build();
+            return ValidationResult.Success();
+        }
+        catch (SettingOutOfRangeException e)
+        {
+            string option = e.ParamName is { } p && options.TryGetValue(p, out var o) ? o : e.ParamName ?? "a setting";
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture, $"{option} must be {e.Expected}; got {e.ActualValue}."));
+        }
     }
 
     /// <summary>The torch device, after checking CUDA is there when asked for; sets the thread count.</summary>

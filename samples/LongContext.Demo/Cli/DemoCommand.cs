@@ -29,9 +29,12 @@ public sealed class DemoSettings : CommonSettings
 
     /// <summary>RoPE base of the pretrained base.</summary>
     [CommandOption("--rope-theta <X>")]
-    [Description("RoPE base the --base model was pretrained with (pretrain --rope-theta; default 500, the shipped base's). A base whose manifest says otherwise is refused.")]
-    [DefaultValue(500.0)]
-    public double RopeTheta { get; init; } = 500;
+    [Description("RoPE base the --base model was pretrained with (pretrain --rope-theta; default 10000, the shipped base's). A base whose manifest says otherwise is refused.")]
+    public double? RopeTheta { get; init; }
+
+    /// <summary>The base's settings as the demo expects them: the shipped base's, with <see cref="RopeTheta"/> if given.</summary>
+    /// <exception cref="SettingOutOfRangeException">--rope-theta out of range.</exception>
+    public PretrainSettings Pretrain() => RopeTheta is double theta ? new PretrainSettings { RopeTheta = theta } : new PretrainSettings();
 
     /// <summary>Updates per method.</summary>
     [CommandOption("--steps <N>")]
@@ -64,6 +67,11 @@ public sealed class DemoSettings : CommonSettings
     [Description("Passkey trials per length (default 20; --quick 5).")]
     public int? PasskeyTrials { get; init; }
 
+    /// <summary>Share of passkey rows in the fine-tuning data.</summary>
+    [CommandOption("--passkey-fraction <X>")]
+    [Description("Share of the fine-tuning rows that are passkey rows in LongLoRA's prompt format, in [0, 1) (default 0.25, the pretraining's share).")]
+    public double? PasskeyFraction { get; init; }
+
     /// <summary>Methods to run.</summary>
     [CommandOption("--methods <LIST>")]
     [Description("Comma-separated subset of: none, pi, extrapolation, pi-lora, longlora, longqlora, control (default all).")]
@@ -74,12 +82,14 @@ public sealed class DemoSettings : CommonSettings
     {
         var common = base.Validate();
         if (!common.Successful) return common;
-        if (!double.IsFinite(RopeTheta) || RopeTheta <= 1) return ValidationResult.Error($"--rope-theta must be a finite number above 1; got {RopeTheta}.");
+        var pretrain = Checked(() => Pretrain(), new Dictionary<string, string> { [nameof(PretrainSettings.RopeTheta)] = "--rope-theta" });
+        if (!pretrain.Successful) return pretrain;
         if (Steps is < 1) return ValidationResult.Error($"--steps must be at least 1; got {Steps}.");
         if (Batch is < 1) return ValidationResult.Error($"--batch must be at least 1; got {Batch}.");
         if (LearningRate is double lr && !(lr > 0 && double.IsFinite(lr))) return ValidationResult.Error($"--lr must be positive; got {lr}.");
         if (LoraRank < 1) return ValidationResult.Error($"--lora-rank must be at least 1; got {LoraRank}.");
         if (EvalTokens is < 4096) return ValidationResult.Error($"--eval-tokens must be at least 4096; got {EvalTokens}.");
+        if (PasskeyFraction is double pf && !(pf >= 0 && pf < 1)) return ValidationResult.Error($"--passkey-fraction must be in [0, 1); got {pf}.");
         if (PasskeyTrials is < 1) return ValidationResult.Error($"--passkey-trials must be at least 1; got {PasskeyTrials}.");
         if (MethodList is not null)
             try
@@ -112,6 +122,7 @@ public sealed class DemoSettings : CommonSettings
         LoraRank = LoraRank,
         EvalTokens = EvalTokens ?? (Quick ? 4096 : 32768),
         PasskeyTrials = PasskeyTrials ?? (Quick ? 5 : 20),
+        PasskeyFraction = PasskeyFraction ?? new ExperimentSettings().PasskeyFraction,
         Methods = MethodList is null ? LongContext.Demo.Experiment.Methods.All : ParseMethods(MethodList),
     };
 }
@@ -125,12 +136,12 @@ public sealed class DemoCommand : Command<DemoSettings>
         var clock = Stopwatch.StartNew();
         var device = settings.TorchDevice();
         var experiment = settings.Experiment();
-        var pretrain = new PretrainSettings { RopeTheta = settings.RopeTheta };
+        var pretrain = settings.Pretrain();
         string output = Path.GetFullPath(settings.Output);
         Directory.CreateDirectory(output);
         string baseFolder = settings.Base ?? Path.Combine(DemoInputs.DataFolder, "base");
         AnsiConsole.MarkupLine($"[bold]Context extension[/] of a tiny Llama ({pretrain.Layers} layers, d {pretrain.Hidden}, {pretrain.Heads} heads, RoPE base {pretrain.RopeTheta}) pretrained at L = {pretrain.Context} on the KJV, to 4L = {4 * pretrain.Context}.");
-        AnsiConsole.MarkupLine(Markup.Escape($"{experiment.Steps} updates x {experiment.Batch} rows of {4 * pretrain.Context} tokens per method, lr {experiment.LearningRate}, LoRA r {experiment.LoraRank}; eval: {experiment.EvalTokens} held-out tokens (Acts..Revelation), LongLoRA windows every {experiment.EvalStep}, {experiment.PasskeyTrials} passkey trials per length."));
+        AnsiConsole.MarkupLine(Markup.Escape($"{experiment.Steps} updates x {experiment.Batch} rows of {4 * pretrain.Context} tokens per method ({experiment.PasskeyFraction:P0} passkey rows), lr {experiment.LearningRate}, LoRA r {experiment.LoraRank}; eval: {experiment.EvalTokens} held-out tokens (Acts..Revelation), LongLoRA windows every {experiment.EvalStep}, {experiment.PasskeyTrials} passkey trials per length."));
         AnsiConsole.MarkupLine(Markup.Escape($"Machine: {Environment.ProcessorCount} cores, {torch.get_num_threads()} torch threads, load average {Pretraining.LoadAverage()} at the start; device {settings.Device}."));
 
         using var inputs = DemoInputs.Load(DemoInputs.DataFolder);
@@ -151,7 +162,7 @@ public sealed class DemoCommand : Command<DemoSettings>
         var comparison = ResultFiles.Comparison(results);
         Files.WriteText(Path.Combine(output, ResultFiles.Csv), ResultFiles.ToCsv(results, lengths));
         string header = string.Create(CultureInfo.InvariantCulture,
-            $"Run: demo{(settings.Quick ? " --quick" : "")}, seed {settings.Seed}, {experiment.Steps} updates x {experiment.Batch} x {target} tokens, lr {experiment.LearningRate}, LoRA r {experiment.LoraRank}, {experiment.EvalTokens} eval tokens, {experiment.PasskeyTrials} passkey trials; {Environment.ProcessorCount} cores, load average {Pretraining.LoadAverage()} at the end; {clock.Elapsed.TotalSeconds:F0} s.\n");
+            $"Run: demo{(settings.Quick ? " --quick" : "")}, seed {settings.Seed}, {experiment.Steps} updates x {experiment.Batch} x {target} tokens ({experiment.PasskeyFraction:P0} passkey rows), lr {experiment.LearningRate}, LoRA r {experiment.LoraRank}, {experiment.EvalTokens} eval tokens, {experiment.PasskeyTrials} passkey trials; {Environment.ProcessorCount} cores, load average {Pretraining.LoadAverage()} at the end; {clock.Elapsed.TotalSeconds:F0} s.\n");
         Files.WriteText(Path.Combine(output, ResultFiles.Markdown), ResultFiles.ToMarkdown(results, lengths, expectations, header));
         comparison.WritePlot(Path.Combine(output, ResultFiles.Plot), $"Tiny Llama, L = {l} extended to {target}: perplexity (LongLoRA protocol)");
 

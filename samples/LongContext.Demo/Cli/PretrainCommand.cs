@@ -14,40 +14,49 @@ public sealed class PretrainSettingsCli : CommonSettings
     [DefaultValue("base-model")]
     public string Output { get; init; } = "base-model";
 
-    /// <summary>Updates.</summary>
+    /// <summary>Updates (null: <see cref="PretrainSettings.Steps"/>'s default).</summary>
     [CommandOption("--steps <N>")]
     [Description("Optimizer updates (default 2000, the shipped base's).")]
-    [DefaultValue(2000)]
-    public int Steps { get; init; } = 2000;
+    public int? Steps { get; init; }
 
-    /// <summary>Rows per update.</summary>
+    /// <summary>Rows per update (null: the record's default).</summary>
     [CommandOption("--batch <N>")]
     [Description("Rows of L tokens per update (default 16).")]
-    [DefaultValue(16)]
-    public int Batch { get; init; } = 16;
+    public int? Batch { get; init; }
 
-    /// <summary>L.</summary>
+    /// <summary>L (null: the record's default).</summary>
     [CommandOption("--context <L>")]
-    [Description("Pretraining context L (default 128).")]
-    [DefaultValue(128)]
-    public int Context { get; init; } = 128;
+    [Description("Pretraining context L, 64..4096 (default 128).")]
+    public int? Context { get; init; }
 
-    /// <summary>RoPE base.</summary>
+    /// <summary>RoPE base (null: the record's default).</summary>
     [CommandOption("--rope-theta <X>")]
-    [Description("RoPE base of the new model (default 500, the shipped base's; Llama-2 uses 10000).")]
-    [DefaultValue(500.0)]
-    public double RopeTheta { get; init; } = 500;
+    [Description("RoPE base of the new model, above 1 (default 10000, the shipped base's and Llama-2's).")]
+    public double? RopeTheta { get; init; }
+
+    private static readonly Dictionary<string, string> OptionNames = new()
+    {
+        [nameof(PretrainSettings.Seed)] = "--seed", [nameof(PretrainSettings.Steps)] = "--steps", [nameof(PretrainSettings.Batch)] = "--batch",
+        [nameof(PretrainSettings.Context)] = "--context", [nameof(PretrainSettings.RopeTheta)] = "--rope-theta",
+    };
+
+    /// <summary>The pretraining settings: the record's defaults, with what the options set.</summary>
+    /// <exception cref="SettingOutOfRangeException">An option out of range.</exception>
+    public PretrainSettings Settings()
+    {
+        var s = new PretrainSettings { Seed = Seed };
+        if (Steps is int steps) s = s with { Steps = steps };
+        if (Batch is int batch) s = s with { Batch = batch };
+        if (Context is int context) s = s with { Context = context };
+        if (RopeTheta is double theta) s = s with { RopeTheta = theta };
+        return s;
+    }
 
     /// <inheritdoc />
     public override ValidationResult Validate()
     {
         var common = base.Validate();
-        if (!common.Successful) return common;
-        if (Steps < 1) return ValidationResult.Error($"--steps must be at least 1; got {Steps}.");
-        if (Batch < 1) return ValidationResult.Error($"--batch must be at least 1; got {Batch}.");
-        if (!double.IsFinite(RopeTheta) || RopeTheta <= 1) return ValidationResult.Error($"--rope-theta must be a finite number above 1; got {RopeTheta}.");
-        if (Context is < 64 or > 4096) return ValidationResult.Error($"--context must be in [64, 4096]; got {Context}.");
-        return ValidationResult.Success();
+        return common.Successful ? Checked(() => Settings(), OptionNames) : common;
     }
 }
 
@@ -59,11 +68,11 @@ public sealed class PretrainCommand : Command<PretrainSettingsCli>
     {
         var device = settings.TorchDevice();
         using var inputs = DemoInputs.Load(DemoInputs.DataFolder);
-        var pretrain = new PretrainSettings { Seed = settings.Seed, Steps = settings.Steps, Batch = settings.Batch, Context = settings.Context, RopeTheta = settings.RopeTheta };
+        var pretrain = settings.Settings();
         using var model = Pretraining.Run(inputs, pretrain, settings.Output, device);
         using var tokens = inputs.EvaluationTokens(32768);
-        var report = Runs.Evaluate(model, "held-out perplexity", tokens, inputs.Tokenizer, [settings.Context], passkeyTrials: 10);
-        AnsiConsole.MarkupLine($"Base written to [bold]{Markup.Escape(Path.GetFullPath(settings.Output))}[/]: held-out ppl@{settings.Context} {report.Perplexity[0].Perplexity:F2}, passkey@{settings.Context} {report.Passkey[0].Correct}/{report.Passkey[0].Trials.Count}.");
+        var report = Runs.Evaluate(model, "held-out perplexity", tokens, inputs.Tokenizer, [pretrain.Context], passkeyTrials: 10);
+        AnsiConsole.MarkupLine($"Base written to [bold]{Markup.Escape(Path.GetFullPath(settings.Output))}[/]: held-out ppl@{pretrain.Context} {report.Perplexity[0].Perplexity:F2}, passkey@{pretrain.Context} {report.Passkey[0].Correct}/{report.Passkey[0].Trials.Count}.");
         return ExitCodes.Success;
     }
 }

@@ -54,7 +54,7 @@ public static class Methods
         Method.PiLora => "PI + LoRA, full attention",
         Method.LongLora => "LongLoRA (PI + S2 + LoRA + embed/norm)",
         Method.LongQLora => "LongQLoRA (PI + S2 + NF4 QLoRA + embed/norm)",
-        Method.Control => "control: same tokens at L, no PI",
+        Method.Control => "same tokens at L, no PI (control)",
         _ => throw new ArgumentOutOfRangeException(nameof(method), method, null),
     };
 

@@ -9,54 +9,6 @@ using static TorchSharp.torch;
 
 namespace LongContext.Demo.Experiment;
 
-/// <summary>Settings of the base model's pretraining (the <c>pretrain</c> command); all of them go into its manifest.</summary>
-public sealed record PretrainSettings
-{
-    /// <summary>Seed of the initialization and the data order.</summary>
-    public int Seed { get; init; } = 1;
-    /// <summary>Pretraining context L.</summary>
-    public int Context { get; init; } = 128;
-    /// <summary>Optimizer updates.</summary>
-    public int Steps { get; init; } = 2000;
-    /// <summary>Rows per update.</summary>
-    public int Batch { get; init; } = 16;
-    /// <summary>Peak learning rate (cosine schedule, 5 % warmup).</summary>
-    public double LearningRate { get; init; } = 2e-3;
-    /// <summary>AdamW weight decay (not on norms).</summary>
-    public double WeightDecay { get; init; } = 0.1;
-    /// <summary>Share of passkey rows in the data.</summary>
-    public double PasskeyFraction { get; init; } = 0.25;
-    /// <summary>Hidden size.</summary>
-    public int Hidden { get; init; } = 128;
-    /// <summary>Decoder layers.</summary>
-    public int Layers { get; init; } = 3;
-    /// <summary>Attention heads.</summary>
-    public int Heads { get; init; } = 4;
-    /// <summary>MLP size.</summary>
-    public int Intermediate { get; init; } = 384;
-    /// <summary>RoPE base (small: with 32-dimensional heads, 8 of the 16 rotary pairs turn a full period within L = 128).</summary>
-    public double RopeTheta { get; init; } = 500;
-
-    /// <summary>The model's config for a vocabulary.</summary>
-    /// <param name="vocabSize">Tokenizer vocabulary.</param>
-    public LlamaConfig Config(int vocabSize) => new()
-    {
-        VocabSize = vocabSize,
-        HiddenSize = Hidden,
-        IntermediateSize = Intermediate,
-        NumHiddenLayers = Layers,
-        NumAttentionHeads = Heads,
-        NumKeyValueHeads = Heads,
-        HeadDim = Hidden / Heads,
-        MaxPositionEmbeddings = Context,
-        TieWordEmbeddings = true,
-        Rope = new RopeParameters { Theta = RopeTheta },
-    };
-
-    /// <summary>The settings as JSON (the manifest's <c>settings</c>).</summary>
-    public JsonObject ToJson() => JsonSerializer.SerializeToNode(this)!.AsObject();
-}
-
 /// <summary>
 /// The shipped base model: a folder with <c>config.json</c>, <c>model.safetensors</c> (bf16) and <c>manifest.json</c>
 /// (the pretraining settings, the tokenizer's fingerprint, the SHA-256 of the weights and the pretraining's
@@ -116,7 +68,16 @@ public static class TinyBase
         string fingerprint = manifest["tokenizer_fingerprint"]!.GetValue<string>();
         if (fingerprint != tokenizerFingerprint)
             throw new InvalidDataException($"'{manifestPath}' was made with tokenizer {fingerprint}; the tokenizer in use is {tokenizerFingerprint}.");
-        var saved = manifest["settings"]!.Deserialize<PretrainSettings>()!;
+        PretrainSettings saved;
+        try
+        {
+            saved = manifest["settings"]?.Deserialize<PretrainSettings>()
+                ?? throw new InvalidDataException($"'{manifestPath}' has no settings.");
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            throw new InvalidDataException($"'{manifestPath}' settings: {e.Message}", e);
+        }
         if (saved.Context != settings.Context || saved.Hidden != settings.Hidden || saved.Layers != settings.Layers || saved.Heads != settings.Heads
             || saved.Intermediate != settings.Intermediate || saved.RopeTheta != settings.RopeTheta)
             throw new InvalidDataException($"'{manifestPath}' describes another base ({saved}) than the one asked for ({settings}).");
