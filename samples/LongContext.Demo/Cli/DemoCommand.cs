@@ -54,8 +54,7 @@ public sealed class DemoSettings : CommonSettings
     /// <summary>LoRA rank.</summary>
     [CommandOption("--lora-rank <N>")]
     [Description("LoRA rank, alpha = 2 x rank (default 8).")]
-    [DefaultValue(8)]
-    public int LoraRank { get; init; } = 8;
+    public int? LoraRank { get; init; }
 
     /// <summary>Evaluation tokens.</summary>
     [CommandOption("--eval-tokens <N>")]
@@ -84,13 +83,6 @@ public sealed class DemoSettings : CommonSettings
         if (!common.Successful) return common;
         var pretrain = Checked(() => Pretrain(), new Dictionary<string, string> { [nameof(PretrainSettings.RopeTheta)] = "--rope-theta" });
         if (!pretrain.Successful) return pretrain;
-        if (Steps is < 1) return ValidationResult.Error($"--steps must be at least 1; got {Steps}.");
-        if (Batch is < 1) return ValidationResult.Error($"--batch must be at least 1; got {Batch}.");
-        if (LearningRate is double lr && !(lr > 0 && double.IsFinite(lr))) return ValidationResult.Error($"--lr must be positive; got {lr}.");
-        if (LoraRank < 1) return ValidationResult.Error($"--lora-rank must be at least 1; got {LoraRank}.");
-        if (EvalTokens is < 4096) return ValidationResult.Error($"--eval-tokens must be at least 4096; got {EvalTokens}.");
-        if (PasskeyFraction is double pf && !(pf >= 0 && pf < 1)) return ValidationResult.Error($"--passkey-fraction must be in [0, 1); got {pf}.");
-        if (PasskeyTrials is < 1) return ValidationResult.Error($"--passkey-trials must be at least 1; got {PasskeyTrials}.");
         if (MethodList is not null)
             try
             {
@@ -100,7 +92,7 @@ public sealed class DemoSettings : CommonSettings
             {
                 return ValidationResult.Error($"--methods: {e.Message}");
             }
-        return ValidationResult.Success();
+        return Checked(() => Experiment(), OptionNames);
     }
 
     /// <summary>The methods asked for, in table order.</summary>
@@ -112,19 +104,29 @@ public sealed class DemoSettings : CommonSettings
         return Methods.All.Where(chosen.Contains).ToList();
     }
 
-    /// <summary>The experiment's sizes.</summary>
-    public ExperimentSettings Experiment() => new()
+    private static readonly Dictionary<string, string> OptionNames = new()
     {
-        Seed = Seed,
-        Steps = Steps ?? (Quick ? 20 : 150),
-        Batch = Batch ?? (Quick ? 2 : 4),
-        LearningRate = LearningRate ?? 1e-3,
-        LoraRank = LoraRank,
-        EvalTokens = EvalTokens ?? (Quick ? 4096 : 32768),
-        PasskeyTrials = PasskeyTrials ?? (Quick ? 5 : 20),
-        PasskeyFraction = PasskeyFraction ?? new ExperimentSettings().PasskeyFraction,
-        Methods = MethodList is null ? LongContext.Demo.Experiment.Methods.All : ParseMethods(MethodList),
+        [nameof(ExperimentSettings.Seed)] = "--seed", [nameof(ExperimentSettings.Steps)] = "--steps", [nameof(ExperimentSettings.Batch)] = "--batch",
+        [nameof(ExperimentSettings.LearningRate)] = "--lr", [nameof(ExperimentSettings.LoraRank)] = "--lora-rank",
+        [nameof(ExperimentSettings.EvalTokens)] = "--eval-tokens", [nameof(ExperimentSettings.PasskeyTrials)] = "--passkey-trials",
+        [nameof(ExperimentSettings.PasskeyFraction)] = "--passkey-fraction", [nameof(ExperimentSettings.Methods)] = "--methods",
     };
+
+    /// <summary>The experiment's sizes: the default run's (or <see cref="ExperimentSettings.QuickRun"/>'s), with what the options set.</summary>
+    /// <exception cref="SettingOutOfRangeException">An option out of range.</exception>
+    public ExperimentSettings Experiment()
+    {
+        var s = (Quick ? ExperimentSettings.QuickRun : new ExperimentSettings()) with { Seed = Seed };
+        if (Steps is int steps) s = s with { Steps = steps };
+        if (Batch is int batch) s = s with { Batch = batch };
+        if (LearningRate is double lr) s = s with { LearningRate = lr };
+        if (LoraRank is int rank) s = s with { LoraRank = rank };
+        if (EvalTokens is int evalTokens) s = s with { EvalTokens = evalTokens };
+        if (PasskeyTrials is int trials) s = s with { PasskeyTrials = trials };
+        if (PasskeyFraction is double fraction) s = s with { PasskeyFraction = fraction };
+        if (MethodList is not null) s = s with { Methods = ParseMethods(MethodList) };
+        return s;
+    }
 }
 
 /// <summary>The experiment of issue 16: every extension method on the same base, data and steps; table, CSV, PNG; the pattern checked.</summary>
@@ -140,8 +142,8 @@ public sealed class DemoCommand : Command<DemoSettings>
         string output = Path.GetFullPath(settings.Output);
         Directory.CreateDirectory(output);
         string baseFolder = settings.Base ?? Path.Combine(DemoInputs.DataFolder, "base");
-        AnsiConsole.MarkupLine($"[bold]Context extension[/] of a tiny Llama ({pretrain.Layers} layers, d {pretrain.Hidden}, {pretrain.Heads} heads, RoPE base {pretrain.RopeTheta}) pretrained at L = {pretrain.Context} on the KJV, to 4L = {4 * pretrain.Context}.");
-        AnsiConsole.MarkupLine(Markup.Escape($"{experiment.Steps} updates x {experiment.Batch} rows of {4 * pretrain.Context} tokens per method ({experiment.PasskeyFraction:P0} passkey rows), lr {experiment.LearningRate}, LoRA r {experiment.LoraRank}; eval: {experiment.EvalTokens} held-out tokens (Acts..Revelation), LongLoRA windows every {experiment.EvalStep}, {experiment.PasskeyTrials} passkey trials per length."));
+        AnsiConsole.MarkupLine($"[bold]Context extension[/] of a tiny Llama ({pretrain.Layers} layers, d {pretrain.Hidden}, {pretrain.Heads} heads, RoPE base {pretrain.RopeTheta}) pretrained at L = {pretrain.Context} on the KJV, to 4L = {experiment.Factor * pretrain.Context}.");
+        AnsiConsole.MarkupLine(Markup.Escape($"{experiment.Steps} updates x {experiment.Batch} rows of {experiment.Factor * pretrain.Context} tokens per method ({experiment.PasskeyFraction:P0} passkey rows), lr {experiment.LearningRate}, LoRA r {experiment.LoraRank}; eval: {experiment.EvalTokens} held-out tokens (Acts..Revelation), LongLoRA windows every {experiment.EvalStep}, {experiment.PasskeyTrials} passkey trials per length."));
         AnsiConsole.MarkupLine(Markup.Escape($"Machine: {Environment.ProcessorCount} cores, {torch.get_num_threads()} torch threads, load average {Pretraining.LoadAverage()} at the start; device {settings.Device}."));
 
         using var inputs = DemoInputs.Load(DemoInputs.DataFolder);

@@ -6,33 +6,6 @@ using static TorchSharp.torch;
 
 namespace LongContext.Demo.Experiment;
 
-/// <summary>Sizes of one run of the experiment (the demo command's options).</summary>
-public sealed record ExperimentSettings
-{
-    /// <summary>Seed of the LoRA initialization and of the data order.</summary>
-    public int Seed { get; init; } = 1;
-    /// <summary>Extension factor: the target is Factor x L.</summary>
-    public int Factor { get; init; } = 4;
-    /// <summary>Updates of every fine-tuning method.</summary>
-    public int Steps { get; init; } = 150;
-    /// <summary>Rows of the target length per update (the control takes Factor x as many rows of L: the same tokens).</summary>
-    public int Batch { get; init; } = 4;
-    /// <summary>Peak learning rate (LongLoRA's schedule: constant after 20 warmup updates).</summary>
-    public double LearningRate { get; init; } = 1e-3;
-    /// <summary>LoRA rank (alpha 2 x rank).</summary>
-    public int LoraRank { get; init; } = 8;
-    /// <summary>Share of passkey rows in the fine-tuning data.</summary>
-    public double PasskeyFraction { get; init; } = 0.25;
-    /// <summary>Held-out tokens of the perplexity stream.</summary>
-    public int EvalTokens { get; init; } = 32768;
-    /// <summary>Distance between window starts (LongLoRA: 256).</summary>
-    public int EvalStep { get; init; } = 256;
-    /// <summary>Passkey trials per length.</summary>
-    public int PasskeyTrials { get; init; } = 20;
-    /// <summary>Methods to run.</summary>
-    public IReadOnlyList<Method> Methods { get; init; } = Experiment.Methods.All;
-}
-
 /// <summary>What one method measured.</summary>
 /// <param name="Method">The method.</param>
 /// <param name="Report">Perplexity and passkey by length (the library's report).</param>

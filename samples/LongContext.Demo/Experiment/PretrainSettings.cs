@@ -1,22 +1,9 @@
-using System.Globalization;
-using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LongContext.Llama;
 using LongContext.Rope;
 
 namespace LongContext.Demo.Experiment;
-
-/// <summary>A setting of <see cref="PretrainSettings"/> outside its range.</summary>
-/// <param name="setting">The property.</param>
-/// <param name="value">The value given.</param>
-/// <param name="expected">What it must be ("at least 1").</param>
-public sealed class SettingOutOfRangeException(string setting, object value, string expected)
-    : ArgumentOutOfRangeException(setting, value, string.Create(CultureInfo.InvariantCulture, $"{setting} must be {expected}; got {value}."))
-{
-    /// <summary>What the value must be.</summary>
-    public string Expected { get; } = expected;
-}
 
 /// <summary>
 /// Settings of the base model's pretraining (the <c>pretrain</c> command); all of them go into its manifest. Each
@@ -29,37 +16,32 @@ public sealed record PretrainSettings
     private readonly double _learningRate = 2e-3, _weightDecay = 0.1, _passkeyFraction = 0.25, _ropeTheta = 10000;
 
     /// <summary>Seed of the initialization and the data order (non-negative).</summary>
-    public int Seed { get => _seed; init => _seed = AtLeast(value, 0); }
+    public int Seed { get => _seed; init => _seed = SettingChecks.AtLeast(value, 0); }
     /// <summary>Pretraining context L, in [64, 4096].</summary>
-    public int Context { get => _context; init => _context = value is >= 64 and <= 4096 ? value : throw Bad(value, "in [64, 4096]"); }
+    public int Context { get => _context; init => _context = value is >= 64 and <= 4096 ? value : throw SettingChecks.Bad(value, "in [64, 4096]"); }
     /// <summary>Optimizer updates (at least 1).</summary>
-    public int Steps { get => _steps; init => _steps = AtLeast(value, 1); }
+    public int Steps { get => _steps; init => _steps = SettingChecks.AtLeast(value, 1); }
     /// <summary>Rows per update (at least 1).</summary>
-    public int Batch { get => _batch; init => _batch = AtLeast(value, 1); }
+    public int Batch { get => _batch; init => _batch = SettingChecks.AtLeast(value, 1); }
     /// <summary>Peak learning rate (cosine schedule, 5 % warmup); positive.</summary>
-    public double LearningRate { get => _learningRate; init => _learningRate = double.IsFinite(value) && value > 0 ? value : throw Bad(value, "a positive number"); }
+    public double LearningRate { get => _learningRate; init => _learningRate = SettingChecks.Positive(value); }
     /// <summary>AdamW weight decay (not on norms); non-negative.</summary>
-    public double WeightDecay { get => _weightDecay; init => _weightDecay = double.IsFinite(value) && value >= 0 ? value : throw Bad(value, "a non-negative number"); }
+    public double WeightDecay { get => _weightDecay; init => _weightDecay = double.IsFinite(value) && value >= 0 ? value : throw SettingChecks.Bad(value, "a non-negative number"); }
     /// <summary>Share of passkey rows in the data, in [0, 1).</summary>
-    public double PasskeyFraction { get => _passkeyFraction; init => _passkeyFraction = value is >= 0 and < 1 ? value : throw Bad(value, "in [0, 1)"); }
+    public double PasskeyFraction { get => _passkeyFraction; init => _passkeyFraction = SettingChecks.Fraction(value); }
     /// <summary>Hidden size (a multiple of <see cref="Heads"/>, checked by the model's config).</summary>
-    public int Hidden { get => _hidden; init => _hidden = AtLeast(value, 1); }
+    public int Hidden { get => _hidden; init => _hidden = SettingChecks.AtLeast(value, 1); }
     /// <summary>Decoder layers.</summary>
-    public int Layers { get => _layers; init => _layers = AtLeast(value, 1); }
+    public int Layers { get => _layers; init => _layers = SettingChecks.AtLeast(value, 1); }
     /// <summary>Attention heads.</summary>
-    public int Heads { get => _heads; init => _heads = AtLeast(value, 1); }
+    public int Heads { get => _heads; init => _heads = SettingChecks.AtLeast(value, 1); }
     /// <summary>MLP size.</summary>
-    public int Intermediate { get => _intermediate; init => _intermediate = AtLeast(value, 1); }
+    public int Intermediate { get => _intermediate; init => _intermediate = SettingChecks.AtLeast(value, 1); }
     /// <summary>
     /// RoPE base, a finite number above 1. Default 10,000, Llama-2's: with it the base learns passkey retrieval at L,
     /// which it did not with the first shipped base's 500 (README, "What the program concluded").
     /// </summary>
-    public double RopeTheta { get => _ropeTheta; init => _ropeTheta = double.IsFinite(value) && value > 1 ? value : throw Bad(value, "a finite number above 1"); }
-
-    private static int AtLeast(int value, int min, [CallerMemberName] string name = "") =>
-        value >= min ? value : throw Bad(value, $"at least {min}", name);
-
-    private static SettingOutOfRangeException Bad(object value, string expected, [CallerMemberName] string name = "") => new(name, value, expected);
+    public double RopeTheta { get => _ropeTheta; init => _ropeTheta = double.IsFinite(value) && value > 1 ? value : throw SettingChecks.Bad(value, "a finite number above 1"); }
 
     /// <summary>The model's config for a vocabulary.</summary>
     /// <param name="vocabSize">Tokenizer vocabulary.</param>
