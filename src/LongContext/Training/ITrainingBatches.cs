@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace LongContext.Llama.FineTuning;
+namespace LongContext.Training;
 
 /// <summary>A source of training batches with a resumable position.</summary>
 public interface ITrainingBatches

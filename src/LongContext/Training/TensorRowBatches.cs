@@ -2,7 +2,7 @@ using System.Globalization;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace LongContext.Llama.FineTuning;
+namespace LongContext.Training;
 
 /// <summary>
 /// Training rows held in memory, (R, L) token ids and optional labels (default: the ids), served in order as
