@@ -20,7 +20,8 @@ namespace LongContext.Llama.FineTuning;
 /// Output folder: <see cref="LogFile"/>, <see cref="StateFile"/>, <see cref="AdapterFolderName"/>/. With
 /// <see cref="LongLoraTrainerOptions.Resume"/> a run whose folder holds a state continues from it (same model
 /// preparation, schedule and optimizer settings; the batches are sought to the saved cursor) and ends as the
-/// uninterrupted run would.
+/// uninterrupted run would. The trainer always saves the batches' cursor; a state without one (written by
+/// <see cref="TrainingState.Save"/> with none) leaves the batches where they are.
 /// </remarks>
 public sealed class LongLoraTrainer
 {
@@ -47,7 +48,12 @@ public sealed class LongLoraTrainer
     /// <param name="batches">The training micro-batches.</param>
     /// <param name="evaluationTokens">Held-out tokens for the periodic evaluation; required when <see cref="LongLoraTrainerOptions.EvaluateEvery"/> is set.</param>
     /// <param name="progress">Called after every update, or null.</param>
-    /// <exception cref="ArgumentException">Evaluation requested without tokens; a row length the model cannot take.</exception>
+    /// <exception cref="ArgumentException">
+    /// Evaluation requested without tokens; a row length the model cannot take; on resume, a saved data cursor that
+    /// <paramref name="batches"/> rejects (the message names the state file, the cursor and the source's expected
+    /// format; the source's exception is the inner one). The model's trainable parameters already hold the saved
+    /// values then.
+    /// </exception>
     public TrainerResult Train(ITrainingBatches batches, TokenSequence? evaluationTokens = null, Action<TrainerProgress>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(batches);
@@ -66,7 +72,7 @@ public sealed class LongLoraTrainer
         {
             TrainingResumePoint point = TrainingState.Load(statePath, optimizer, schedule);
             start = point.Step;
-            if (point.DataCursor is not null) batches.Seek(point.DataCursor);
+            if (point.DataCursor is string cursor) SeekSaved(batches, cursor, statePath);
             if (File.Exists(logPath))
                 logLines = File.ReadAllLines(logPath).Take(1 + (int)start).ToList();
         }
@@ -113,6 +119,22 @@ public sealed class LongLoraTrainer
         model.eval();
         if (Options.SaveAdapter) LongLora.SaveAdapter(model, adapterPath, Options.BaseModelNameOrPath);
         return new TrainerResult(Options.TotalSteps, start, records, logPath, statePath, Options.SaveAdapter ? adapterPath : null);
+    }
+
+    /// <summary>Seeks the batches to the state's cursor; a cursor the source rejects fails naming the state file, the cursor and the source.</summary>
+    private static void SeekSaved(ITrainingBatches batches, string cursor, string statePath)
+    {
+        try
+        {
+            batches.Seek(cursor);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException(
+                $"training state '{statePath}' holds data cursor '{cursor}', which the batch source ({batches.GetType().Name}) rejects: {e.Message} " +
+                "Resume with the kind of batch source the state was saved with, or train into another output folder.",
+                nameof(batches), e);
+        }
     }
 
     private Tensor Hidden(Tensor ids, Device device)

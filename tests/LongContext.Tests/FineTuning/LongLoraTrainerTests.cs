@@ -47,6 +47,30 @@ public sealed class LongLoraTrainerTests : IDisposable
     private static TensorRowBatches Rows(int rows, int length = RowLength)
         => new(torch.tensor(Corpus(rows * length)).reshape(rows, length), batchSize: 2);
 
+    /// <summary>Rows whose <see cref="ITrainingBatches.Seek"/> calls are recorded.</summary>
+    private sealed class SeekRecordingBatches(TensorRowBatches inner) : ITrainingBatches, IDisposable
+    {
+        public List<string> Seeks { get; } = [];
+        public string Cursor => inner.Cursor;
+        public (Tensor InputIds, Tensor Labels) Next() => inner.Next();
+        public void Seek(string cursor)
+        {
+            Seeks.Add(cursor);
+            inner.Seek(cursor);
+        }
+        public void Dispose() => inner.Dispose();
+    }
+
+    /// <summary>Writes, where the trainer will look, a state of the prepared model at <paramref name="step"/> with <paramref name="cursor"/>.</summary>
+    private static string SaveStateFor(LlamaForCausalLM model, LongLoraTrainerOptions options, long step, string? cursor)
+    {
+        string path = Path.Combine(Path.GetFullPath(options.OutputFolder), LongLoraTrainer.StateFile);
+        model.train();
+        using var optimizer = GroupedAdamW.ForModule(model, options.AdamW);
+        TrainingState.Save(path, optimizer, options.EffectiveSchedule, step, cursor);
+        return path;
+    }
+
     private LongLoraTrainerOptions Options(string name, int totalSteps) => new()
     {
         TotalSteps = totalSteps,
@@ -128,15 +152,58 @@ public sealed class LongLoraTrainerTests : IDisposable
             new LongLoraTrainer(model, Options("resumed", 4) with { EvaluateEvery = null }).Train(rows);   // stops after 4, state saved
         torch.random.manual_seed(999);
         using (var model = PreparedModel())
-        using (var rows = Rows(16))
+        using (var rows = new SeekRecordingBatches(Rows(16)))
         {
             TrainerResult second = new LongLoraTrainer(model, Options("resumed", 6) with { EvaluateEvery = null }).Train(rows);
             Assert.Equal(4, second.ResumedFrom);
+            Assert.Equal(["row=16"], rows.Seeks);                               // 4 steps of 2 micro-batches of 2 rows
             Assert.Equal(2, second.Log.Count);
             Assert.Equal(7, File.ReadAllLines(second.LogPath).Length);           // the first session's rows kept
             foreach (var (name, value) in Trainables(model))
                 TensorAssert.Equal(value, straight[name], $"trainable {name} after resuming");
         }
+    }
+
+    [Theory]
+    [InlineData("chunk=3")]                                                    // another kind of source's cursor
+    [InlineData("row=-4")]
+    [InlineData("")]
+    public void Resume_FromACursorTheBatchesReject_IsAnErrorNamingTheState_TheCursor_AndTheExpectedFormat(string cursor)
+    {
+        if (!Directory.Exists(ModelFolder)) return;
+        using var model = PreparedModel();
+        var options = Options("foreign", 4) with { EvaluateEvery = null };
+        string statePath = SaveStateFor(model, options, step: 2, cursor);
+        using var rows = Rows(16);
+
+        var e = Assert.Throws<ArgumentException>(() => new LongLoraTrainer(model, options).Train(rows));
+
+        Assert.Equal("batches", e.ParamName);
+        Assert.Contains($"'{statePath}'", e.Message);
+        Assert.Contains($"data cursor '{cursor}'", e.Message);
+        Assert.Contains(nameof(TensorRowBatches), e.Message);
+        Assert.Contains("expected row=N", e.Message);                         // the source's format, from its own message
+        Assert.Equal("cursor", Assert.IsType<ArgumentException>(e.InnerException).ParamName);
+        Assert.Equal("row=0", rows.Cursor);                                   // not moved, nothing trained or logged
+        Assert.False(File.Exists(Path.Combine(options.OutputFolder, LongLoraTrainer.LogFile)));
+    }
+
+    [Fact]
+    public void Resume_FromAStateWithoutACursor_LeavesTheBatchesWhereTheyAre()
+    {
+        if (!Directory.Exists(ModelFolder)) return;
+        using var model = PreparedModel();
+        var options = Options("no-cursor", 3) with { EvaluateEvery = null };
+        SaveStateFor(model, options, step: 2, cursor: null);
+        using var rows = new SeekRecordingBatches(Rows(16));
+
+        TrainerResult result = new LongLoraTrainer(model, options).Train(rows);
+
+        Assert.Equal(2, result.ResumedFrom);
+        Assert.Empty(rows.Seeks);
+        Assert.Equal("row=4", rows.Cursor);                                   // one step of 2 micro-batches of 2 rows, from row 0
+        using var reread = GroupedAdamW.ForModule(model, options.AdamW);
+        Assert.Equal("row=4", TrainingState.Load(result.StatePath, reread, options.EffectiveSchedule).DataCursor);   // saved from there on
     }
 
     [Fact]

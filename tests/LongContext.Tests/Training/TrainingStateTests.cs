@@ -26,26 +26,13 @@ public sealed class TrainingStateTests : IDisposable
         if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
     }
 
-    /// <summary>A toy loader: a fixed token table read in order; the cursor is the next row.</summary>
-    private sealed class Loader(Tensor rows)
-    {
-        public long Next { get; set; }
-        public string Cursor => $"row={Next}";
-        public void Seek(string cursor) => Next = long.Parse(cursor["row=".Length..], System.Globalization.CultureInfo.InvariantCulture);
-
-        public Tensor Take(int count)
-        {
-            Tensor batch = rows.narrow(0, Next % rows.shape[0], count);
-            Next += count;
-            return batch;
-        }
-    }
-
-    private static Tensor Data()
+    /// <summary>The loader: a fixed token table read in order, labels = ids; its cursor is the next row.</summary>
+    private static TensorRowBatches Data()
     {
         var gen = new Random(5);
         long[] values = Enumerable.Range(0, 64 * (int)N).Select(_ => (long)gen.Next((int)Vocab)).ToArray();
-        return torch.tensor(values).reshape(64, N);
+        using Tensor rows = torch.tensor(values).reshape(64, N);
+        return new TensorRowBatches(rows, batchSize: MicroBatch);
     }
 
     private static TinyLm Model()
@@ -56,12 +43,13 @@ public sealed class TrainingStateTests : IDisposable
         return model;
     }
 
-    private static void Train(TinyLm model, GroupedAdamW optimizer, Loader loader, long from, long to)
+    private static void Train(TinyLm model, GroupedAdamW optimizer, ITrainingBatches loader, long from, long to)
     {
         for (long step = from; step < to; step++)
         {
-            var batches = Enumerable.Range(0, Accumulation).Select(_ => loader.Take(MicroBatch)).ToList();
-            GradientAccumulation.Run(batches, b => b, b => ChunkedCausalLmLoss.ComputeSum(model.Hidden(b), model.HeadWeight, b, chunkSize: 4));
+            var batches = Enumerable.Range(0, Accumulation).Select(_ => loader.Next()).ToList();
+            GradientAccumulation.Run(batches, b => b.Labels,
+                b => ChunkedCausalLmLoss.ComputeSum(model.Hidden(b.InputIds), model.HeadWeight, b.Labels, chunkSize: 4));
             GradientClipping.ClipByTotalNorm(optimizer.Parameters.Select(p => (Tensor)p.Parameter), 0.5);
             Schedule.Apply(optimizer.Optimizer, step);
             optimizer.Step();
@@ -74,7 +62,8 @@ public sealed class TrainingStateTests : IDisposable
         var model = Model();
         var optimizer = GroupedAdamW.ForModule(model, Options);
         torch.random.manual_seed(7);
-        Train(model, optimizer, new Loader(Data()), 0, TotalSteps);
+        using var loader = Data();
+        Train(model, optimizer, loader, 0, TotalSteps);
         return (model, optimizer, torch.rand(4));
     }
 
@@ -85,7 +74,7 @@ public sealed class TrainingStateTests : IDisposable
             using var model = Model();
             using var optimizer = GroupedAdamW.ForModule(model, Options);
             torch.random.manual_seed(7);
-            var loader = new Loader(Data());
+            using var loader = Data();
             Train(model, optimizer, loader, 0, 3);
             TrainingState.Save(path, optimizer, Schedule, 3, loader.Cursor);
         }
@@ -97,11 +86,12 @@ public sealed class TrainingStateTests : IDisposable
         var resumedOptimizer = GroupedAdamW.ForModule(fresh, Options);
         TrainingResumePoint point = TrainingState.Load(path, resumedOptimizer, Schedule);
         if (reseedAfterLoad) torch.random.manual_seed(99);
-        var resumedLoader = new Loader(Data());
-        resumedLoader.Seek(point.DataCursor!);
-        Train(fresh, resumedOptimizer, resumedLoader, point.Step, TotalSteps);
         Assert.Equal(3, point.Step);
+        Assert.NotNull(point.DataCursor);
         Assert.Equal($"row={3 * Accumulation * MicroBatch}", point.DataCursor);
+        using var resumedLoader = Data();
+        resumedLoader.Seek(point.DataCursor);
+        Train(fresh, resumedOptimizer, resumedLoader, point.Step, TotalSteps);
         return (fresh, resumedOptimizer, torch.rand(4));
     }
 

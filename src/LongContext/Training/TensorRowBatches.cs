@@ -2,7 +2,7 @@ using System.Globalization;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace LongContext.Llama.FineTuning;
+namespace LongContext.Training;
 
 /// <summary>
 /// Training rows held in memory, (R, L) token ids and optional labels (default: the ids), served in order as
@@ -10,6 +10,7 @@ namespace LongContext.Llama.FineTuning;
 /// </summary>
 public sealed class TensorRowBatches : ITrainingBatches, IDisposable
 {
+    private const string CursorPrefix = "row=";
     private readonly Tensor ids;
     private readonly Tensor labels;
     private readonly int batchSize;
@@ -41,7 +42,7 @@ public sealed class TensorRowBatches : ITrainingBatches, IDisposable
     public long RowLength => ids.shape[1];
 
     /// <inheritdoc />
-    public string Cursor => string.Create(CultureInfo.InvariantCulture, $"row={next}");
+    public string Cursor => string.Create(CultureInfo.InvariantCulture, $"{CursorPrefix}{next}");
 
     /// <inheritdoc />
     public (Tensor InputIds, Tensor Labels) Next()
@@ -53,13 +54,18 @@ public sealed class TensorRowBatches : ITrainingBatches, IDisposable
         return result;
     }
 
-    /// <inheritdoc />
-    /// <exception cref="FormatException">The cursor is not <c>row=N</c>.</exception>
+    /// <summary>Continues from a position <see cref="Cursor"/> gave: the next batch starts at row N (modulo the rows).</summary>
+    /// <param name="cursor"><c>row=N</c>, N a non-negative decimal integer (ASCII digits only, no sign or spaces).</param>
+    /// <exception cref="ArgumentNullException"><paramref name="cursor"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="cursor"/> is not <c>row=N</c>; the position is unchanged.</exception>
     public void Seek(string cursor)
     {
         ArgumentNullException.ThrowIfNull(cursor);
-        if (!cursor.StartsWith("row=", StringComparison.Ordinal) || !long.TryParse(cursor.AsSpan(4), NumberStyles.None, CultureInfo.InvariantCulture, out long row))
-            throw new FormatException($"cursor '{cursor}' is not a {nameof(TensorRowBatches)} cursor (row=N).");
+        if (!cursor.StartsWith(CursorPrefix, StringComparison.Ordinal)
+            || !long.TryParse(cursor.AsSpan(CursorPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out long row))
+            throw new ArgumentException(
+                $"cursor '{cursor}' is not a {nameof(TensorRowBatches)} cursor: expected {CursorPrefix}N with N a non-negative decimal integer (the next row), as {nameof(Cursor)} gives.",
+                nameof(cursor));
         next = row;
     }
 
