@@ -48,13 +48,18 @@ public sealed record EvaluationReport(IReadOnlyList<PerplexityResult> Perplexity
         return sb.ToString();
     }
 
-    /// <summary>CSV of every passkey trial: target_length, seed, key, prompt_tokens, depth_chars, garbage_chars, correct.</summary>
+    /// <summary>
+    /// CSV of every passkey trial: target_length, seed, key, prompt_tokens, depth_chars, garbage_chars, correct,
+    /// expected_ids and generated_ids (the answer's token ids and what greedy decoding produced, space-separated:
+    /// what the model answered when it missed).
+    /// </summary>
     public string PasskeyCsv()
     {
-        var sb = new StringBuilder("target_length,seed,key,prompt_tokens,depth_chars,garbage_chars,correct\n");
+        var sb = new StringBuilder("target_length,seed,key,prompt_tokens,depth_chars,garbage_chars,correct,expected_ids,generated_ids\n");
         foreach (var r in Passkey)
             foreach (var t in r.Trials)
-                sb.Append(CultureInfo.InvariantCulture, $"{r.TargetLength},{t.Seed},{t.Key},{t.PromptTokens},{t.DepthCharacters},{t.GarbageCharacters},{(t.Correct ? 1 : 0)}\n");
+                sb.Append(CultureInfo.InvariantCulture,
+                    $"{r.TargetLength},{t.Seed},{t.Key},{t.PromptTokens},{t.DepthCharacters},{t.GarbageCharacters},{(t.Correct ? 1 : 0)},{string.Join(' ', t.Expected)},{string.Join(' ', t.Generated)}\n");
         return sb.ToString();
     }
 

@@ -45,4 +45,22 @@ public sealed class EvaluationReportTests : IDisposable
         byte[] png = File.ReadAllBytes(Path.Combine(folder, EvaluationReport.PlotFile));
         Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png[..4]);
     }
+
+    [Fact]
+    public void PasskeyCsv_HoldsEveryTrialWithTheAnswerAndWhatWasGenerated()
+    {
+        var report = new EvaluationReport([], [
+            new PasskeyResult(256, [
+                new PasskeyTrial(0, 31416, 250, 40, 90, [3, 1, 4, 1, 6], [3, 1, 4, 1, 6]),
+                new PasskeyTrial(1, 27182, 254, 12, 95, [2, 7, 1, 8, 2], [2, 7, 9, 9, 9]),
+            ]),
+        ]);
+        Assert.Equal(
+            [
+                "target_length,seed,key,prompt_tokens,depth_chars,garbage_chars,correct,expected_ids,generated_ids",
+                "256,0,31416,250,40,90,1,3 1 4 1 6,3 1 4 1 6",
+                "256,1,27182,254,12,95,0,2 7 1 8 2,2 7 9 9 9",
+            ],
+            report.PasskeyCsv().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
 }
