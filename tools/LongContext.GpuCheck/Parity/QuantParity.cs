@@ -4,6 +4,7 @@ using LongContext.GpuCheck.Results;
 using LongContext.IO;
 using LongContext.Lora;
 using LongContext.Quantization;
+using LongContext.Tests.Quantization;
 using LongContext.Training;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
