@@ -239,14 +239,9 @@ public static class LlamaCheckpoint
         }
     }
 
-    private static string DtypeName(ScalarType t) => t switch
-    {
-        ScalarType.Float32 => "float32",
-        ScalarType.Float16 => "float16",
-        ScalarType.BFloat16 => "bfloat16",
-        ScalarType.Float64 => "float64",
-        _ => throw new InvalidOperationException($"parameters of dtype {t} cannot be saved as an HF checkpoint; expected a floating dtype."),
-    };
+    private static string DtypeName(ScalarType t)
+        => t is ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Float64 ? TorchDtypeNames.Name(t)
+            : throw new InvalidOperationException($"parameters of dtype {t} cannot be saved as an HF checkpoint; expected a floating dtype.");
 
     /// <summary>Maps every stored tensor name to the file that holds it.</summary>
     private static Dictionary<string, string> WeightFiles(string folder)

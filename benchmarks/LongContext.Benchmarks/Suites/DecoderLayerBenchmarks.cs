@@ -13,7 +13,7 @@ namespace LongContext.Benchmarks.Suites;
 /// adapters, base frozen), B=1: full attention (baseline) against S2 Roll and S2 NoWrap, with and without activation
 /// checkpointing. Shapes: <see cref="LlamaShapes"/>; N 2048 on CPU, 16k and 32k on CUDA.
 /// </summary>
-public class DecoderLayerBenchmarks : BenchmarkBase, IWorkload
+public class DecoderLayerBenchmarks : AttentionStepBenchmarks, IWorkload
 {
     private LlamaDecoderLayer layer = null!;
     private Tensor x = null!, positions = null!, gradOut = null!;
@@ -55,19 +55,8 @@ public class DecoderLayerBenchmarks : BenchmarkBase, IWorkload
     [GlobalCleanup]
     public void TearDown() => Cleanup();
 
-    /// <summary>Full causal attention.</summary>
-    [Benchmark(Baseline = true)]
-    public void Full() => Step(StepAttention.Full);
-
-    /// <summary>S2-Attn, Roll.</summary>
-    [Benchmark]
-    public void S2Roll() => Step(StepAttention.S2Roll);
-
-    /// <summary>S2-Attn, NoWrap.</summary>
-    [Benchmark]
-    public void S2NoWrap() => Step(StepAttention.S2NoWrap);
-
-    private void Step(StepAttention attention)
+    /// <inheritdoc />
+    protected override void Step(StepAttention attention)
     {
         layer.SelfAttention.Core.Configure(LlamaShapes.Attention(attention));
         Measure(Pass.ForwardBackward, () => layer.forward(x, new DecoderInputs(rotaryPositions)), gradOut, inputs);

@@ -35,13 +35,40 @@ public static class GenerationShapes
 }
 
 /// <summary>
+/// What the generation suites set up: the random <see cref="GenerationShapes"/> model on the device in evaluation
+/// mode and a KV cache for one sequence, both kept until its [GlobalCleanup].
+/// </summary>
+public abstract class GenerationBenchmarkBase : BenchmarkBase
+{
+    /// <summary>The model.</summary>
+    protected LlamaForCausalLM Model { get; private set; } = null!;
+
+    /// <summary>Its cache, batch 1.</summary>
+    protected KvCache Cache { get; private set; } = null!;
+
+    /// <summary>Seeds, then builds the model for a context of <paramref name="positions"/> and a cache of as many; returns the config.</summary>
+    protected LlamaConfig BuildModelAndCache(int positions)
+    {
+        Seed();
+        LlamaConfig config = GenerationShapes.Config(positions);
+        Model = Keep(LlamaShapes.OnDevice(() => new LlamaForCausalLM(config, DType)));
+        Model.to(Device);
+        Model.eval();
+        Cache = Keep(new KvCache(config, 1, positions, DType, Device));
+        return config;
+    }
+
+    /// <summary>Frees the model, the cache and what the suite kept.</summary>
+    [GlobalCleanup]
+    public void TearDown() => Cleanup();
+}
+
+/// <summary>
 /// Prefill of an N-token prompt: recomputing without a cache (a full forward with (N, vocab) logits, the baseline) vs
 /// the cached prefill (keys and values into a KV cache in chunks of 512, logits at the last position only).
 /// </summary>
-public class GenerationPrefillBenchmarks : BenchmarkBase, IWorkload
+public class GenerationPrefillBenchmarks : GenerationBenchmarkBase, IWorkload
 {
-    private LlamaForCausalLM model = null!;
-    private KvCache cache = null!;
     private Tensor ids = null!;
 
     /// <summary>Prompt length.</summary>
@@ -55,18 +82,9 @@ public class GenerationPrefillBenchmarks : BenchmarkBase, IWorkload
     [GlobalSetup]
     public void Setup()
     {
-        Seed();
-        LlamaConfig config = GenerationShapes.Config(N);
-        model = Keep(LlamaShapes.OnDevice(() => new LlamaForCausalLM(config, DType)));
-        model.to(Device);
-        model.eval();
-        cache = Keep(new KvCache(config, 1, N, DType, Device));
+        LlamaConfig config = BuildModelAndCache(N);
         ids = Make(() => randint(0, config.VocabSize, [1, N], ScalarType.Int64, Device));
     }
-
-    /// <summary>Frees the model and cache.</summary>
-    [GlobalCleanup]
-    public void TearDown() => Cleanup();
 
     /// <summary>Without a cache: a full forward (what every step of uncached generation recomputes).</summary>
     [Benchmark(Baseline = true)]
@@ -74,7 +92,7 @@ public class GenerationPrefillBenchmarks : BenchmarkBase, IWorkload
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        _ = model.forward(ids);
+        _ = Model.forward(ids);
         Sync();
     }
 
@@ -84,8 +102,8 @@ public class GenerationPrefillBenchmarks : BenchmarkBase, IWorkload
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        cache.Reset();
-        _ = model.NextTokenLogits(ids, cache, chunkSize: 512);
+        Cache.Reset();
+        _ = Model.NextTokenLogits(ids, Cache, chunkSize: 512);
         Sync();
     }
 
@@ -97,10 +115,8 @@ public class GenerationPrefillBenchmarks : BenchmarkBase, IWorkload
 /// One decode step at context N: recomputing the whole sequence without a cache (a full forward of N + 1 tokens, the
 /// baseline) vs a cached step (one new token attends the N cached positions; the cache is rewound after each step).
 /// </summary>
-public class GenerationDecodeBenchmarks : BenchmarkBase, IWorkload
+public class GenerationDecodeBenchmarks : GenerationBenchmarkBase, IWorkload
 {
-    private LlamaForCausalLM model = null!;
-    private KvCache cache = null!;
     private Tensor sequence = null!, next = null!;
 
     /// <summary>Context length before the step.</summary>
@@ -114,22 +130,13 @@ public class GenerationDecodeBenchmarks : BenchmarkBase, IWorkload
     [GlobalSetup]
     public void Setup()
     {
-        Seed();
-        LlamaConfig config = GenerationShapes.Config(N + 1);
-        model = Keep(LlamaShapes.OnDevice(() => new LlamaForCausalLM(config, DType)));
-        model.to(Device);
-        model.eval();
-        cache = Keep(new KvCache(config, 1, N + 1, DType, Device));
+        LlamaConfig config = BuildModelAndCache(N + 1);
         sequence = Make(() => randint(0, config.VocabSize, [1, N + 1], ScalarType.Int64, Device));
         next = Make(() => sequence.narrow(1, N, 1).clone());
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        _ = model.NextTokenLogits(sequence.narrow(1, 0, N), cache, chunkSize: 512);
+        _ = Model.NextTokenLogits(sequence.narrow(1, 0, N), Cache, chunkSize: 512);
     }
-
-    /// <summary>Frees the model and cache.</summary>
-    [GlobalCleanup]
-    public void TearDown() => Cleanup();
 
     /// <summary>Without a cache: the next token's logits from a full forward of the whole sequence.</summary>
     [Benchmark(Baseline = true)]
@@ -137,7 +144,7 @@ public class GenerationDecodeBenchmarks : BenchmarkBase, IWorkload
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        _ = model.forward(sequence)[0, -1];
+        _ = Model.forward(sequence)[0, -1];
         Sync();
     }
 
@@ -147,8 +154,8 @@ public class GenerationDecodeBenchmarks : BenchmarkBase, IWorkload
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        _ = model.NextTokenLogits(next, cache);
-        cache.Truncate(N);
+        _ = Model.NextTokenLogits(next, Cache);
+        Cache.Truncate(N);
         Sync();
     }
 

@@ -25,7 +25,7 @@ public enum ModelBase
 /// into the LoRA parameters, no optimizer step. Full attention (baseline) vs S2 Roll vs S2 NoWrap; dense or NF4 base.
 /// The smoke mode runs a 2-layer toy of the same code on CPU.
 /// </summary>
-public class Model7bBenchmarks : BenchmarkBase, IWorkload
+public class Model7bBenchmarks : AttentionStepBenchmarks, IWorkload
 {
     private LlamaForCausalLM model = null!;
     private Tensor ids = null!;
@@ -72,19 +72,8 @@ public class Model7bBenchmarks : BenchmarkBase, IWorkload
     [GlobalCleanup]
     public void TearDown() => Cleanup();
 
-    /// <summary>Full causal attention.</summary>
-    [Benchmark(Baseline = true)]
-    public void Full() => Step(StepAttention.Full);
-
-    /// <summary>S2-Attn, Roll (the LongLoRA recipe's attention).</summary>
-    [Benchmark]
-    public void S2Roll() => Step(StepAttention.S2Roll);
-
-    /// <summary>S2-Attn, NoWrap.</summary>
-    [Benchmark]
-    public void S2NoWrap() => Step(StepAttention.S2NoWrap);
-
-    private void Step(StepAttention attention)
+    /// <inheritdoc />
+    protected override void Step(StepAttention attention)
     {
         model.ConfigureAttention(LlamaShapes.Attention(attention));
         using var scope = NewDisposeScope();

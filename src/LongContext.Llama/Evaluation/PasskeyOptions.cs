@@ -12,14 +12,7 @@ public sealed record PasskeyOptions
     public IReadOnlyList<int> Lengths
     {
         get => _lengths;
-        init
-        {
-            ArgumentNullException.ThrowIfNull(value, nameof(Lengths));
-            if (value.Count == 0) throw new ArgumentException($"{nameof(Lengths)} must hold at least one length.", nameof(Lengths));
-            foreach (int l in value)
-                if (l < 1) throw new ArgumentOutOfRangeException(nameof(Lengths), l, $"{nameof(Lengths)} must hold positive lengths; got {l}.");
-            _lengths = value.ToArray();
-        }
+        init => _lengths = LengthsSetting.Checked(value, 1, "positive lengths", nameof(Lengths));
     }
 
     /// <summary>Trials per length (the script's <c>num_tests</c>), at least 1. Default 10.</summary>

@@ -13,14 +13,7 @@ public sealed record PerplexityOptions
     public IReadOnlyList<int> Lengths
     {
         get => _lengths;
-        init
-        {
-            ArgumentNullException.ThrowIfNull(value, nameof(Lengths));
-            if (value.Count == 0) throw new ArgumentException($"{nameof(Lengths)} must hold at least one length.", nameof(Lengths));
-            foreach (int l in value)
-                if (l < 2) throw new ArgumentOutOfRangeException(nameof(Lengths), l, $"{nameof(Lengths)} must hold lengths of at least 2 tokens; got {l}.");
-            _lengths = value.ToArray();
-        }
+        init => _lengths = LengthsSetting.Checked(value, 2, "lengths of at least 2 tokens", nameof(Lengths));
     }
 
     /// <summary>Protocols to run, each once per length. Default both.</summary>

@@ -34,7 +34,7 @@ public static class Bnb4BitStateDict
             Dtype = DtypeName(state.OriginalDtype),
             Shape = state.Shape,
             NestedBlockSize = state.Nested?.BlockSize,
-            NestedDtype = state.Nested is null ? null : "float32",
+            NestedDtype = state.Nested is null ? null : TorchDtypeNames.Name(ScalarType.Float32),
             NestedOffset = state.Nested is null ? null : (double)state.Nested.Offset,
         };
         byte[] bytes = JsonSerializer.SerializeToUtf8Bytes(json);
@@ -154,21 +154,16 @@ public static class Bnb4BitStateDict
         _ => throw new InvalidDataException($"'{key}': quant_type must be 'nf4' or 'fp4'; got '{name}'."),
     };
 
-    private static ScalarType ParseDtype(string name, string key) => name switch
-    {
-        "float32" => ScalarType.Float32,
-        "bfloat16" => ScalarType.BFloat16,
-        "float16" => ScalarType.Float16,
-        _ => throw new InvalidDataException($"'{key}': dtype must be float32, bfloat16 or float16; got '{name}'."),
-    };
+    /// <summary>The dtypes a quant state restores to: bitsandbytes' compute dtypes.</summary>
+    private static bool IsStateDtype(ScalarType dtype) => dtype is ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16;
 
-    private static string DtypeName(ScalarType dtype) => dtype switch
-    {
-        ScalarType.Float32 => "float32",
-        ScalarType.BFloat16 => "bfloat16",
-        ScalarType.Float16 => "float16",
-        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, $"dtype must be float32, bfloat16 or float16; got {dtype}."),
-    };
+    private static ScalarType ParseDtype(string name, string key)
+        => TorchDtypeNames.TryParse(name, out ScalarType dtype) && IsStateDtype(dtype) ? dtype
+            : throw new InvalidDataException($"'{key}': dtype must be float32, bfloat16 or float16; got '{name}'.");
+
+    private static string DtypeName(ScalarType dtype)
+        => IsStateDtype(dtype) ? TorchDtypeNames.Name(dtype)
+            : throw new ArgumentOutOfRangeException(nameof(dtype), dtype, $"dtype must be float32, bfloat16 or float16; got {dtype}.");
 
     private static void CheckCodebook(Tensor stored, float[] expected, string key, string type)
     {

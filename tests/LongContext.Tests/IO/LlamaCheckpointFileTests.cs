@@ -30,6 +30,20 @@ public sealed class LlamaCheckpointFileTests
         foreach (var (key, p) in e) TensorAssert.Equal(a[key], p, key);
     }
 
+    [Theory]
+    [InlineData(ScalarType.Float32, "float32")]
+    [InlineData(ScalarType.BFloat16, "bfloat16")]
+    [InlineData(ScalarType.Float16, "float16")]
+    [InlineData(ScalarType.Float64, "float64")]
+    public void Save_WritesTorchDtypeAsPyTorchNamesIt(ScalarType dtype, string name)
+    {
+        using var folder = new TempFolder();
+        using var model = NewModel(dtype);
+        LlamaCheckpoint.Save(model, folder.Path);
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(folder.Path, "config.json")))!.AsObject();
+        Assert.Equal(name, (string?)config["torch_dtype"]);
+    }
+
     [Fact]
     public void SaveSharded_WritesHfIndexAndShardsWithinTheLimit_AndLoadsBack()
     {

@@ -171,13 +171,9 @@ public sealed class BlockwiseFixtureTests
         string path = Path.Combine(Fixtures.Folder("quant"), file);
         var meta = SafetensorsFile.ReadMetadata(path);
         int blockSize = int.Parse(meta[$"{name}.blocksize"], CultureInfo.InvariantCulture);
-        ScalarType dtype = meta.TryGetValue($"{name}.input_dtype", out string? d) ? d switch
-        {
-            "float32" => ScalarType.Float32,
-            "bfloat16" => ScalarType.BFloat16,
-            "float16" => ScalarType.Float16,
-            _ => throw new InvalidDataException($"{file}: {name}.input_dtype '{d}' is not float32, bfloat16 or float16."),
-        } : ScalarType.Float32;
+        ScalarType dtype = !meta.TryGetValue($"{name}.input_dtype", out string? d) ? ScalarType.Float32
+            : TorchDtypeNames.TryParse(d, out ScalarType stated) && stated is ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16 ? stated
+            : throw new InvalidDataException($"{file}: {name}.input_dtype '{d}' is not float32, bfloat16 or float16.");
         var keys = new[] { $"{name}.input", $"{name}.{qt}.{key}" };
         var shapes = SafetensorsFile.ReadShapes(path);
         var tensors = SafetensorsFile.Load(path, keys.Where(shapes.ContainsKey));

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using LongContext.IO;
 using LongContext.Quantization;
+using LongContext.Tests.IO;
 using LongContext.Tests.Support;
 using static TorchSharp.torch;
 
@@ -95,6 +96,46 @@ public sealed class BnbStateDictTests
         using var state = Bnb4BitStateDict.Read(dict);
         Assert.Equal(ScalarType.Float16, state.OriginalDtype);
         TensorAssert.Equal(Blockwise4Bit.Dequantize(state, ScalarType.Float32), Blockwise4Bit.Dequantize(w, ScalarType.Float32), "dequantized");
+    }
+
+    [Theory]
+    [InlineData(ScalarType.Float32, "float32")]
+    [InlineData(ScalarType.BFloat16, "bfloat16")]
+    [InlineData(ScalarType.Float16, "float16")]
+    public void Write_NamesTheDtypeAsPyTorch_AndReadRestoresIt(ScalarType dtype, string name)
+    {
+        using var scope = NewDisposeScope();
+        using var q = Blockwise4Bit.Quantize(randn(4, 64, generator: new Generator(1)).to(dtype), QuantType.Nf4, 64);
+        var sd = Bnb4BitStateDict.Write(q);
+        using var doc = JsonDocument.Parse(sd["weight.quant_state.bitsandbytes__nf4"].data<byte>().ToArray());
+        Assert.Equal(name, doc.RootElement.GetProperty("dtype").GetString());
+        using var state = Bnb4BitStateDict.Read(sd);
+        Assert.Equal(dtype, state.OriginalDtype);
+    }
+
+    /// <summary>Every other PyTorch dtype name, and strings that name a compute dtype some other way (alias, safetensors, case).</summary>
+    public static TheoryData<string> OtherDtypeNames()
+    {
+        var data = new TheoryData<string>();
+        foreach (object[] row in TorchDtypeNamesTests.PyTorchNames)
+            if ((ScalarType)row[1] is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16)) data.Add((string)row[0]);
+        foreach (string name in new[] { "half", "BF16", "Float16", "" }) data.Add(name);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(OtherDtypeNames))]
+    public void Read_DtypeOtherThanTheComputeDtypes_NamesKeyValueAndExpected(string dtype)
+    {
+        using var scope = NewDisposeScope();
+        using var q = Blockwise4Bit.Quantize(randn(4, 64, generator: new Generator(1)), QuantType.Nf4, 64);
+        const string key = "weight.quant_state.bitsandbytes__nf4";
+        var sd = Bnb4BitStateDict.Write(q);
+        string json = Encoding.UTF8.GetString(sd[key].data<byte>().ToArray()).Replace("\"dtype\":\"float32\"", $"\"dtype\":\"{dtype}\"", StringComparison.Ordinal);
+        Assert.Contains($"\"dtype\":\"{dtype}\"", json);
+        var bad = new Dictionary<string, Tensor>(sd) { [key] = tensor(Encoding.UTF8.GetBytes(json)) };
+        var e = Assert.Throws<InvalidDataException>(() => Bnb4BitStateDict.Read(bad));
+        Assert.Equal($"'{key}': dtype must be float32, bfloat16 or float16; got '{dtype}'.", e.Message);
     }
 
     [Fact]

@@ -1,7 +1,7 @@
-using System.Text.Json;
 using LongContext.Lora;
 using LongContext.Quantization;
 using LongContext.Tests.Lora;
+using LongContext.Tests.Quantization;
 using LongContext.Tests.Support;
 using LongContext.Training;
 using TorchSharp.Modules;
@@ -15,48 +15,6 @@ public sealed class QLoraTests
 {
     private static readonly LoraOptions Options = new() { Rank = 4, Alpha = 8, Init = LoraInit.Gaussian, TargetModules = [LoraOptions.AllLinear] };
 
-    /// <summary>bitsandbytes' NF4 table (<c>get_4bit_type("nf4")</c>, the QLoRA paper's values), written out here.</summary>
-    private static readonly double[] Nf4 =
-    [
-        -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
-        -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
-        0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941,
-        0.7229568362236023, 1.0,
-    ];
-
-    /// <summary>
-    /// The layer's weight decoded in float64 from its bitsandbytes state-dict entries (packed codes, first element in
-    /// the high nibble; absmax per block, itself 8-bit coded against <c>nested_quant_map</c> with one scale per
-    /// nested block plus <c>nested_offset</c> under double quantization) and the NF4 table above, without the
-    /// library's dequantizer.
-    /// </summary>
-    private static Tensor ReferenceWeight(Linear4Bit layer)
-    {
-        var sd = layer.state_dict();
-        byte[] packed = sd["weight"].cpu().data<byte>().ToArray();
-        using var json = JsonDocument.Parse(sd["weight.quant_state.bitsandbytes__nf4"].cpu().data<byte>().ToArray());
-        int blockSize = json.RootElement.GetProperty("blocksize").GetInt32();
-        long n = layer.OutFeatures * layer.InFeatures;
-        double[] absmax;
-        if (sd.TryGetValue("weight.nested_absmax", out var scales))
-        {
-            byte[] codes = sd["weight.absmax"].cpu().data<byte>().ToArray();
-            float[] map = sd["weight.nested_quant_map"].cpu().data<float>().ToArray();
-            float[] scale = scales.cpu().data<float>().ToArray();
-            int nested = json.RootElement.GetProperty("nested_blocksize").GetInt32();
-            double offset = json.RootElement.GetProperty("nested_offset").GetDouble();
-            absmax = codes.Select((c, i) => map[c] * (double)scale[i / nested] + offset).ToArray();
-        }
-        else absmax = sd["weight.absmax"].cpu().data<float>().ToArray().Select(v => (double)v).ToArray();
-        var w = new double[n];
-        for (long i = 0; i < n; i++)
-        {
-            int code = i % 2 == 0 ? packed[i / 2] >> 4 : packed[i / 2] & 0x0F;
-            w[i] = Nf4[code] * absmax[i / blockSize];
-        }
-        return tensor(w, layer.OutFeatures, layer.InFeatures);
-    }
-
     // peft's inits leave B at zero; give it values so the adapter term is exercised.
     private static LoraLinear WithNonZeroB(LoraLinear layer)
     {
@@ -65,12 +23,12 @@ public sealed class QLoraTests
         return layer;
     }
 
-    /// <summary>y = x (W + s B A)^T + bias in float64, W decoded by <see cref="ReferenceWeight"/>.</summary>
+    /// <summary>y = x (W + s B A)^T + bias in float64, W decoded by <see cref="Nf4Reference.Weight"/>.</summary>
     private static Tensor Reference(Tensor x, Linear4Bit l4, LoraLinear l, Tensor? bias)
     {
         var a = l.LoraA(l.ActiveAdapter).detach().to(float64);
         var b = l.LoraB(l.ActiveAdapter).detach().to(float64);
-        var w = ReferenceWeight(l4) + b.matmul(a) * l.GetOptions(l.ActiveAdapter).Scaling;
+        var w = Nf4Reference.Weight(l4) + b.matmul(a) * l.GetOptions(l.ActiveAdapter).Scaling;
         var y = x.to(float64).matmul(w.t());
         return bias is null ? y : y + bias.to(float64);
     }
@@ -167,14 +125,14 @@ public sealed class QLoraTests
         using var linear = nn.Linear(128, 64, hasBias: false);
         using var l4 = Linear4Bit.FromLinear(linear, QuantType.Nf4, blockSize: 64, doubleQuant: false);
         using var qlora = WithNonZeroB(QLora.Wrap(l4, Options));
-        using var exact = ReferenceWeight(l4) + qlora.DeltaWeight().to(float64);
-        Assert.True((exact - ReferenceWeight(l4)).abs().max().item<double>() > 0.1, "the adapter must change the weight for the merge check to mean anything");
+        using var exact = Nf4Reference.Weight(l4) + qlora.DeltaWeight().to(float64);
+        Assert.True((exact - Nf4Reference.Weight(l4)).abs().max().item<double>() > 0.1, "the adapter must change the weight for the merge check to mean anything");
         qlora.Merge();
         // Nearest-code rounding errs by at most half the widest gap between neighbouring NF4 codes, in units of the
         // block's absmax (blocks of 64 over the row-major weight).
-        double halfGap = Nf4.Zip(Nf4.Skip(1), (lo, hi) => hi - lo).Max() / 2 + 1e-6;
+        double halfGap = Nf4Reference.Table.Zip(Nf4Reference.Table.Skip(1), (lo, hi) => hi - lo).Max() / 2 + 1e-6;
         using var absmax = exact.reshape(-1, 64).abs().amax(new long[] { 1 }, keepdim: true);
-        double worst = ((ReferenceWeight(l4) - exact).reshape(-1, 64).abs() / absmax).max().item<double>();
+        double worst = ((Nf4Reference.Weight(l4) - exact).reshape(-1, 64).abs() / absmax).max().item<double>();
         Assert.True(worst <= halfGap, $"merge error {worst:F4} of the block absmax exceeds half the widest NF4 gap ({halfGap:F4})");
     }
 

@@ -4,6 +4,7 @@ using LongContext.GpuCheck.Results;
 using LongContext.IO;
 using LongContext.Lora;
 using LongContext.Quantization;
+using LongContext.Tests.Quantization;
 using LongContext.Training;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -56,13 +57,9 @@ internal static class QuantParity
         var t = SafetensorsFile.Load(file, SafetensorsFile.ReadShapes(file).Keys.Where(k => k.StartsWith(name + ".", StringComparison.Ordinal)));
         QuantType type = qt == "nf4" ? QuantType.Nf4 : QuantType.Fp4;
         // The input in the set's stated dtype (its float32 values are exact there), as the tests quantize it.
-        ScalarType inputDtype = meta.TryGetValue($"{name}.input_dtype", out string? d) ? d switch
-        {
-            "float32" => ScalarType.Float32,
-            "bfloat16" => ScalarType.BFloat16,
-            "float16" => ScalarType.Float16,
-            _ => throw new InvalidDataException($"{file}: {name}.input_dtype '{d}' is not float32, bfloat16 or float16."),
-        } : ScalarType.Float32;
+        ScalarType inputDtype = !meta.TryGetValue($"{name}.input_dtype", out string? d) ? ScalarType.Float32
+            : TorchDtypeNames.TryParse(d, out ScalarType stated) && stated is ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16 ? stated
+            : throw new InvalidDataException($"{file}: {name}.input_dtype '{d}' is not float32, bfloat16 or float16.");
         Tensor input = t[$"{name}.input"].to(inputDtype).to(c.Device);
         using (var state = Blockwise4Bit.Quantize(input, type, blockSize))
         {

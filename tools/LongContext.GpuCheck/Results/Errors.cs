@@ -1,3 +1,4 @@
+using LongContext.IO;
 using static TorchSharp.torch;
 
 namespace LongContext.GpuCheck.Results;
@@ -36,13 +37,6 @@ internal static class Errors
     /// <summary><paramref name="units"/> x u(dtype) x max |reference|: a tolerance in rounding units at the reference's scale.</summary>
     public static double Ulps(ScalarType dtype, Tensor reference, double units) => units * UnitRoundoff(dtype) * MaxAbs(reference);
 
-    /// <summary>The report's name of a dtype.</summary>
-    public static string Name(ScalarType dtype) => dtype switch
-    {
-        ScalarType.Float32 => "float32",
-        ScalarType.BFloat16 => "bfloat16",
-        ScalarType.Float16 => "float16",
-        ScalarType.Float64 => "float64",
-        _ => dtype.ToString().ToLowerInvariant(),
-    };
+    /// <summary>The report's name of a dtype: PyTorch's (<see cref="TorchDtypeNames"/>).</summary>
+    public static string Name(ScalarType dtype) => TorchDtypeNames.Name(dtype);
 }

@@ -2,17 +2,19 @@ using System.Text.Json;
 using LongContext.Quantization;
 using static TorchSharp.torch;
 
-namespace LongContext.GpuCheck.References;
+namespace LongContext.Tests.Quantization;
 
 /// <summary>
 /// A 4-bit layer's weight decoded in float64 from its bitsandbytes state-dict entries (packed codes, first element in
 /// the high nibble; absmax per block, 8-bit coded against <c>nested_quant_map</c> with one scale per nested block plus
 /// <c>nested_offset</c> under double quantization) and the NF4 table written out below, without the library's dequantizer.
+/// The tests' reference, also compiled into the GPU check program (tools/LongContext.GpuCheck links this file): it
+/// reads only the layer's state dict and must stay independent of the library's 4-bit code it checks.
 /// </summary>
 internal static class Nf4Reference
 {
     /// <summary>bitsandbytes' NF4 table (<c>get_4bit_type("nf4")</c>, the QLoRA paper's values).</summary>
-    private static readonly double[] Nf4 =
+    public static IReadOnlyList<double> Table { get; } =
     [
         -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
         -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
@@ -43,7 +45,7 @@ internal static class Nf4Reference
         for (long i = 0; i < n; i++)
         {
             int code = i % 2 == 0 ? packed[i / 2] >> 4 : packed[i / 2] & 0x0F;
-            w[i] = Nf4[code] * absmax[i / blockSize];
+            w[i] = Table[code] * absmax[i / blockSize];
         }
         return tensor(w, layer.OutFeatures, layer.InFeatures);
     }
