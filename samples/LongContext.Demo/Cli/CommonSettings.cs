@@ -38,7 +38,7 @@ public class CommonSettings : CommandSettings
     }
 
     /// <summary>
-    /// Builds settings whose record checks its own values (<see cref="PretrainSettings"/>) and answers a value out of
+    /// Builds settings whose record checks its own values (<see cref="PretrainSettings"/>, <see cref="ExperimentSettings"/>) and answers a value out of
     /// range as the option's error, so the check is written once, in the record.
     /// </summary>
     /// <param name="build">Builds the record from the options.</param>
