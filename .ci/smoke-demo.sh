@@ -20,7 +20,7 @@ if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then echo "smoke-demo: demo --quick faile
 for f in results.csv results.md context_extension.png; do
   [ -s "$out/demo/$f" ] || { echo "smoke-demo: the demo did not write $f" >&2; exit 1; }
 done
-[ "$(wc -l < "$out/demo/results.csv")" -eq 22 ] || { echo "smoke-demo: results.csv should hold 7 methods x 3 lengths" >&2; exit 1; }
+[ "$(wc -l < "$out/demo/results.csv")" -eq 25 ] || { echo "smoke-demo: results.csv should hold 8 methods x 3 lengths" >&2; exit 1; }
 if [ "$rc" -eq 3 ]; then
   echo "smoke-demo: demo --quick ran but the expected pattern was NOT reproduced (exit code 3; see the table above)." >&2
   [ "${LONGCONTEXT_DEMO_ALLOW_PATTERN_MISS:-0}" = 1 ] || exit 3
@@ -36,6 +36,12 @@ run eval --model "$base" --adapter "$out/extend/adapter" --corpus samples/LongCo
 for f in evaluation.md perplexity.csv passkey.csv evaluation.png; do
   [ -s "$out/eval/$f" ] || { echo "smoke-demo: eval did not write $f" >&2; exit 1; }
 done
+# The Llama 3.1 rope scaling travels in the adapter's config.json and is applied again by eval.
+run extend --model "$base" --corpus samples/LongContext.Demo/data/kjv.txt --target-length 256 --method llama3-lora \
+  --steps 1 --batch 1 --grad-accum 1 --lr 1e-3 --no-gradient-checkpointing --output "$out/extend-llama3" || { echo "smoke-demo: extend --method llama3-lora failed" >&2; exit 1; }
+grep -q '"llama3"' "$out/extend-llama3/adapter/config.json" || { echo "smoke-demo: the llama3-lora adapter's config.json has no llama3 rope" >&2; exit 1; }
+run eval --model "$base" --adapter "$out/extend-llama3/adapter" --corpus samples/LongContext.Demo/data/kjv.txt --lengths 256 \
+  --eval-tokens 1024 --passkey-trials 1 --output "$out/eval-llama3" || { echo "smoke-demo: eval of the llama3-lora adapter failed" >&2; exit 1; }
 run generate --model "$base" --adapter "$out/extend/adapter" --prompt "In the beginning" --max-new-tokens 8 || { echo "smoke-demo: generate failed" >&2; exit 1; }
 
 run demo --steps 0 >/dev/null 2>&1; [ $? -eq 2 ] || { echo "smoke-demo: a bad value should exit with 2" >&2; exit 1; }

@@ -73,7 +73,7 @@ public sealed class DemoSettings : CommonSettings
 
     /// <summary>Methods to run.</summary>
     [CommandOption("--methods <LIST>")]
-    [Description("Comma-separated subset of: none, pi, extrapolation, pi-lora, longlora, longqlora, control (default all).")]
+    [Description("Comma-separated subset of: none, pi, extrapolation, pi-lora, longlora, longqlora, control, llama3-lora (default all).")]
     public string? MethodList { get; init; }
 
     /// <inheritdoc />

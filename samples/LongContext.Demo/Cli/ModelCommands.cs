@@ -133,7 +133,7 @@ public sealed class ExtendSettings : ModelSettings
 
     /// <summary>Method.</summary>
     [CommandOption("--method <NAME>")]
-    [Description("longlora (PI + S2 + LoRA + embed/norm, default), longqlora (the same over an NF4 base), pi-lora (full attention), extrapolation (no PI).")]
+    [Description("longlora (PI + S2 + LoRA + embed/norm, default), longqlora (the same over an NF4 base), pi-lora (full attention), extrapolation (no PI), llama3-lora (Llama 3.1 rope scaling + LoRA, full attention).")]
     [DefaultValue("longlora")]
     public string Method { get; init; } = "longlora";
 
@@ -180,8 +180,8 @@ public sealed class ExtendSettings : ModelSettings
         if (Corpus.Length == 0) return ValidationResult.Error("--corpus <PATH> is required.");
         if (Corpus.FirstOrDefault(p => !File.Exists(p) && !Directory.Exists(p)) is { } missing) return ValidationResult.Error($"--corpus: '{missing}' does not exist.");
         if (TargetLength is null or < 16) return ValidationResult.Error($"--target-length <N> is required and at least 16; got {TargetLength?.ToString(CultureInfo.InvariantCulture) ?? "none"}.");
-        if (Method is not ("longlora" or "longqlora" or "pi-lora" or "extrapolation"))
-            return ValidationResult.Error($"--method must be longlora, longqlora, pi-lora or extrapolation; got '{Method}'.");
+        if (Method is not ("longlora" or "longqlora" or "pi-lora" or "extrapolation" or "llama3-lora"))
+            return ValidationResult.Error($"--method must be longlora, longqlora, pi-lora, extrapolation or llama3-lora; got '{Method}'.");
         if (Steps < 1 || Batch < 1 || GradAccum < 1) return ValidationResult.Error("--steps, --batch and --grad-accum must be at least 1.");
         if (!(LearningRate > 0)) return ValidationResult.Error($"--lr must be positive; got {LearningRate}.");
         return ValidationResult.Success();

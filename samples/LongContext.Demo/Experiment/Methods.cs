@@ -22,6 +22,11 @@ public enum Method
     LongQLora,
     /// <summary>The same fine-tuning tokens as PiLora, but at L without PI: separates "more training" from "extension".</summary>
     Control,
+    /// <summary>
+    /// Beyond the papers' comparison: Llama 3.1's frequency-aware scaling (HF <c>llama3</c>: the fast rotary pairs kept,
+    /// the slow ones divided by the factor, a blend between) + LoRA on q,k,v,o with full attention, trained as PiLora.
+    /// </summary>
+    Llama3Lora,
 }
 
 /// <summary>How each <see cref="Method"/> prepares a model, through the library's LongLoRA recipe.</summary>
@@ -41,6 +46,7 @@ public static class Methods
         Method.LongLora => "longlora",
         Method.LongQLora => "longqlora",
         Method.Control => "control",
+        Method.Llama3Lora => "llama3-lora",
         _ => throw new ArgumentOutOfRangeException(nameof(method), method, null),
     };
 
@@ -55,6 +61,7 @@ public static class Methods
         Method.LongLora => "LongLoRA (PI + S2 + LoRA + embed/norm)",
         Method.LongQLora => "LongQLoRA (PI + S2 + NF4 QLoRA + embed/norm)",
         Method.Control => "same tokens at L, no PI (control)",
+        Method.Llama3Lora => "Llama-3 scaling + LoRA, full attention",
         _ => throw new ArgumentOutOfRangeException(nameof(method), method, null),
     };
 
@@ -121,6 +128,13 @@ public static class Methods
                 {
                     TargetContextLength = target, Lora = Lora(true), Quantization = new QuantizationOptions(), GradientCheckpointing = gradientCheckpointing,
                 });
+            case Method.Llama3Lora:
+                ApplyLlama3Scaling(model, target);
+                return LongLora.Prepare(model, new LongLoraOptions
+                {
+                    TargetContextLength = target, PositionInterpolation = false, S2 = null, TrainableExtras = [], Lora = Lora(false),
+                    GradientCheckpointing = gradientCheckpointing,
+                });
             case Method.Control:
                 return LongLora.Prepare(model, new LongLoraOptions
                 {
@@ -130,5 +144,29 @@ public static class Methods
             default:
                 throw new ArgumentOutOfRangeException(nameof(method), method, null);
         }
+    }
+
+    /// <summary>
+    /// Sets Llama 3.1's rope scaling for <paramref name="target"/> tokens on an unscaled model: factor target / L (at
+    /// least 1), low_freq_factor 1 and high_freq_factor 4 (Llama 3.1's), original_max_position_embeddings L (the
+    /// model's <c>max_position_embeddings</c>), the model's theta; <c>max_position_embeddings</c> becomes the target.
+    /// Rotary pairs whose wavelength is below L / 4 keep their angles, those above L are divided by the factor.
+    /// </summary>
+    /// <param name="model">The model; its config and rotary embedding are updated.</param>
+    /// <param name="target">Target context, positive.</param>
+    /// <exception cref="NotSupportedException">The model's rope is already scaled.</exception>
+    public static void ApplyLlama3Scaling(LlamaForCausalLM model, int target)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(target);
+        LlamaConfig config = model.Config;
+        if (config.Rope.Type != LongContext.Rope.RopeType.Default)
+            throw new NotSupportedException(
+                $"the model uses rope type {config.Rope.Type}; the {Key(Method.Llama3Lora)} method scales an unscaled (default) rope only.");
+        int original = config.MaxPositionEmbeddings;
+        double factor = Math.Max(1.0, target / (double)original);
+        var rope = LongContext.Rope.RopeParameters.Llama3(factor, lowFreqFactor: 1, highFreqFactor: 4, original, config.Rope.Theta)
+            with { PartialRotaryFactor = config.Rope.PartialRotaryFactor };
+        model.UpdateRope(config with { Rope = rope, MaxPositionEmbeddings = Math.Max(target, original) });
     }
 }
