@@ -83,24 +83,30 @@ public sealed class DemoSettings : CommonSettings
         if (!common.Successful) return common;
         var pretrain = Checked(() => Pretrain(), new Dictionary<string, string> { [nameof(PretrainSettings.RopeTheta)] = "--rope-theta" });
         if (!pretrain.Successful) return pretrain;
-        if (MethodList is not null)
-            try
-            {
-                _ = ParseMethods(MethodList);
-            }
-            catch (ArgumentException e)
-            {
-                return ValidationResult.Error($"--methods: {e.Message}");
-            }
-        return Checked(() => Experiment(), OptionNames);
+        return Checked(() => Experiment(), OptionNames);   // --methods too: Experiment parses it, ParseMethods checks it
     }
 
-    /// <summary>The methods asked for, in table order.</summary>
+    /// <summary>The methods asked for, in table order (a method named twice runs once).</summary>
     /// <param name="list">Comma-separated keys.</param>
+    /// <exception cref="SettingOutOfRangeException">
+    /// The list names no method or a key that is none (setting <see cref="ExperimentSettings.Methods"/>, so
+    /// <see cref="Validate"/> reports it as <c>--methods</c>).
+    /// </exception>
     public static IReadOnlyList<Method> ParseMethods(string list)
     {
-        var chosen = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Methods.Parse).ToHashSet();
-        if (chosen.Count == 0) throw new ArgumentException("the list names no method.", nameof(list));
+        ArgumentNullException.ThrowIfNull(list);
+        HashSet<Method> chosen;
+        try
+        {
+            chosen = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Methods.Parse).ToHashSet();
+        }
+        catch (ArgumentException)
+        {
+            chosen = [];
+        }
+        if (chosen.Count == 0)
+            throw SettingChecks.Bad($"'{list}'", $"a comma-separated list of one or more of {string.Join(", ", Methods.All.Select(Methods.Key))}",
+                nameof(ExperimentSettings.Methods));
         return Methods.All.Where(chosen.Contains).ToList();
     }
 

@@ -51,8 +51,8 @@ public sealed class LongLoraTrainer
     /// <exception cref="ArgumentException">
     /// Evaluation requested without tokens; a row length the model cannot take; on resume, a saved data cursor that
     /// <paramref name="batches"/> rejects (the message names the state file, the cursor and the source's expected
-    /// format; the source's exception is the inner one). The model's trainable parameters already hold the saved
-    /// values then.
+    /// format; the source's exception is the inner one). Nothing is changed then: the model's parameters, the batches'
+    /// position and the output folder are as they were.
     /// </exception>
     public TrainerResult Train(ITrainingBatches batches, TokenSequence? evaluationTokens = null, Action<TrainerProgress>? progress = null)
     {
@@ -70,9 +70,8 @@ public sealed class LongLoraTrainer
         var logLines = new List<string> { LogHeader };
         if (Options.Resume && File.Exists(statePath))
         {
-            TrainingResumePoint point = TrainingState.Load(statePath, optimizer, schedule);
+            TrainingResumePoint point = TrainingState.Load(statePath, optimizer, schedule, batches);
             start = point.Step;
-            if (point.DataCursor is string cursor) SeekSaved(batches, cursor, statePath);
             if (File.Exists(logPath))
                 logLines = File.ReadAllLines(logPath).Take(1 + (int)start).ToList();
         }
@@ -119,22 +118,6 @@ public sealed class LongLoraTrainer
         model.eval();
         if (Options.SaveAdapter) LongLora.SaveAdapter(model, adapterPath, Options.BaseModelNameOrPath);
         return new TrainerResult(Options.TotalSteps, start, records, logPath, statePath, Options.SaveAdapter ? adapterPath : null);
-    }
-
-    /// <summary>Seeks the batches to the state's cursor; a cursor the source rejects fails naming the state file, the cursor and the source.</summary>
-    private static void SeekSaved(ITrainingBatches batches, string cursor, string statePath)
-    {
-        try
-        {
-            batches.Seek(cursor);
-        }
-        catch (ArgumentException e)
-        {
-            throw new ArgumentException(
-                $"training state '{statePath}' holds data cursor '{cursor}', which the batch source ({batches.GetType().Name}) rejects: {e.Message} " +
-                "Resume with the kind of batch source the state was saved with, or train into another output folder.",
-                nameof(batches), e);
-        }
     }
 
     private Tensor Hidden(Tensor ids, Device device)

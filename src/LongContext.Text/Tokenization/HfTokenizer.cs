@@ -81,6 +81,14 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
     /// SHA-256 (hex) of the bytes that decide the ids: the tokenizer file, <c>tokenizer_config.json</c> if present and
     /// the reading mode; the tokenization cache keys on it.
     /// </summary>
+    /// <remarks>
+    /// It identifies the encoding (text to ids) only, which is what its users need: the corpus cache stores ids, and a
+    /// model trained on ids (the demo's base manifest records it) fits every tokenizer that encodes alike. Decoding
+    /// settings given at load time, <see cref="TokenizerLoadOptions.CleanUpTokenizationSpaces"/>, leave it unchanged,
+    /// so two tokenizers with one fingerprint may decode the same ids to different text; compare
+    /// <see cref="CleanUpTokenizationSpaces"/> too when the text matters. (An edit of <c>tokenizer_config.json</c>
+    /// changes it whatever the field, since the file is hashed whole.)
+    /// </remarks>
     public string Fingerprint => _fingerprint;
 
     private string _fingerprint = "";

@@ -45,19 +45,29 @@ public sealed class TensorRowBatches : ITrainingBatches, IDisposable
     public string Cursor => string.Create(CultureInfo.InvariantCulture, $"{CursorPrefix}{next}");
 
     /// <inheritdoc />
+    /// <exception cref="InvalidOperationException">
+    /// The row counter would pass <see cref="long.MaxValue"/> (only after a <see cref="Seek"/> to within a batch or two
+    /// of it); nothing is served and the position is unchanged.
+    /// </exception>
     public (Tensor InputIds, Tensor Labels) Next()
     {
+        if (!TryAdvance(next, out long after))
+            throw new InvalidOperationException(
+                $"{nameof(TensorRowBatches)}: the row counter is at {next}; another batch of {batchSize} rows would pass long.MaxValue ({long.MaxValue}).");
         var index = torch.tensor(Enumerable.Range(0, batchSize).Select(i => (next + i) % Rows).ToArray(), dtype: ScalarType.Int64);
-        next += batchSize;
+        next = after;
         var result = (ids.index_select(0, index), labels.index_select(0, index));
         index.Dispose();
         return result;
     }
 
     /// <summary>Continues from a position <see cref="Cursor"/> gave: the next batch starts at row N (modulo the rows).</summary>
-    /// <param name="cursor"><c>row=N</c>, N a non-negative decimal integer (ASCII digits only, no sign or spaces).</param>
+    /// <param name="cursor">
+    /// <c>row=N</c>, N a non-negative decimal integer (ASCII digits only, no sign or spaces) with N + the batch size at
+    /// most <see cref="long.MaxValue"/>, so the next batch can be counted.
+    /// </param>
     /// <exception cref="ArgumentNullException"><paramref name="cursor"/> is null.</exception>
-    /// <exception cref="ArgumentException"><paramref name="cursor"/> is not <c>row=N</c>; the position is unchanged.</exception>
+    /// <exception cref="ArgumentException"><paramref name="cursor"/> is not <c>row=N</c>, or N is so large that the next batch would overflow the row counter; the position is unchanged.</exception>
     public void Seek(string cursor)
     {
         ArgumentNullException.ThrowIfNull(cursor);
@@ -66,7 +76,26 @@ public sealed class TensorRowBatches : ITrainingBatches, IDisposable
             throw new ArgumentException(
                 $"cursor '{cursor}' is not a {nameof(TensorRowBatches)} cursor: expected {CursorPrefix}N with N a non-negative decimal integer (the next row), as {nameof(Cursor)} gives.",
                 nameof(cursor));
+        if (!TryAdvance(row, out _))
+            throw new ArgumentException(
+                $"cursor '{cursor}' is out of range for {nameof(TensorRowBatches)}: N + the batch size ({batchSize}) must be at most long.MaxValue ({long.MaxValue}), or the next batch would overflow the row counter.",
+                nameof(cursor));
         next = row;
+    }
+
+    /// <summary>The row counter after one more batch from <paramref name="row"/>; false when it would overflow.</summary>
+    private bool TryAdvance(long row, out long after)
+    {
+        try
+        {
+            after = checked(row + batchSize);
+            return true;
+        }
+        catch (OverflowException)
+        {
+            after = 0;
+            return false;
+        }
     }
 
     /// <inheritdoc />

@@ -84,18 +84,29 @@ public static class TrainingState
     }
 
     /// <summary>
-    /// Restores a state written by <see cref="Save"/> into <paramref name="optimizer"/> and its parameters, and the
-    /// random generators. Everything is checked before anything is changed: the same parameter names, shapes and
-    /// dtypes, the same schedule and AdamW hyper-parameters.
+    /// Restores a state written by <see cref="Save"/> into <paramref name="optimizer"/> and its parameters, the random
+    /// generators and, when given, <paramref name="batches"/>. Everything is checked before anything is changed: the
+    /// document (version, non-negative steps), the same parameter names, shapes and dtypes, the same schedule and AdamW
+    /// hyper-parameters, the generator state's size, and the saved data cursor, which <paramref name="batches"/> is
+    /// sought to before any tensor is copied. A file rejected for any of these leaves the parameters, the optimizer,
+    /// the generators and the batches as they were.
     /// </summary>
     /// <param name="path">The state file.</param>
     /// <param name="optimizer">A fresh optimizer over the same trainable parameters (model rebuilt and prepared as before).</param>
     /// <param name="schedule">The schedule of the resumed run; must equal the saved one.</param>
+    /// <param name="batches">
+    /// The run's batch source, sought to the saved cursor (left where it is when the state has none); null to seek
+    /// nothing, and then a cursor the source would reject is found only after the tensors were restored.
+    /// </param>
     /// <returns>The step and data cursor to continue from.</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InvalidDataException">The file is not a training state of this version, or its parameters do not match the optimizer's.</exception>
-    /// <exception cref="ArgumentException">The schedule or the AdamW hyper-parameters differ from the saved ones.</exception>
-    public static TrainingResumePoint Load(string path, GroupedAdamW optimizer, LearningRateSchedule schedule)
+    /// <exception cref="InvalidDataException">The file is not a training state of this version, holds a negative step or a malformed generator state, or its parameters do not match the optimizer's.</exception>
+    /// <exception cref="ArgumentException">
+    /// The schedule or the AdamW hyper-parameters differ from the saved ones; or <paramref name="batches"/> rejects
+    /// the saved cursor (parameter <c>batches</c>; the message names the file, the cursor and the source, whose own
+    /// exception, with its expected format, is the inner one).
+    /// </exception>
+    public static TrainingResumePoint Load(string path, GroupedAdamW optimizer, LearningRateSchedule schedule, ITrainingBatches? batches = null)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(optimizer);
@@ -107,6 +118,8 @@ public static class TrainingState
         TrainingStateFile document = TrainingStateFile.Parse(json, path);
         if (document.Version != TrainingStateFile.CurrentVersion)
             throw new InvalidDataException($"training state '{path}' has format version {document.Version}; this library reads version {TrainingStateFile.CurrentVersion}.");
+        if (document.Step < 0)
+            throw new InvalidDataException($"training state '{path}' has step {document.Step}; a saved step is a non-negative count of optimizer updates.");
         CheckSchedule(document.Schedule, schedule, path);
         CheckOptions(document.Optimizer, optimizer.Options, path);
         CheckGroups(document.Optimizer, optimizer, path);
@@ -120,9 +133,11 @@ public static class TrainingState
             CheckTensor(tensors, ExpAvgPrefix + p.Name, p.Parameter, path);
             CheckTensor(tensors, ExpAvgSqPrefix + p.Name, p.Parameter, path);
         }
-        if (!tensors.TryGetValue(CpuRngKey, out Tensor? cpuState) || cpuState.dtype != ScalarType.Byte)
-            throw new InvalidDataException($"training state '{path}' has no uint8 '{CpuRngKey}' tensor (the CPU generator state).");
+        Tensor cpuState = CheckCpuRngState(tensors, path);
 
+        // Checked; the batches' Seek is the one check left, made by the source itself (which leaves its position
+        // unchanged when it rejects the cursor), so it runs before anything else is changed.
+        if (batches is not null && document.DataCursor is string cursor) SeekSaved(batches, cursor, path);
         using (torch.no_grad())
         {
             foreach (var (p, state) in states)
@@ -142,6 +157,34 @@ public static class TrainingState
         torch.random.set_rng_state(cpuState);
         if (document.CudaSeed is long seed && torch.cuda.is_available()) torch.cuda.manual_seed_all(seed);
         return new TrainingResumePoint(document.Step, document.DataCursor);
+    }
+
+    /// <summary>Seeks the batches to the state's cursor; a cursor the source rejects fails naming the state file, the cursor and the source.</summary>
+    private static void SeekSaved(ITrainingBatches batches, string cursor, string path)
+    {
+        try
+        {
+            batches.Seek(cursor);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException(
+                $"training state '{path}' holds data cursor '{cursor}', which the batch source ({batches.GetType().Name}) rejects: {e.Message} " +
+                "Resume with the kind of batch source the state was saved with, or start without this state.",
+                nameof(batches), e);
+        }
+    }
+
+    /// <summary>The saved CPU generator state: uint8, as many bytes as the generator's own state (what <c>set_rng_state</c> accepts).</summary>
+    private static Tensor CheckCpuRngState(Dictionary<string, Tensor> tensors, string path)
+    {
+        if (!tensors.TryGetValue(CpuRngKey, out Tensor? cpuState) || cpuState.dtype != ScalarType.Byte)
+            throw new InvalidDataException($"training state '{path}' has no uint8 '{CpuRngKey}' tensor (the CPU generator state).");
+        long expected = torch.random.get_rng_state().numel();
+        if (cpuState.dim() != 1 || cpuState.numel() != expected)
+            throw new InvalidDataException(
+                $"training state '{path}': '{CpuRngKey}' has shape [{string.Join(", ", cpuState.shape)}]; the CPU generator state is [{expected}] bytes.");
+        return cpuState;
     }
 
     private static List<TrainingStateFile.GroupJson> Groups(GroupedAdamW optimizer)
@@ -191,8 +234,12 @@ public static class TrainingState
         if (!sameGrouping)
             throw new InvalidDataException($"training state '{path}' groups the parameters differently (decay / no decay) from the optimizer; resume with the saved weight-decay rules.");
         foreach (string name in nowNames)
-            if (!saved.Steps.ContainsKey(name))
+        {
+            if (!saved.Steps.TryGetValue(name, out long step))
                 throw new InvalidDataException($"training state '{path}' has no optimizer step for parameter '{name}'.");
+            if (step < 0)
+                throw new InvalidDataException($"training state '{path}' has optimizer step {step} for parameter '{name}'; a step is a non-negative count of updates.");
+        }
     }
 
     private static void CheckTensor(Dictionary<string, Tensor> tensors, string key, Parameter like, string path)

@@ -34,14 +34,24 @@ internal sealed record TrainingStateFile
 
     public static TrainingStateFile Parse(string json, string path)
     {
+        TrainingStateFile document;
         try
         {
-            return JsonSerializer.Deserialize<TrainingStateFile>(json, Json)
+            document = JsonSerializer.Deserialize<TrainingStateFile>(json, Json)
                 ?? throw new InvalidDataException($"training state '{path}': the {MetadataKey} metadata is null.");
         }
         catch (JsonException e)
         {
             throw new InvalidDataException($"training state '{path}': the {MetadataKey} metadata is not a valid training-state document: {e.Message}", e);
         }
+        string? missing = document.Schedule is null ? "schedule"
+            : document.Optimizer is null ? "optimizer"
+            : document.Optimizer.Groups is null ? "optimizer.groups"
+            : document.Optimizer.Groups.Any(g => g?.Parameters is null) ? "optimizer.groups[].parameters"
+            : document.Optimizer.Steps is null ? "optimizer.steps"
+            : null;
+        if (missing is not null)
+            throw new InvalidDataException($"training state '{path}': the {MetadataKey} metadata has no '{missing}' (null or absent); it is not a training-state document this library wrote.");
+        return document;
     }
 }

@@ -174,6 +174,9 @@ public sealed class LongLoraTrainerTests : IDisposable
         using var model = PreparedModel();
         var options = Options("foreign", 4) with { EvaluateEvery = null };
         string statePath = SaveStateFor(model, options, step: 2, cursor);
+        using (torch.no_grad())
+            foreach (var p in TrainableParameters.Select(model)) p.Parameter.add_(0.25);   // now unlike the saved values
+        var before = TrainableParameters.Select(model).ToDictionary(p => p.Name, p => p.Parameter.detach().clone());
         using var rows = Rows(16);
 
         var e = Assert.Throws<ArgumentException>(() => new LongLoraTrainer(model, options).Train(rows));
@@ -186,6 +189,8 @@ public sealed class LongLoraTrainerTests : IDisposable
         Assert.Equal("cursor", Assert.IsType<ArgumentException>(e.InnerException).ParamName);
         Assert.Equal("row=0", rows.Cursor);                                   // not moved, nothing trained or logged
         Assert.False(File.Exists(Path.Combine(options.OutputFolder, LongLoraTrainer.LogFile)));
+        foreach (var p in TrainableParameters.Select(model))                  // nor loaded: checked before anything changed
+            TensorAssert.Equal(p.Parameter, before[p.Name], $"trainable {p.Name} after the rejected resume");
     }
 
     [Fact]

@@ -100,6 +100,19 @@ public sealed class CleanUpDecodingTests(TokenizerFixtures fixtures) : IClassFix
 
     public static TheoryData<string> Folders() => TokenizerFixtures.AllFolders();
 
+    [Theory]
+    [MemberData(nameof(Folders))]
+    public void Fingerprint_IdentifiesTheEncodingOnly_TheCleanUpOptionDecodesDifferentlyUnderTheSameFingerprint(string folder)
+    {
+        var plain = fixtures.Tokenizer(folder);
+        using var on = HfTokenizer.Load(TokenizerFixtures.FolderPath(folder), new TokenizerLoadOptions { CleanUpTokenizationSpaces = true });
+        int[] ids = plain.Encode(Punctuated, addSpecialTokens: false);
+
+        Assert.Equal(ids, on.Encode(Punctuated, addSpecialTokens: false));   // the same encoding: corpus caches and the demo's base stay valid
+        Assert.NotEqual(plain.Decode(ids), on.Decode(ids));                  // another decoding
+        Assert.Equal(plain.Fingerprint, on.Fingerprint);
+    }
+
     // ---- streaming equals one-shot ----
 
     /// <summary>Decoded one token a character, so every " ." and " n't" of it is split across tokens.</summary>

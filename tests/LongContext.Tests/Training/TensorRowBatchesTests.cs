@@ -130,6 +130,40 @@ public sealed class TensorRowBatchesTests
         ids.Dispose(); labels.Dispose();
     }
 
+    [Theory]
+    [InlineData(1, "row=9223372036854775807")]                                // long.MaxValue: one more row overflows
+    [InlineData(3, "row=9223372036854775805")]                                // long.MaxValue - 2: a batch of 3 overflows
+    public void Seek_ToACursorWhoseNextBatchWouldOverflow_IsAnArgumentExceptionNamingIt_AndKeepsThePosition(int batchSize, string cursor)
+    {
+        using var data = Data(5);
+        using var source = new TensorRowBatches(data, batchSize: batchSize);
+
+        var e = Assert.Throws<ArgumentException>(() => source.Seek(cursor));
+
+        Assert.Equal("cursor", e.ParamName);
+        Assert.Contains($"'{cursor}'", e.Message);
+        Assert.Contains($"batch size ({batchSize})", e.Message);
+        Assert.Contains("long.MaxValue", e.Message);
+        Assert.Equal("row=0", source.Cursor);
+    }
+
+    [Fact]
+    public void NearLongMaxValue_TheLastBatchThatFitsIsServed_ThenNextRefusesWithoutMoving()
+    {
+        using var data = Data(5);
+        using var source = new TensorRowBatches(data, batchSize: 2);
+        source.Seek($"row={long.MaxValue - 2}");                              // the largest cursor a batch of 2 fits
+
+        var (ids, labels) = source.Next();
+        Assert.Equal(new[] { (long.MaxValue - 2) % 5, (long.MaxValue - 1) % 5 }, RowsOf(ids));
+        ids.Dispose(); labels.Dispose();
+        Assert.Equal($"row={long.MaxValue}", source.Cursor);
+
+        var e = Assert.Throws<InvalidOperationException>(() => source.Next());
+        Assert.Contains($"{long.MaxValue}", e.Message);
+        Assert.Equal($"row={long.MaxValue}", source.Cursor);                  // not wrapped to a negative row
+    }
+
     [Fact]
     public void Seek_ToNull_IsAnArgumentNullException()
     {

@@ -84,13 +84,12 @@ public sealed class TrainingStateTests : IDisposable
         using (torch.no_grad())
             foreach (var p in TrainableParameters.Select(fresh)) p.Parameter.zero_();   // the state must restore them
         var resumedOptimizer = GroupedAdamW.ForModule(fresh, Options);
-        TrainingResumePoint point = TrainingState.Load(path, resumedOptimizer, Schedule);
+        using var resumedLoader = Data();
+        TrainingResumePoint point = TrainingState.Load(path, resumedOptimizer, Schedule, resumedLoader);
         if (reseedAfterLoad) torch.random.manual_seed(99);
         Assert.Equal(3, point.Step);
-        Assert.NotNull(point.DataCursor);
         Assert.Equal($"row={3 * Accumulation * MicroBatch}", point.DataCursor);
-        using var resumedLoader = Data();
-        resumedLoader.Seek(point.DataCursor);
+        Assert.Equal(point.DataCursor, resumedLoader.Cursor);                // Load sought the loader
         Train(fresh, resumedOptimizer, resumedLoader, point.Step, TotalSteps);
         return (fresh, resumedOptimizer, torch.rand(4));
     }
@@ -169,6 +168,156 @@ public sealed class TrainingStateTests : IDisposable
         var e = Assert.Throws<InvalidDataException>(() => TrainingState.Load(path, otherOptimizer, Schedule));
         Assert.Contains("frozen", e.Message);
         TensorAssert.Equal(other.HeadWeight, before, "parameters after a rejected load");
+    }
+
+    /// <summary>What a load may change: the trainable parameters, AdamW's state and steps, the group lrs, the CPU generator.</summary>
+    private static (Dictionary<string, Tensor> Tensors, long[] Steps, double[] LearningRates, Tensor Rng) Snapshot(TinyLm model, GroupedAdamW optimizer)
+    {
+        var tensors = TrainableParameters.Select(model).ToDictionary(p => "parameter." + p.Name, p => p.Parameter.detach().clone());
+        foreach (var (p, state) in optimizer.States())
+        {
+            tensors["exp_avg." + p.Name] = state.exp_avg.clone();
+            tensors["exp_avg_sq." + p.Name] = state.exp_avg_sq.clone();
+        }
+        return (tensors, optimizer.States().Select(s => s.State.step).ToArray(),
+            optimizer.Optimizer.ParamGroups.Select(g => g.LearningRate).ToArray(), torch.random.get_rng_state());
+    }
+
+    private static void AssertUnchanged((Dictionary<string, Tensor> Tensors, long[] Steps, double[] LearningRates, Tensor Rng) before, TinyLm model, GroupedAdamW optimizer)
+    {
+        var after = Snapshot(model, optimizer);
+        Assert.Equal(before.Tensors.Keys, after.Tensors.Keys);
+        foreach (var (key, value) in before.Tensors) TensorAssert.Equal(after.Tensors[key], value, $"{key} after a rejected load");
+        Assert.Equal(before.Steps, after.Steps);
+        Assert.Equal(before.LearningRates, after.LearningRates);
+        TensorAssert.Equal(after.Rng, before.Rng, "the CPU generator after a rejected load");
+    }
+
+    /// <summary>A state saved after 3 steps of training, so its tensors differ from a fresh model's and optimizer's.</summary>
+    private string TrainedState(string? cursor)
+    {
+        string path = Path.Combine(folder, "state.safetensors");
+        using var model = Model();
+        using var optimizer = GroupedAdamW.ForModule(model, Options);
+        using var loader = Data();
+        Train(model, optimizer, loader, 0, 3);
+        TrainingState.Save(path, optimizer, Schedule, 3, cursor ?? loader.Cursor);
+        return path;
+    }
+
+    /// <summary>Rewrites a saved state with its metadata document and tensors edited.</summary>
+    private static void Edit(string path, Func<string, string> document, Action<Dictionary<string, Tensor>>? tensors = null)
+    {
+        var metadata = SafetensorsFile.ReadMetadata(path).ToDictionary();
+        var loaded = SafetensorsFile.Load(path);
+        metadata["longcontext.training_state"] = document(metadata["longcontext.training_state"]);
+        tensors?.Invoke(loaded);
+        SafetensorsFile.Save(path, loaded, metadata);
+    }
+
+    [Theory]
+    [InlineData("chunk=3")]                                                  // another kind of source's cursor
+    [InlineData("row=-4")]
+    public void Load_WithACursorTheBatchesReject_ThrowsNamingIt_AndChangesNothing(string cursor)
+    {
+        string path = TrainedState(cursor);
+        using var model = Model();
+        using var optimizer = GroupedAdamW.ForModule(model, Options);
+        using var loader = Data();
+        loader.Seek("row=5");
+        var before = Snapshot(model, optimizer);
+
+        var e = Assert.Throws<ArgumentException>(() => TrainingState.Load(path, optimizer, Schedule, loader));
+
+        Assert.Equal("batches", e.ParamName);
+        Assert.Contains($"'{path}'", e.Message);
+        Assert.Contains($"data cursor '{cursor}'", e.Message);
+        Assert.Contains(nameof(TensorRowBatches), e.Message);
+        Assert.Contains("expected row=N", e.Message);                       // the source's own format
+        Assert.Equal("cursor", Assert.IsType<ArgumentException>(e.InnerException).ParamName);
+        Assert.Equal("row=5", loader.Cursor);
+        AssertUnchanged(before, model, optimizer);
+    }
+
+    [Fact]
+    public void Load_WithBatches_OfAStateWithoutACursor_LeavesThemWhereTheyAre()
+    {
+        string path = Path.Combine(folder, "state.safetensors");
+        using var model = Model();
+        using var optimizer = GroupedAdamW.ForModule(model, Options);
+        TrainingState.Save(path, optimizer, Schedule, 2, dataCursor: null);
+        using var loader = Data();
+        loader.Seek("row=5");
+        Assert.Null(TrainingState.Load(path, optimizer, Schedule, loader).DataCursor);
+        Assert.Equal("row=5", loader.Cursor);
+    }
+
+    [Fact]
+    public void Load_OfANegativeStep_IsRejectedBeforeAnythingChanges()
+    {
+        string path = TrainedState(cursor: null);
+        Edit(path, json => json.Replace("\"step\":3,", "\"step\":-3,", StringComparison.Ordinal));
+        using var model = Model();
+        using var optimizer = GroupedAdamW.ForModule(model, Options);
+        using var loader = Data();
+        var before = Snapshot(model, optimizer);
+
+        var e = Assert.Throws<InvalidDataException>(() => TrainingState.Load(path, optimizer, Schedule, loader));
+
+        Assert.Contains("step -3", e.Message);
+        Assert.Contains(path, e.Message);
+        Assert.Equal("row=0", loader.Cursor);
+        AssertUnchanged(before, model, optimizer);
+    }
+
+    [Fact]
+    public void Load_OfANegativeParameterStep_IsRejectedBeforeAnythingChanges()
+    {
+        string path = TrainedState(cursor: null);
+        Edit(path, json => json.Replace("\"proj.weight\":3", "\"proj.weight\":-1", StringComparison.Ordinal));
+        using var model = Model();
+        using var optimizer = GroupedAdamW.ForModule(model, Options);
+        var before = Snapshot(model, optimizer);
+
+        var e = Assert.Throws<InvalidDataException>(() => TrainingState.Load(path, optimizer, Schedule));
+
+        Assert.Contains("optimizer step -1 for parameter 'proj.weight'", e.Message);
+        AssertUnchanged(before, model, optimizer);
+    }
+
+    [Fact]
+    public void Load_OfAGeneratorStateOfTheWrongSize_IsRejectedBeforeAnythingChanges()
+    {
+        string path = TrainedState(cursor: null);
+        Edit(path, json => json, t => t["rng.cpu"] = torch.zeros(16, dtype: ScalarType.Byte));
+        using var model = Model();
+        using var optimizer = GroupedAdamW.ForModule(model, Options);
+        var before = Snapshot(model, optimizer);
+
+        var e = Assert.Throws<InvalidDataException>(() => TrainingState.Load(path, optimizer, Schedule));
+
+        Assert.Contains("'rng.cpu' has shape [16]", e.Message);
+        AssertUnchanged(before, model, optimizer);
+    }
+
+    [Fact]
+    public void Load_OfADocumentWithoutSteps_IsRejectedNamingTheField()
+    {
+        string path = TrainedState(cursor: null);
+        Edit(path, json =>
+        {
+            var node = System.Text.Json.Nodes.JsonNode.Parse(json)!;
+            node["optimizer"]!.AsObject().Remove("steps");
+            return node.ToJsonString();
+        });
+        using var model = Model();
+        using var optimizer = GroupedAdamW.ForModule(model, Options);
+        var before = Snapshot(model, optimizer);
+
+        var e = Assert.Throws<InvalidDataException>(() => TrainingState.Load(path, optimizer, Schedule));
+
+        Assert.Contains("'optimizer.steps'", e.Message);
+        AssertUnchanged(before, model, optimizer);
     }
 
     [Fact]
