@@ -46,6 +46,7 @@ run generate --model "$base" --adapter "$out/extend/adapter" --prompt "In the be
 
 run demo --steps 0 >/dev/null 2>&1; [ $? -eq 2 ] || { echo "smoke-demo: a bad value should exit with 2" >&2; exit 1; }
 run pretrain --rope-theta 0.5 >/dev/null 2>&1; [ $? -eq 2 ] || { echo "smoke-demo: pretrain --rope-theta 0.5 should exit with 2" >&2; exit 1; }
+run pretrain --heads 3 >/dev/null 2>&1; [ $? -eq 2 ] || { echo "smoke-demo: pretrain --heads 3 (not a divisor of 128) should exit with 2" >&2; exit 1; }
 run demo --passkey-fraction 1 >/dev/null 2>&1; [ $? -eq 2 ] || { echo "smoke-demo: demo --passkey-fraction 1 should exit with 2" >&2; exit 1; }
 msg=$(run demo --methods pi,no-such-method 2>&1); [ $? -eq 2 ] && grep -qF -- "--methods must be a comma-separated list of one or more of none, pi," <<<"$msg" \
   || { echo "smoke-demo: demo --methods with an unknown method should exit with 2 naming --methods and the methods: $msg" >&2; exit 1; }

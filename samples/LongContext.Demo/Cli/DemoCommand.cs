@@ -32,9 +32,20 @@ public sealed class DemoSettings : CommonSettings
     [Description("RoPE base the --base model was pretrained with (pretrain --rope-theta; default 10000, the shipped base's). A base whose manifest says otherwise is refused.")]
     public double? RopeTheta { get; init; }
 
-    /// <summary>The base's settings as the demo expects them: the shipped base's, with <see cref="RopeTheta"/> if given.</summary>
-    /// <exception cref="SettingOutOfRangeException">--rope-theta out of range.</exception>
-    public PretrainSettings Pretrain() => RopeTheta is double theta ? new PretrainSettings { RopeTheta = theta } : new PretrainSettings();
+    /// <summary>Attention heads of the pretrained base.</summary>
+    [CommandOption("--heads <N>")]
+    [Description("Attention heads the --base model was pretrained with (pretrain --heads; default 4, the shipped base's). A base whose manifest says otherwise is refused.")]
+    public int? Heads { get; init; }
+
+    /// <summary>The base's settings as the demo expects them: the shipped base's, with <see cref="RopeTheta"/> and <see cref="Heads"/> if given.</summary>
+    /// <exception cref="SettingOutOfRangeException">--rope-theta or --heads out of range.</exception>
+    public PretrainSettings Pretrain()
+    {
+        var s = new PretrainSettings();
+        if (RopeTheta is double theta) s = s with { RopeTheta = theta };
+        if (Heads is int heads) s = s with { Heads = heads };
+        return s.Validated();
+    }
 
     /// <summary>Updates per method.</summary>
     [CommandOption("--steps <N>")]
@@ -81,7 +92,10 @@ public sealed class DemoSettings : CommonSettings
     {
         var common = base.Validate();
         if (!common.Successful) return common;
-        var pretrain = Checked(() => Pretrain(), new Dictionary<string, string> { [nameof(PretrainSettings.RopeTheta)] = "--rope-theta" });
+        var pretrain = Checked(() => Pretrain(), new Dictionary<string, string>
+        {
+            [nameof(PretrainSettings.RopeTheta)] = "--rope-theta", [nameof(PretrainSettings.Heads)] = "--heads",
+        });
         if (!pretrain.Successful) return pretrain;
         return Checked(() => Experiment(), OptionNames);   // --methods too: Experiment parses it, ParseMethods checks it
     }

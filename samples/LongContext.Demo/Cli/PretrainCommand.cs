@@ -34,10 +34,15 @@ public sealed class PretrainSettingsCli : CommonSettings
     [Description("RoPE base of the new model, above 1 (default 10000, the shipped base's and Llama-2's).")]
     public double? RopeTheta { get; init; }
 
+    /// <summary>Attention heads (null: the record's default).</summary>
+    [CommandOption("--heads <N>")]
+    [Description("Attention heads, a divisor of the hidden size 128 (default 4: heads of 32 dimensions; 1 gives Llama's 128-dimension heads).")]
+    public int? Heads { get; init; }
+
     private static readonly Dictionary<string, string> OptionNames = new()
     {
         [nameof(PretrainSettings.Seed)] = "--seed", [nameof(PretrainSettings.Steps)] = "--steps", [nameof(PretrainSettings.Batch)] = "--batch",
-        [nameof(PretrainSettings.Context)] = "--context", [nameof(PretrainSettings.RopeTheta)] = "--rope-theta",
+        [nameof(PretrainSettings.Context)] = "--context", [nameof(PretrainSettings.RopeTheta)] = "--rope-theta", [nameof(PretrainSettings.Heads)] = "--heads",
     };
 
     /// <summary>The pretraining settings: the record's defaults, with what the options set.</summary>
@@ -49,7 +54,8 @@ public sealed class PretrainSettingsCli : CommonSettings
         if (Batch is int batch) s = s with { Batch = batch };
         if (Context is int context) s = s with { Context = context };
         if (RopeTheta is double theta) s = s with { RopeTheta = theta };
-        return s;
+        if (Heads is int heads) s = s with { Heads = heads };
+        return s.Validated();
     }
 
     /// <inheritdoc />

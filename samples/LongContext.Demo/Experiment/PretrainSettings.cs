@@ -29,11 +29,11 @@ public sealed record PretrainSettings
     public double WeightDecay { get => _weightDecay; init => _weightDecay = double.IsFinite(value) && value >= 0 ? value : throw SettingChecks.Bad(value, "a non-negative number"); }
     /// <summary>Share of passkey rows in the data, in [0, 1).</summary>
     public double PasskeyFraction { get => _passkeyFraction; init => _passkeyFraction = SettingChecks.Fraction(value); }
-    /// <summary>Hidden size (a multiple of <see cref="Heads"/>, checked by the model's config).</summary>
+    /// <summary>Hidden size: at least 1, a multiple of <see cref="Heads"/> (checked by <see cref="Validated"/>).</summary>
     public int Hidden { get => _hidden; init => _hidden = SettingChecks.AtLeast(value, 1); }
     /// <summary>Decoder layers.</summary>
     public int Layers { get => _layers; init => _layers = SettingChecks.AtLeast(value, 1); }
-    /// <summary>Attention heads.</summary>
+    /// <summary>Attention heads: at least 1, a divisor of <see cref="Hidden"/> (checked by <see cref="Validated"/>); the head dimension is Hidden / Heads.</summary>
     public int Heads { get => _heads; init => _heads = SettingChecks.AtLeast(value, 1); }
     /// <summary>MLP size.</summary>
     public int Intermediate { get => _intermediate; init => _intermediate = SettingChecks.AtLeast(value, 1); }
@@ -43,9 +43,17 @@ public sealed record PretrainSettings
     /// </summary>
     public double RopeTheta { get => _ropeTheta; init => _ropeTheta = double.IsFinite(value) && value > 1 ? value : throw SettingChecks.Bad(value, "a finite number above 1"); }
 
+    /// <summary>These settings after the checks that relate two of them (each value alone is checked when it is set).</summary>
+    /// <exception cref="SettingOutOfRangeException"><see cref="Heads"/> does not divide <see cref="Hidden"/>.</exception>
+    public PretrainSettings Validated() =>
+        Hidden % Heads == 0 ? this : throw SettingChecks.Bad(Heads, $"a divisor of Hidden ({Hidden})", nameof(Heads));
+
     /// <summary>The model's config for a vocabulary.</summary>
+    /// <exception cref="SettingOutOfRangeException"><see cref="Heads"/> does not divide <see cref="Hidden"/>.</exception>
     /// <param name="vocabSize">Tokenizer vocabulary.</param>
-    public LlamaConfig Config(int vocabSize) => new()
+    public LlamaConfig Config(int vocabSize) => Validated().ConfigOf(vocabSize);
+
+    private LlamaConfig ConfigOf(int vocabSize) => new()
     {
         VocabSize = vocabSize,
         HiddenSize = Hidden,

@@ -71,8 +71,8 @@ public static class TinyBase
         PretrainSettings saved;
         try
         {
-            saved = manifest["settings"]?.Deserialize<PretrainSettings>()
-                ?? throw new InvalidDataException($"'{manifestPath}' has no settings.");
+            saved = (manifest["settings"]?.Deserialize<PretrainSettings>()
+                ?? throw new InvalidDataException($"'{manifestPath}' has no settings.")).Validated();
         }
         catch (ArgumentOutOfRangeException e)
         {
