@@ -26,6 +26,11 @@ if [ "$rc" -eq 3 ]; then
   [ "${LONGCONTEXT_DEMO_ALLOW_PATTERN_MISS:-0}" = 1 ] || exit 3
 fi
 demo_s=$(( $(date +%s) - start ))
+# The opt-in full fine-tuning pair (every weight trained, no adapter): a partial run exits 3 by design.
+run --quick --methods extrapolation-full,pi-full --lr 1e-4 --output "$out/full" >/dev/null
+rc=$?
+[ "$rc" -eq 3 ] || { echo "smoke-demo: demo --methods extrapolation-full,pi-full should run and exit 3 (a partial run); got $rc" >&2; exit 1; }
+[ "$(wc -l < "$out/full/results.csv")" -eq 7 ] || { echo "smoke-demo: the full fine-tuning run's results.csv should hold 2 methods x 3 lengths" >&2; exit 1; }
 
 base=samples/LongContext.Demo/data/base
 run extend --model "$base" --corpus samples/LongContext.Demo/data/kjv.txt --target-length 256 --method longlora \

@@ -8,7 +8,7 @@ public sealed record ExperimentSettings
 {
     private readonly int _seed = 1, _factor = 4, _steps = 150, _batch = 4, _loraRank = 8, _evalTokens = 32768, _evalStep = 256, _passkeyTrials = 20;
     private readonly double _learningRate = 1e-3, _passkeyFraction = 0.25;
-    private readonly IReadOnlyList<Method> _methods = Experiment.Methods.All;
+    private readonly IReadOnlyList<Method> _methods = Experiment.Methods.Default;
 
     /// <summary>The reduced sizes of <c>demo --quick</c> (CI): 20 updates x 2 rows, 4096 evaluation tokens, 5 passkey trials.</summary>
     public static ExperimentSettings QuickRun { get; } = new() { Steps = 20, Batch = 2, EvalTokens = 4096, PasskeyTrials = 5 };
@@ -33,7 +33,7 @@ public sealed record ExperimentSettings
     public int EvalStep { get => _evalStep; init => _evalStep = SettingChecks.AtLeast(value, 1); }
     /// <summary>Passkey trials per length (at least 1).</summary>
     public int PasskeyTrials { get => _passkeyTrials; init => _passkeyTrials = SettingChecks.AtLeast(value, 1); }
-    /// <summary>Methods to run, at least one, no repeats.</summary>
+    /// <summary>Methods to run, at least one, no repeats (default <see cref="Experiment.Methods.Default"/>).</summary>
     public IReadOnlyList<Method> Methods
     {
         get => _methods;

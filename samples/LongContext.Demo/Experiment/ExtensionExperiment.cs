@@ -59,7 +59,7 @@ public static class ExtensionExperiment
                 var (ids, labels) = rowLength == target ? longRows : shortRows;
                 int batch = settings.Batch * (target / rowLength);
                 training = Runs.Train(model, $"{Methods.Key(method)}: train at {rowLength}", ids, labels, rowLength, settings.Steps, batch,
-                    new AdamWOptions { LearningRate = settings.LearningRate }, schedule: null, Path.Combine(outputFolder, "runs", Methods.Key(method)), saveAdapter: true);
+                    new AdamWOptions { LearningRate = settings.LearningRate }, schedule: null, Path.Combine(outputFolder, "runs", Methods.Key(method)), saveAdapter: Methods.HasAdapter(method));
             }
             var evaluation = Runs.Evaluate(model, $"{Methods.Key(method)}: evaluate", tokens, inputs.Tokenizer, lengths, settings.PasskeyTrials, settings.EvalStep);
             long trainable = TrainableParameters.Select(model).Sum(p => p.Parameter.numel());

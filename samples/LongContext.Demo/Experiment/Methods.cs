@@ -1,3 +1,4 @@
+using LongContext.Attention;
 using LongContext.Llama;
 using LongContext.Lora;
 using LongContext.Quantization;
@@ -27,6 +28,10 @@ public enum Method
     /// the slow ones divided by the factor, a blend between) + LoRA on q,k,v,o with full attention, trained as PiLora.
     /// </summary>
     Llama3Lora,
+    /// <summary>Opt-in: fine-tuning without PI with every weight trained, the PI paper's own "FT" setting.</summary>
+    ExtrapolationFull,
+    /// <summary>Opt-in: PI with every weight trained, the PI paper's own setting.</summary>
+    PiFull,
 }
 
 /// <summary>How each <see cref="Method"/> prepares a model, through the library's LongLoRA recipe.</summary>
@@ -34,6 +39,12 @@ public static class Methods
 {
     /// <summary>Every method, in table order.</summary>
     public static IReadOnlyList<Method> All { get; } = Enum.GetValues<Method>();
+
+    /// <summary>
+    /// The methods the demo runs when none are named, in table order: all but the full fine-tuning pair, which is
+    /// opt-in (<c>--methods extrapolation-full,pi-full</c>; it wants its own learning rate, README).
+    /// </summary>
+    public static IReadOnlyList<Method> Default { get; } = All.Where(m => m is not (Method.ExtrapolationFull or Method.PiFull)).ToArray();
 
     /// <summary>The command-line name.</summary>
     /// <param name="method">The method.</param>
@@ -47,6 +58,8 @@ public static class Methods
         Method.LongQLora => "longqlora",
         Method.Control => "control",
         Method.Llama3Lora => "llama3-lora",
+        Method.ExtrapolationFull => "extrapolation-full",
+        Method.PiFull => "pi-full",
         _ => throw new ArgumentOutOfRangeException(nameof(method), method, null),
     };
 
@@ -62,6 +75,8 @@ public static class Methods
         Method.LongQLora => "LongQLoRA (PI + S2 + NF4 QLoRA + embed/norm)",
         Method.Control => "same tokens at L, no PI (control)",
         Method.Llama3Lora => "Llama-3 scaling + LoRA, full attention",
+        Method.ExtrapolationFull => "fine-tune every weight without PI (PI paper's FT)",
+        Method.PiFull => "PI + fine-tune every weight (PI paper's)",
         _ => throw new ArgumentOutOfRangeException(nameof(method), method, null),
     };
 
@@ -75,6 +90,10 @@ public static class Methods
         throw new ArgumentException($"unknown method '{key}'; expected one of {string.Join(", ", All.Select(Key))}.", nameof(key));
     }
 
+    /// <summary>Whether the method trains LoRA matrices (and so has a peft adapter to save).</summary>
+    /// <param name="method">The method.</param>
+    public static bool HasAdapter(Method method) => Trains(method) && method is not (Method.ExtrapolationFull or Method.PiFull);
+
     /// <summary>Whether the method fine-tunes.</summary>
     /// <param name="method">The method.</param>
     public static bool Trains(Method method) => method is not (Method.None or Method.PiNoFinetune);
@@ -87,7 +106,7 @@ public static class Methods
 
     /// <summary>
     /// Prepares <paramref name="model"/> in place for <paramref name="method"/> at <paramref name="target"/> tokens
-    /// and returns the LoRA report (null for the methods without training).
+    /// and returns the LoRA report (null for the methods without LoRA: no training, or every weight trained).
     /// </summary>
     /// <param name="model">A freshly loaded base.</param>
     /// <param name="method">The method.</param>
@@ -135,6 +154,15 @@ public static class Methods
                     TargetContextLength = target, PositionInterpolation = false, S2 = null, TrainableExtras = [], Lora = Lora(false),
                     GradientCheckpointing = gradientCheckpointing,
                 });
+            case Method.ExtrapolationFull:
+            case Method.PiFull:
+                if (method == Method.PiFull) LongLora.ApplyPositionInterpolation(model, target);
+                else model.UpdateRope(model.Config with { MaxPositionEmbeddings = Math.Max(target, model.Config.MaxPositionEmbeddings) });
+                model.ConfigureAttention(new AttentionOptions { Mode = AttentionMode.Full, Dropout = model.Config.AttentionDropout });
+                foreach (var p in model.parameters()) p.requires_grad = true;
+                model.SetGradientCheckpointing(gradientCheckpointing);
+                model.train();
+                return null;
             case Method.Control:
                 return LongLora.Prepare(model, new LongLoraOptions
                 {
