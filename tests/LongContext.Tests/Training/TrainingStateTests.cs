@@ -252,11 +252,47 @@ public sealed class TrainingStateTests : IDisposable
         Assert.Equal("row=5", loader.Cursor);
     }
 
-    [Fact]
-    public void Load_OfANegativeStep_IsRejectedBeforeAnythingChanges()
+    /// <summary>Saved states corrupted one way each, and a phrase the rejection must hold.</summary>
+    public static TheoryData<string, string> CorruptStates => new()
+    {
+        { "negative step", "step -3" },
+        { "negative parameter step", "optimizer step -1 for parameter 'proj.weight'" },
+        { "generator state of the wrong size", "'rng.cpu' has shape [16]" },
+        { "document without steps", "'optimizer.steps'" },
+    };
+
+    private static void Corrupt(string path, string how)
+    {
+        switch (how)
+        {
+            case "negative step":
+                Edit(path, json => json.Replace("\"step\":3,", "\"step\":-3,", StringComparison.Ordinal));
+                break;
+            case "negative parameter step":
+                Edit(path, json => json.Replace("\"proj.weight\":3", "\"proj.weight\":-1", StringComparison.Ordinal));
+                break;
+            case "generator state of the wrong size":
+                Edit(path, json => json, t => t["rng.cpu"] = torch.zeros(16, dtype: ScalarType.Byte));
+                break;
+            case "document without steps":
+                Edit(path, json =>
+                {
+                    var node = System.Text.Json.Nodes.JsonNode.Parse(json)!;
+                    node["optimizer"]!.AsObject().Remove("steps");
+                    return node.ToJsonString();
+                });
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(how), how, "no such corruption");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(CorruptStates))]
+    public void Load_OfACorruptState_IsRejectedNamingTheFileAndTheValue_BeforeAnythingChanges(string how, string phrase)
     {
         string path = TrainedState(cursor: null);
-        Edit(path, json => json.Replace("\"step\":3,", "\"step\":-3,", StringComparison.Ordinal));
+        Corrupt(path, how);
         using var model = Model();
         using var optimizer = GroupedAdamW.ForModule(model, Options);
         using var loader = Data();
@@ -264,59 +300,9 @@ public sealed class TrainingStateTests : IDisposable
 
         var e = Assert.Throws<InvalidDataException>(() => TrainingState.Load(path, optimizer, Schedule, loader));
 
-        Assert.Contains("step -3", e.Message);
+        Assert.Contains(phrase, e.Message);
         Assert.Contains(path, e.Message);
         Assert.Equal("row=0", loader.Cursor);
-        AssertUnchanged(before, model, optimizer);
-    }
-
-    [Fact]
-    public void Load_OfANegativeParameterStep_IsRejectedBeforeAnythingChanges()
-    {
-        string path = TrainedState(cursor: null);
-        Edit(path, json => json.Replace("\"proj.weight\":3", "\"proj.weight\":-1", StringComparison.Ordinal));
-        using var model = Model();
-        using var optimizer = GroupedAdamW.ForModule(model, Options);
-        var before = Snapshot(model, optimizer);
-
-        var e = Assert.Throws<InvalidDataException>(() => TrainingState.Load(path, optimizer, Schedule));
-
-        Assert.Contains("optimizer step -1 for parameter 'proj.weight'", e.Message);
-        AssertUnchanged(before, model, optimizer);
-    }
-
-    [Fact]
-    public void Load_OfAGeneratorStateOfTheWrongSize_IsRejectedBeforeAnythingChanges()
-    {
-        string path = TrainedState(cursor: null);
-        Edit(path, json => json, t => t["rng.cpu"] = torch.zeros(16, dtype: ScalarType.Byte));
-        using var model = Model();
-        using var optimizer = GroupedAdamW.ForModule(model, Options);
-        var before = Snapshot(model, optimizer);
-
-        var e = Assert.Throws<InvalidDataException>(() => TrainingState.Load(path, optimizer, Schedule));
-
-        Assert.Contains("'rng.cpu' has shape [16]", e.Message);
-        AssertUnchanged(before, model, optimizer);
-    }
-
-    [Fact]
-    public void Load_OfADocumentWithoutSteps_IsRejectedNamingTheField()
-    {
-        string path = TrainedState(cursor: null);
-        Edit(path, json =>
-        {
-            var node = System.Text.Json.Nodes.JsonNode.Parse(json)!;
-            node["optimizer"]!.AsObject().Remove("steps");
-            return node.ToJsonString();
-        });
-        using var model = Model();
-        using var optimizer = GroupedAdamW.ForModule(model, Options);
-        var before = Snapshot(model, optimizer);
-
-        var e = Assert.Throws<InvalidDataException>(() => TrainingState.Load(path, optimizer, Schedule));
-
-        Assert.Contains("'optimizer.steps'", e.Message);
         AssertUnchanged(before, model, optimizer);
     }
 
