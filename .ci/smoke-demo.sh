@@ -31,6 +31,8 @@ run --quick --methods extrapolation-full,pi-full --lr 1e-4 --output "$out/full" 
 rc=$?
 [ "$rc" -eq 3 ] || { echo "smoke-demo: demo --methods extrapolation-full,pi-full should run and exit 3 (a partial run); got $rc" >&2; exit 1; }
 [ "$(wc -l < "$out/full/results.csv")" -eq 7 ] || { echo "smoke-demo: the full fine-tuning run's results.csv should hold 2 methods x 3 lengths" >&2; exit 1; }
+run eval --model "$out/full/runs/pi-full/model" --corpus samples/LongContext.Demo/data/kjv.txt --lengths 512 --eval-tokens 1024 \
+  --passkey-trials 1 --output "$out/eval-full" >/dev/null || { echo "smoke-demo: eval of the saved pi-full model failed" >&2; exit 1; }
 
 base=samples/LongContext.Demo/data/base
 run extend --model "$base" --corpus samples/LongContext.Demo/data/kjv.txt --target-length 256 --method longlora \

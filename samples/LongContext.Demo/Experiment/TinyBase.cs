@@ -35,10 +35,7 @@ public static class TinyBase
     /// <param name="extra">Measurements to record (held-out loss, time).</param>
     public static void Save(LlamaForCausalLM model, string folder, PretrainSettings settings, string tokenizerFingerprint, JsonObject extra)
     {
-        LongLora.SaveMerged(model, folder, ScalarType.BFloat16);
-        // The tokenizer beside the weights makes the base a complete HF folder (the extend/eval/generate commands read it).
-        foreach (string name in new[] { "tokenizer.model", "tokenizer_config.json" })
-            File.Copy(Path.Combine(DemoInputs.DataFolder, "tokenizer", name), Path.Combine(folder, name), overwrite: true);
+        SaveModelFolder(model, folder, ScalarType.BFloat16);
         var manifest = new JsonObject
         {
             ["settings"] = settings.ToJson(),
@@ -47,6 +44,20 @@ public static class TinyBase
             ["measured"] = extra,
         };
         Files.WriteText(Path.Combine(folder, ManifestFile), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+    }
+
+    /// <summary>
+    /// Writes <paramref name="model"/> as a complete HF folder: <c>config.json</c>, <c>model.safetensors</c> in
+    /// <paramref name="dtype"/> and the demo's tokenizer beside them, so the extend, eval and generate commands read it.
+    /// </summary>
+    /// <param name="model">The model (not changed).</param>
+    /// <param name="folder">Destination.</param>
+    /// <param name="dtype">Dtype of the saved weights.</param>
+    public static void SaveModelFolder(LlamaForCausalLM model, string folder, ScalarType dtype)
+    {
+        LongLora.SaveMerged(model, folder, dtype);
+        foreach (string name in new[] { "tokenizer.model", "tokenizer_config.json" })
+            File.Copy(Path.Combine(DemoInputs.DataFolder, "tokenizer", name), Path.Combine(folder, name), overwrite: true);
     }
 
     /// <summary>Loads the base (fp32 on <paramref name="device"/>) after checking the manifest.</summary>
