@@ -49,6 +49,10 @@ run extend --model "$base" --corpus samples/LongContext.Demo/data/kjv.txt --targ
 grep -q '"llama3"' "$out/extend-llama3/adapter/config.json" || { echo "smoke-demo: the llama3-lora adapter's config.json has no llama3 rope" >&2; exit 1; }
 run eval --model "$base" --adapter "$out/extend-llama3/adapter" --corpus samples/LongContext.Demo/data/kjv.txt --lengths 256 \
   --eval-tokens 1024 --passkey-trials 1 --output "$out/eval-llama3" || { echo "smoke-demo: eval of the llama3-lora adapter failed" >&2; exit 1; }
+# Every weight trained: extend saves the whole model (an HF folder with the tokenizer) instead of an adapter.
+run extend --model "$base" --corpus samples/LongContext.Demo/data/kjv.txt --target-length 256 --method pi-full \
+  --steps 1 --batch 1 --grad-accum 1 --lr 1e-4 --no-gradient-checkpointing --output "$out/extend-full" >/dev/null || { echo "smoke-demo: extend --method pi-full failed" >&2; exit 1; }
+[ -s "$out/extend-full/model/model.safetensors" ] && [ -s "$out/extend-full/model/tokenizer.model" ] || { echo "smoke-demo: extend --method pi-full saved no model folder" >&2; exit 1; }
 run generate --model "$base" --adapter "$out/extend/adapter" --prompt "In the beginning" --max-new-tokens 8 || { echo "smoke-demo: generate failed" >&2; exit 1; }
 
 run demo --steps 0 >/dev/null 2>&1; [ $? -eq 2 ] || { echo "smoke-demo: a bad value should exit with 2" >&2; exit 1; }

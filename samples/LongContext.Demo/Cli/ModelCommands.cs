@@ -133,7 +133,7 @@ public sealed class ExtendSettings : ModelSettings
 
     /// <summary>Method.</summary>
     [CommandOption("--method <NAME>")]
-    [Description("longlora (PI + S2 + LoRA + embed/norm, default), longqlora (the same over an NF4 base), pi-lora (full attention), extrapolation (no PI), llama3-lora (Llama 3.1 rope scaling + LoRA, full attention).")]
+    [Description("longlora (PI + S2 + LoRA + embed/norm, default), longqlora (the same over an NF4 base), pi-lora (full attention), extrapolation (no PI), llama3-lora (Llama 3.1 rope scaling + LoRA, full attention), extrapolation-full / pi-full (every weight trained; the whole model is saved to OUTPUT/model).")]
     [DefaultValue("longlora")]
     public string Method { get; init; } = "longlora";
 
@@ -180,8 +180,8 @@ public sealed class ExtendSettings : ModelSettings
         if (Corpus.Length == 0) return ValidationResult.Error("--corpus <PATH> is required.");
         if (Corpus.FirstOrDefault(p => !File.Exists(p) && !Directory.Exists(p)) is { } missing) return ValidationResult.Error($"--corpus: '{missing}' does not exist.");
         if (TargetLength is null or < 16) return ValidationResult.Error($"--target-length <N> is required and at least 16; got {TargetLength?.ToString(CultureInfo.InvariantCulture) ?? "none"}.");
-        if (Method is not ("longlora" or "longqlora" or "pi-lora" or "extrapolation" or "llama3-lora"))
-            return ValidationResult.Error($"--method must be longlora, longqlora, pi-lora, extrapolation or llama3-lora; got '{Method}'.");
+        if (Method is not ("longlora" or "longqlora" or "pi-lora" or "extrapolation" or "llama3-lora" or "extrapolation-full" or "pi-full"))
+            return ValidationResult.Error($"--method must be longlora, longqlora, pi-lora, extrapolation, llama3-lora, extrapolation-full or pi-full; got '{Method}'.");
         if (Steps < 1 || Batch < 1 || GradAccum < 1) return ValidationResult.Error("--steps, --batch and --grad-accum must be at least 1.");
         if (!(LearningRate > 0)) return ValidationResult.Error($"--lr must be positive; got {LearningRate}.");
         return ValidationResult.Success();
@@ -207,11 +207,15 @@ public sealed class ExtendCommand : Command<ExtendSettings>
         using var model = LlamaCheckpoint.Load(settings.Model!, settings.ScalarType, device);
         torch.manual_seed(settings.Seed);
         Method method = Methods.Parse(settings.Method);
-        var report = Methods.Prepare(model, method, target, gradientCheckpointing: !settings.NoGradientCheckpointing)!;
-        AnsiConsole.MarkupLine(Markup.Escape($"{Methods.Label(method)} to {target} tokens (rope {model.Config.Rope.Type}, factor {model.Config.Rope.Factor}); {report.Parameters}."));
+        var report = Methods.Prepare(model, method, target, gradientCheckpointing: !settings.NoGradientCheckpointing);
+        string trained = report is null ? $"every weight trained: {model.parameters().Sum(p => p.numel()):N0} parameters" : report.Parameters.ToString();
+        AnsiConsole.MarkupLine(Markup.Escape($"{Methods.Label(method)} to {target} tokens (rope {model.Config.Rope.Type}, factor {model.Config.Rope.Factor}); {trained}."));
         var summary = Runs.Train(model, $"extend to {target}", ids, ids, target, settings.Steps, settings.Batch * settings.GradAccum,
-            new AdamWOptions { LearningRate = settings.LearningRate }, schedule: null, settings.Output, saveAdapter: true, microBatches: settings.GradAccum);
-        AnsiConsole.MarkupLine(Markup.Escape($"Done: final loss {summary.FinalLoss:F3}, {summary.TokensPerSecond:F0} tokens/s, peak RSS {PeakMemory.PeakBytes() / 1048576.0:F0} MiB; adapter in {summary.Result.AdapterFolder}."));
+            new AdamWOptions { LearningRate = settings.LearningRate }, schedule: null, settings.Output, saveAdapter: Methods.HasAdapter(method), microBatches: settings.GradAccum);
+        string saved = summary.Result.AdapterFolder is { } adapter ? $"adapter in {adapter}" : $"model in {Path.Combine(settings.Output, "model")}";
+        if (summary.Result.AdapterFolder is null)
+            TinyBase.SaveModelFolder(model, Path.Combine(settings.Output, "model"), settings.ScalarType, tokenizerFolder: settings.Model!);
+        AnsiConsole.MarkupLine(Markup.Escape($"Done: final loss {summary.FinalLoss:F3}, {summary.TokensPerSecond:F0} tokens/s, peak RSS {PeakMemory.PeakBytes() / 1048576.0:F0} MiB; {saved}."));
         return ExitCodes.Success;
     }
 }

@@ -48,16 +48,21 @@ public static class TinyBase
 
     /// <summary>
     /// Writes <paramref name="model"/> as a complete HF folder: <c>config.json</c>, <c>model.safetensors</c> in
-    /// <paramref name="dtype"/> and the demo's tokenizer beside them, so the extend, eval and generate commands read it.
+    /// <paramref name="dtype"/> and the tokenizer files of <paramref name="tokenizerFolder"/> (the demo's when null)
+    /// beside them, so the extend, eval and generate commands read it.
     /// </summary>
     /// <param name="model">The model (not changed).</param>
     /// <param name="folder">Destination.</param>
     /// <param name="dtype">Dtype of the saved weights.</param>
-    public static void SaveModelFolder(LlamaForCausalLM model, string folder, ScalarType dtype)
+    /// <param name="tokenizerFolder">Where the tokenizer files are (<c>tokenizer.json</c>, <c>tokenizer.model</c>,
+    /// <c>tokenizer_config.json</c>, <c>special_tokens_map.json</c>, <c>generation_config.json</c>: those present).</param>
+    public static void SaveModelFolder(LlamaForCausalLM model, string folder, ScalarType dtype, string? tokenizerFolder = null)
     {
+        tokenizerFolder ??= Path.Combine(DemoInputs.DataFolder, "tokenizer");
         LongLora.SaveMerged(model, folder, dtype);
-        foreach (string name in new[] { "tokenizer.model", "tokenizer_config.json" })
-            File.Copy(Path.Combine(DemoInputs.DataFolder, "tokenizer", name), Path.Combine(folder, name), overwrite: true);
+        foreach (string name in new[] { "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json" })
+            if (File.Exists(Path.Combine(tokenizerFolder, name)))
+                File.Copy(Path.Combine(tokenizerFolder, name), Path.Combine(folder, name), overwrite: true);
     }
 
     /// <summary>Loads the base (fp32 on <paramref name="device"/>) after checking the manifest.</summary>
