@@ -180,8 +180,8 @@ public sealed class ExtendSettings : ModelSettings
         if (Corpus.Length == 0) return ValidationResult.Error("--corpus <PATH> is required.");
         if (Corpus.FirstOrDefault(p => !File.Exists(p) && !Directory.Exists(p)) is { } missing) return ValidationResult.Error($"--corpus: '{missing}' does not exist.");
         if (TargetLength is null or < 16) return ValidationResult.Error($"--target-length <N> is required and at least 16; got {TargetLength?.ToString(CultureInfo.InvariantCulture) ?? "none"}.");
-        if (Method is not ("longlora" or "longqlora" or "pi-lora" or "extrapolation" or "llama3-lora" or "extrapolation-full" or "pi-full"))
-            return ValidationResult.Error($"--method must be longlora, longqlora, pi-lora, extrapolation, llama3-lora, extrapolation-full or pi-full; got '{Method}'.");
+        if (!Methods.Extensions.Select(Methods.Key).Contains(Method))
+            return ValidationResult.Error($"--method must be one of {string.Join(", ", Methods.Extensions.Select(Methods.Key))}; got '{Method}'.");
         if (Steps < 1 || Batch < 1 || GradAccum < 1) return ValidationResult.Error("--steps, --batch and --grad-accum must be at least 1.");
         if (!(LearningRate > 0)) return ValidationResult.Error($"--lr must be positive; got {LearningRate}.");
         return ValidationResult.Success();

@@ -44,7 +44,13 @@ public static class Methods
     /// The methods the demo runs when none are named, in table order: all but the full fine-tuning pair, which is
     /// opt-in (<c>--methods extrapolation-full,pi-full</c>; it wants its own learning rate, README).
     /// </summary>
-    public static IReadOnlyList<Method> Default { get; } = All.Where(m => m is not (Method.ExtrapolationFull or Method.PiFull)).ToArray();
+    public static IReadOnlyList<Method> Default { get; } = All.Where(m => !TrainsEveryWeight(m)).ToArray();
+
+    /// <summary>
+    /// The methods <c>extend</c> offers on a model folder: every method that fine-tunes to the target length (not the
+    /// control, which trains at L).
+    /// </summary>
+    public static IReadOnlyList<Method> Extensions { get; } = All.Where(m => Trains(m) && m != Method.Control).ToArray();
 
     /// <summary>The command-line name.</summary>
     /// <param name="method">The method.</param>
@@ -92,7 +98,11 @@ public static class Methods
 
     /// <summary>Whether the method trains LoRA matrices (and so has a peft adapter to save).</summary>
     /// <param name="method">The method.</param>
-    public static bool HasAdapter(Method method) => Trains(method) && method is not (Method.ExtrapolationFull or Method.PiFull);
+    public static bool HasAdapter(Method method) => Trains(method) && !TrainsEveryWeight(method);
+
+    /// <summary>Whether the method trains every weight (no LoRA): the opt-in full fine-tuning pair.</summary>
+    /// <param name="method">The method.</param>
+    public static bool TrainsEveryWeight(Method method) => method is Method.ExtrapolationFull or Method.PiFull;
 
     /// <summary>Whether the method fine-tunes.</summary>
     /// <param name="method">The method.</param>
@@ -125,8 +135,7 @@ public static class Methods
                 LongLora.ApplyPositionInterpolation(model, target);
                 return null;
             case Method.Extrapolation:
-                // The rope stays as trained; the context is declared longer so rows of the target length are accepted.
-                model.UpdateRope(model.Config with { MaxPositionEmbeddings = Math.Max(target, model.Config.MaxPositionEmbeddings) });
+                DeclareLongerContext(model, target);
                 return LongLora.Prepare(model, new LongLoraOptions
                 {
                     TargetContextLength = target, PositionInterpolation = false, S2 = null, TrainableExtras = [],
@@ -157,7 +166,7 @@ public static class Methods
             case Method.ExtrapolationFull:
             case Method.PiFull:
                 if (method == Method.PiFull) LongLora.ApplyPositionInterpolation(model, target);
-                else model.UpdateRope(model.Config with { MaxPositionEmbeddings = Math.Max(target, model.Config.MaxPositionEmbeddings) });
+                else DeclareLongerContext(model, target);
                 model.ConfigureAttention(new AttentionOptions { Mode = AttentionMode.Full, Dropout = model.Config.AttentionDropout });
                 foreach (var p in model.parameters()) p.requires_grad = true;
                 model.SetGradientCheckpointing(gradientCheckpointing);
@@ -173,6 +182,12 @@ public static class Methods
                 throw new ArgumentOutOfRangeException(nameof(method), method, null);
         }
     }
+
+    /// <summary>
+    /// Extrapolation: the rope stays as trained; the context is declared longer so rows of the target length are accepted.
+    /// </summary>
+    private static void DeclareLongerContext(LlamaForCausalLM model, int target) =>
+        model.UpdateRope(model.Config with { MaxPositionEmbeddings = Math.Max(target, model.Config.MaxPositionEmbeddings) });
 
     /// <summary>
     /// Sets Llama 3.1's rope scaling for <paramref name="target"/> tokens on an unscaled model: factor target / L (at

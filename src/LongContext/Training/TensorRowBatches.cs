@@ -86,16 +86,9 @@ public sealed class TensorRowBatches : ITrainingBatches, IDisposable
     /// <summary>The row counter after one more batch from <paramref name="row"/>; false when it would overflow.</summary>
     private bool TryAdvance(long row, out long after)
     {
-        try
-        {
-            after = checked(row + batchSize);
-            return true;
-        }
-        catch (OverflowException)
-        {
-            after = 0;
-            return false;
-        }
+        bool fits = row <= long.MaxValue - batchSize;      // batchSize is positive, so the subtraction cannot overflow
+        after = fits ? row + batchSize : 0;
+        return fits;
     }
 
     /// <inheritdoc />
