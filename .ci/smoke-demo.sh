@@ -55,6 +55,10 @@ run extend --model "$base" --corpus samples/LongContext.Demo/data/kjv.txt --targ
 [ -s "$out/extend-full/model/model.safetensors" ] && [ -s "$out/extend-full/model/tokenizer.model" ] || { echo "smoke-demo: extend --method pi-full saved no model folder" >&2; exit 1; }
 run generate --model "$base" --adapter "$out/extend/adapter" --prompt "In the beginning" --max-new-tokens 8 || { echo "smoke-demo: generate failed" >&2; exit 1; }
 
+# --help of every command renders (option descriptions are Spectre markup: a stray '[' used to crash demo --help).
+for c in "" demo pretrain extend eval generate; do
+  msg=$(run $c --help 2>&1) && grep -q "OPTIONS:" <<<"$msg" || { echo "smoke-demo: '$c --help' failed: $msg" >&2; exit 1; }
+done
 run demo --steps 0 >/dev/null 2>&1; [ $? -eq 2 ] || { echo "smoke-demo: a bad value should exit with 2" >&2; exit 1; }
 run pretrain --rope-theta 0.5 >/dev/null 2>&1; [ $? -eq 2 ] || { echo "smoke-demo: pretrain --rope-theta 0.5 should exit with 2" >&2; exit 1; }
 run pretrain --heads 3 >/dev/null 2>&1; [ $? -eq 2 ] || { echo "smoke-demo: pretrain --heads 3 (not a divisor of 128) should exit with 2" >&2; exit 1; }

@@ -28,31 +28,12 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$device" in cuda|cpu) ;; *) echo "gpu-check.sh: --device must be cuda or cpu; got '$device'" >&2; exit 2 ;; esac
-if [ -z "$bundle" ]; then
-  if [ -x "$here/bin/LongContext.GpuCheck" ]; then bundle=$here; else bundle="$here/../artifacts/gpu-check/longcontext-gpu-check"; fi
-fi
-bundle=$(cd "$bundle" 2>/dev/null && pwd) || { echo "gpu-check.sh: no bundle at '$bundle'; run scripts/publish-gpu-check.sh first or pass --bundle" >&2; exit 2; }
+. "$here/gpu/common.sh"
+bundle=$(find_bundle gpu-check.sh "$bundle" LongContext.GpuCheck LongContext.Benchmarks) || exit 2
 bin=$bundle/bin
-for app in LongContext.GpuCheck LongContext.Benchmarks; do
-  [ -x "$bin/$app" ] || { echo "gpu-check.sh: $bin/$app is missing; the bundle is incomplete" >&2; exit 2; }
-done
-
-python=${PYTHON:-}
-if [ -z "$python" ]; then
-  for p in python3 /usr/bin/python3; do
-    if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import torch' >/dev/null 2>&1; then python=$p; break; fi
-  done
-fi
+python=$(find_python)
 [ -n "$python" ] || { echo "gpu-check.sh: no python with torch found; set PYTHON" >&2; exit 2; }
-if [ -z "$libtorch" ]; then
-  nuget=$(ls -d "${NUGET_PACKAGES:-$HOME/.nuget/packages}"/libtorch-cpu-linux-x64/*/runtimes/linux-x64/native 2>/dev/null | tail -1)
-  if [ "$device" = cpu ] && [ -n "$nuget" ]; then libtorch=$nuget
-  else libtorch="$("$python" -c 'import torch,os;print(os.path.dirname(torch.__file__))')/lib"; fi
-fi
-[ -e "$libtorch/libtorch.so" ] || { echo "gpu-check.sh: $libtorch/libtorch.so not found; pass --libtorch DIR" >&2; exit 2; }
-if [ "$device" = cuda ] && [ ! -e "$libtorch/libtorch_cuda.so" ]; then
-  echo "gpu-check.sh: $libtorch has no libtorch_cuda.so (a CUDA build of PyTorch is needed for --device cuda)" >&2; exit 2
-fi
+libtorch=$(find_libtorch gpu-check.sh "$device" "$libtorch" "$python") || exit 2
 
 mkdir -p "$out/logs" "$out/bench"
 out=$(cd "$out" && pwd)
@@ -65,35 +46,6 @@ fixtures=$bundle/fixtures
 start=$(date +%s)
 deadline=$((start + budget))
 reserve=15   # seconds kept for the report
-
-# run_step NAME BOX_SECONDS COMMAND...: runs in its log, within min(box, time left), records one line in steps.tsv.
-run_step() {
-  local name=$1 box=$2; shift 2
-  local override="BOX_$(echo "$name" | tr 'a-z-' 'A-Z_')"
-  box=${!override:-$box}
-  local left=$((deadline - $(date +%s) - reserve)) limit=$box log="logs/$name.log" rc status t0 t1
-  [ "$left" -lt "$limit" ] && limit=$left
-  if [ "$limit" -lt 5 ]; then
-    printf '%s\tskipped (no time left)\t-\t0\t-\n' "$name" >> "$out/steps.tsv"
-    echo "=== $name: skipped, no time left"
-    return
-  fi
-  echo "=== $name (limit ${limit}s) $(date -u +%H:%M:%S)"
-  t0=$(date +%s%N)
-  # bash -c so that the exported shell functions below (check, bench) run under timeout too
-  timeout --kill-after=10 "$limit" bash -c '"$@"' step "$@" > "$out/$log" 2>&1
-  rc=$?
-  t1=$(date +%s%N)
-  case $rc in
-    0) status=ok ;;
-    124|137) status="timed out after ${limit}s" ;;
-    *) status=failed ;;
-  esac
-  local tenths=$(( (t1 - t0) / 100000000 ))
-  printf '%s\t%s\t%s\t%d.%d\t%s\n' "$name" "$status" "$rc" $((tenths / 10)) $((tenths % 10)) "$log" >> "$out/steps.tsv"
-  tail -n 3 "$out/$log" | sed 's/^/    /'
-}
-skip_step() { printf '%s\tskipped (%s)\t-\t0\t-\n' "$1" "$2" >> "$out/steps.tsv"; echo "=== $1: skipped ($2)"; }
 
 check() { "$bin/LongContext.GpuCheck" "$@" --fixtures "$fixtures"; }
 export bin fixtures out device

@@ -64,8 +64,21 @@ public class CommonSettings : CommandSettings
     public torch.Device TorchDevice()
     {
         if (Threads > 0) torch.set_num_threads(Threads);
-        if (Device == "cuda" && !torch.cuda.is_available())
-            throw new InvalidOperationException("--device cuda was given but CUDA is not available (this build references libtorch-cpu; reference a CUDA libtorch package to run on a GPU).");
+        if (Device == "cuda")
+        {
+            const string how = "a build that references libtorch-cpu runs on the CPU only: reference a CUDA libtorch package, or publish with " +
+                               "-p:LibTorchPackage=false and put a CUDA PyTorch's torch/lib on LD_LIBRARY_PATH (scripts/gpu-check.sh does)";
+            try
+            {
+                torch.InitializeDeviceType(DeviceType.CUDA);
+            }
+            catch (NotSupportedException e)
+            {
+                throw new InvalidOperationException($"--device cuda was given but the CUDA backend did not load ({e.Message}); {how}.", e);
+            }
+            if (!torch.cuda.is_available())
+                throw new InvalidOperationException($"--device cuda was given but CUDA is not available; {how}.");
+        }
         return torch.device(Device);
     }
 }

@@ -26,7 +26,7 @@ public sealed class PretrainSettingsCli : CommonSettings
 
     /// <summary>L (null: the record's default).</summary>
     [CommandOption("--context <L>")]
-    [Description("Pretraining context L, 64..4096 (default 128).")]
+    [Description("Pretraining context L, 128..4096 (default 128; the passkey prompt needs about 110 tokens).")]
     public int? Context { get; init; }
 
     /// <summary>RoPE base (null: the record's default).</summary>
@@ -36,13 +36,35 @@ public sealed class PretrainSettingsCli : CommonSettings
 
     /// <summary>Attention heads (null: the record's default).</summary>
     [CommandOption("--heads <N>")]
-    [Description("Attention heads, a divisor of the hidden size 128 (default 4: heads of 32 dimensions; 1 gives Llama's 128-dimension heads).")]
+    [Description("Attention heads, a divisor of --hidden (default 4: heads of 32 dimensions at the default hidden size 128; 1 gives Llama's 128-dimension heads).")]
     public int? Heads { get; init; }
+
+    /// <summary>Hidden size (null: the record's default).</summary>
+    [CommandOption("--hidden <N>")]
+    [Description("Hidden size, a multiple of --heads (default 128).")]
+    public int? Hidden { get; init; }
+
+    /// <summary>Decoder layers (null: the record's default).</summary>
+    [CommandOption("--layers <N>")]
+    [Description("Decoder layers (default 3).")]
+    public int? Layers { get; init; }
+
+    /// <summary>MLP size (null: the record's default).</summary>
+    [CommandOption("--intermediate <N>")]
+    [Description("MLP size (default 384, 3 x the default hidden size).")]
+    public int? Intermediate { get; init; }
+
+    /// <summary>Peak learning rate (null: the record's default).</summary>
+    [CommandOption("--lr <X>")]
+    [Description("Peak learning rate, cosine schedule with 5 % warmup (default 2e-3).")]
+    public double? LearningRate { get; init; }
 
     private static readonly Dictionary<string, string> OptionNames = new()
     {
         [nameof(PretrainSettings.Seed)] = "--seed", [nameof(PretrainSettings.Steps)] = "--steps", [nameof(PretrainSettings.Batch)] = "--batch",
         [nameof(PretrainSettings.Context)] = "--context", [nameof(PretrainSettings.RopeTheta)] = "--rope-theta", [nameof(PretrainSettings.Heads)] = "--heads",
+        [nameof(PretrainSettings.Hidden)] = "--hidden", [nameof(PretrainSettings.Layers)] = "--layers", [nameof(PretrainSettings.Intermediate)] = "--intermediate",
+        [nameof(PretrainSettings.LearningRate)] = "--lr",
     };
 
     /// <summary>The pretraining settings: the record's defaults, with what the options set.</summary>
@@ -55,6 +77,10 @@ public sealed class PretrainSettingsCli : CommonSettings
         if (Context is int context) s = s with { Context = context };
         if (RopeTheta is double theta) s = s with { RopeTheta = theta };
         if (Heads is int heads) s = s with { Heads = heads };
+        if (Hidden is int hidden) s = s with { Hidden = hidden };
+        if (Layers is int layers) s = s with { Layers = layers };
+        if (Intermediate is int intermediate) s = s with { Intermediate = intermediate };
+        if (LearningRate is double lr) s = s with { LearningRate = lr };
         return s.Validated();
     }
 

@@ -27,7 +27,10 @@ public static class Expectations
     /// <summary>The 5 % margin.</summary>
     public const double WithinRatio = 1.05;
 
-    /// <summary>Judges the results (all methods but the control are needed; missing ones make the expectation fail with a note).</summary>
+    /// <summary>The methods the expectations are judged on; a run without one of them cannot be judged in full.</summary>
+    public static IReadOnlyList<Method> Judged { get; } = [Method.None, Method.PiNoFinetune, Method.Extrapolation, Method.PiLora, Method.LongLora];
+
+    /// <summary>Judges the results (the <see cref="Judged"/> methods are needed; an expectation missing one fails, its numbers marked "not run").</summary>
     /// <param name="results">Per-method results.</param>
     /// <param name="shortContext">L.</param>
     /// <param name="target">4L.</param>

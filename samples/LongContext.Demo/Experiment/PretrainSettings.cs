@@ -17,8 +17,11 @@ public sealed record PretrainSettings
 
     /// <summary>Seed of the initialization and the data order (non-negative).</summary>
     public int Seed { get => _seed; init => _seed = SettingChecks.AtLeast(value, 0); }
-    /// <summary>Pretraining context L, in [64, 4096].</summary>
-    public int Context { get => _context; init => _context = value is >= 64 and <= 4096 ? value : throw SettingChecks.Bad(value, "in [64, 4096]"); }
+    /// <summary>
+    /// Pretraining context L, in [128, 4096]: the passkey rows and the passkey test at L need room for LongLoRA's prompt,
+    /// whose fixed sentences take about 110 tokens of the shipped tokenizer.
+    /// </summary>
+    public int Context { get => _context; init => _context = value is >= 128 and <= 4096 ? value : throw SettingChecks.Bad(value, "in [128, 4096] (room for the passkey prompt, about 110 tokens)"); }
     /// <summary>Optimizer updates (at least 1).</summary>
     public int Steps { get => _steps; init => _steps = SettingChecks.AtLeast(value, 1); }
     /// <summary>Rows per update (at least 1).</summary>
@@ -44,12 +47,13 @@ public sealed record PretrainSettings
     public double RopeTheta { get => _ropeTheta; init => _ropeTheta = double.IsFinite(value) && value > 1 ? value : throw SettingChecks.Bad(value, "a finite number above 1"); }
 
     /// <summary>These settings after the checks that relate two of them (each value alone is checked when it is set).</summary>
-    /// <exception cref="SettingOutOfRangeException"><see cref="Heads"/> does not divide <see cref="Hidden"/>.</exception>
+    /// <exception cref="SettingOutOfRangeException"><see cref="Heads"/> does not divide <see cref="Hidden"/> into heads of an even size (RoPE turns pairs).</exception>
     public PretrainSettings Validated() =>
-        Hidden % Heads == 0 ? this : throw SettingChecks.Bad(Heads, $"a divisor of Hidden ({Hidden})", nameof(Heads));
+        Hidden % Heads == 0 && Hidden / Heads % 2 == 0 ? this
+            : throw SettingChecks.Bad(Heads, $"a divisor of Hidden ({Hidden}) that leaves heads of an even size", nameof(Heads));
 
     /// <summary>The model's config for a vocabulary.</summary>
-    /// <exception cref="SettingOutOfRangeException"><see cref="Heads"/> does not divide <see cref="Hidden"/>.</exception>
+    /// <exception cref="SettingOutOfRangeException"><see cref="Heads"/> does not divide <see cref="Hidden"/> into heads of an even size.</exception>
     /// <param name="vocabSize">Tokenizer vocabulary.</param>
     public LlamaConfig Config(int vocabSize) => Validated().ConfigOf(vocabSize);
 

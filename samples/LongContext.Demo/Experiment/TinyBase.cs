@@ -84,20 +84,33 @@ public static class TinyBase
         string fingerprint = manifest["tokenizer_fingerprint"]!.GetValue<string>();
         if (fingerprint != tokenizerFingerprint)
             throw new InvalidDataException($"'{manifestPath}' was made with tokenizer {fingerprint}; the tokenizer in use is {tokenizerFingerprint}.");
-        PretrainSettings saved;
+        PretrainSettings saved = SettingsOf(manifest, manifestPath);
+        if (saved.Context != settings.Context || saved.Hidden != settings.Hidden || saved.Layers != settings.Layers || saved.Heads != settings.Heads
+            || saved.Intermediate != settings.Intermediate || saved.RopeTheta != settings.RopeTheta)
+            throw new InvalidDataException($"'{manifestPath}' describes another base ({saved}) than the one asked for ({settings}).");
+        return LlamaCheckpoint.Load(folder, ScalarType.Float32, device);
+    }
+
+    /// <summary>The settings the base in <paramref name="folder"/> was pretrained with (its manifest's), or null when the folder holds no manifest.</summary>
+    /// <param name="folder">A base folder, or one that holds none yet.</param>
+    /// <exception cref="InvalidDataException">The manifest has no settings or settings out of range.</exception>
+    public static PretrainSettings? ReadSettings(string folder)
+    {
+        string manifestPath = Path.Combine(folder, ManifestFile);
+        return File.Exists(manifestPath) ? SettingsOf(JsonNode.Parse(File.ReadAllText(manifestPath))!.AsObject(), manifestPath) : null;
+    }
+
+    private static PretrainSettings SettingsOf(JsonObject manifest, string manifestPath)
+    {
         try
         {
-            saved = (manifest["settings"]?.Deserialize<PretrainSettings>()
+            return (manifest["settings"]?.Deserialize<PretrainSettings>()
                 ?? throw new InvalidDataException($"'{manifestPath}' has no settings.")).Validated();
         }
         catch (ArgumentOutOfRangeException e)
         {
             throw new InvalidDataException($"'{manifestPath}' settings: {e.Message}", e);
         }
-        if (saved.Context != settings.Context || saved.Hidden != settings.Hidden || saved.Layers != settings.Layers || saved.Heads != settings.Heads
-            || saved.Intermediate != settings.Intermediate || saved.RopeTheta != settings.RopeTheta)
-            throw new InvalidDataException($"'{manifestPath}' describes another base ({saved}) than the one asked for ({settings}).");
-        return LlamaCheckpoint.Load(folder, ScalarType.Float32, device);
     }
 
     /// <summary>The measurements recorded in the manifest, or null.</summary>
