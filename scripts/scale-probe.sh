@@ -11,7 +11,8 @@
 #   --dry-run   the CPU rehearsal: --device cpu, a tiny base and demo --quick sizes (the same steps and files)
 #   --out       result folder (default: $OUT if set, else ./scale-probe); at most 8 files come back from a device run:
 #               scale-report.md, results.csv, context_extension.png, logs.tar.xz, base.tar.xz (split in 15 MB parts)
-#   --budget    seconds for the whole run (default 330); each step is time-boxed within it (BOX_PRETRAIN, BOX_DEMO)
+#   --budget    seconds for the whole run (default 330): the pretraining gets 55 %, the demo the rest (BOX_PRETRAIN,
+#               BOX_DEMO override); to follow gpu-check.sh in the same device call, give each a part of the call's limit
 #   --libtorch  folder with libtorch.so (default: the pip PyTorch's torch/lib; on CPU the NuGet libtorch-cpu if present)
 # Exit code 0 when both steps ran (whatever the pattern), 1 when one failed or timed out, 2 for bad arguments.
 set -uo pipefail
@@ -63,9 +64,10 @@ app=$bundle/bin/LongContext.Demo
 probe_demo() { "$app" demo "$@"; local rc=$?; [ "$rc" -eq 3 ] && { echo "(exit code 3: the expected pattern was not reproduced; the numbers are above)"; return 0; }; return "$rc"; }
 export app
 export -f probe_demo
-run_step pretrain 190 "$app" pretrain --device "$device" --seed 1 "${pretrain[@]}" --output "$work/base"
+# The pretraining gets 55 % of the budget, the demo what is left (BOX_PRETRAIN / BOX_DEMO override).
+run_step pretrain $((budget * 55 / 100)) "$app" pretrain --device "$device" --seed 1 "${pretrain[@]}" --output "$work/base"
 if [ -s "$work/base/manifest.json" ]; then
-  run_step demo 130 probe_demo --device "$device" --seed 1 --base "$work/base" --methods "$methods" "${demo[@]}" --output "$work/demo"
+  run_step demo "$budget" probe_demo --device "$device" --seed 1 --base "$work/base" --methods "$methods" "${demo[@]}" --output "$work/demo"
 else
   skip_step demo "no base was pretrained"
 fi
