@@ -15,20 +15,8 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 device=cuda dry=0 out=${OUT:-./gpu-report} budget=470 libtorch=${LIBTORCH_DIR:-} bundle=${GPU_CHECK_BUNDLE:-}
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --device) device=$2; shift 2 ;;
-    --dry-run) dry=1 device=cpu; shift ;;
-    --out) out=$2; shift 2 ;;
-    --budget) budget=$2; shift 2 ;;
-    --libtorch) libtorch=$2; shift 2 ;;
-    --bundle) bundle=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-    *) echo "gpu-check.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
-  esac
-done
-case "$device" in cuda|cpu) ;; *) echo "gpu-check.sh: --device must be cuda or cpu; got '$device'" >&2; exit 2 ;; esac
 . "$here/gpu/common.sh"
+parse_options gpu-check.sh 2,14p "$@" || exit $?
 bundle=$(find_bundle gpu-check.sh "$bundle" LongContext.GpuCheck LongContext.Benchmarks) || exit 2
 bin=$bundle/bin
 python=$(find_python)

@@ -18,21 +18,8 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 device=cuda dry=0 out=${OUT:-./scale-probe} budget=330 libtorch=${LIBTORCH_DIR:-} bundle=${GPU_CHECK_BUNDLE:-}
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --device) device=$2; shift 2 ;;
-    --dry-run) dry=1 device=cpu; shift ;;
-    --out) out=$2; shift 2 ;;
-    --budget) budget=$2; shift 2 ;;
-    --libtorch) libtorch=$2; shift 2 ;;
-    --bundle) bundle=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-    *) echo "scale-probe.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
-  esac
-done
-case "$device" in cuda|cpu) ;; *) echo "scale-probe.sh: --device must be cuda or cpu; got '$device'" >&2; exit 2 ;; esac
-case "$budget" in ''|*[!0-9]*) echo "scale-probe.sh: --budget must be a whole number of seconds; got '$budget'" >&2; exit 2 ;; esac
 . "$here/gpu/common.sh"
+parse_options scale-probe.sh 2,17p "$@" || exit $?
 bundle=$(find_bundle scale-probe.sh "$bundle" LongContext.Demo) || exit 2
 libtorch=$(find_libtorch scale-probe.sh "$device" "$libtorch" "$(find_python)") || exit 2
 

@@ -2,6 +2,27 @@
 # time-boxed steps that record one line each in $out/steps.tsv. The sourcing script sets `here` (its own folder)
 # before sourcing, and `out`, `deadline` and `reserve` before the first run_step.
 
+# parse_options NAME HELP_LINES ARGS...: the options both scripts take, over the defaults the caller set in device,
+# dry, out, budget, libtorch and bundle. --help prints the script's HELP_LINES (a sed range such as 2,16p) and returns
+# exits 0 (parse_options runs in the calling shell); a bad option or value returns 2 after a message.
+parse_options() {
+  local name=$1 help=$2; shift 2
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --device) device=$2; shift 2 ;;
+      --dry-run) dry=1 device=cpu; shift ;;
+      --out) out=$2; shift 2 ;;
+      --budget) budget=$2; shift 2 ;;
+      --libtorch) libtorch=$2; shift 2 ;;
+      --bundle) bundle=$2; shift 2 ;;
+      -h|--help) sed -n "$help" "$here/$name"; exit 0 ;;
+      *) echo "$name: unknown option '$1' (see --help)" >&2; return 2 ;;
+    esac
+  done
+  case "$device" in cuda|cpu) ;; *) echo "$name: --device must be cuda or cpu; got '$device'" >&2; return 2 ;; esac
+  case "$budget" in ''|*[!0-9]*) echo "$name: --budget must be a whole number of seconds; got '$budget'" >&2; return 2 ;; esac
+}
+
 # find_bundle NAME BUNDLE APP...: prints the bundle folder (BUNDLE if given; else the script's own folder when it holds
 # bin/APP, else artifacts/gpu-check/longcontext-gpu-check under the repository) after checking each APP is there.
 find_bundle() {
