@@ -31,6 +31,9 @@ if ls "$bundle/bin" | grep -q -E '^lib(torch|c10)'; then
 fi
 # Never loaded by these programs: crash-dump writer, debugger and DAC libraries, the LTTng trace provider, XML docs,
 # Windows-only native helpers. Removed after the fact; the hosts do not look for them at startup.
+# The shipped base (bin/data/base) is only the demo's default; scale-probe.sh pretrains its own: left out (1.6 MB of
+# the tarball, which travels with the repository under the device's 64 MiB carry).
+rm -rf "$bundle/bin/data/base"
 rm -rf "$bundle/bin/createdump" "$bundle/bin/libmscordbi.so" "$bundle/bin/libmscordaccore.so" \
        "$bundle/bin/libcoreclrtraceptprovider.so" "$bundle/bin/amd64" "$bundle/bin/x86" "$bundle/bin"/*.xml
 for d in rope s2attn quant models; do
