@@ -67,4 +67,12 @@ msg=$(run demo --methods pi,no-such-method 2>&1); [ $? -eq 2 ] && grep -qF -- "-
   || { echo "smoke-demo: demo --methods with an unknown method should exit with 2 naming --methods and the methods: $msg" >&2; exit 1; }
 run demo --no-such-option >/dev/null 2>&1; [ $? -eq 2 ] || { echo "smoke-demo: an unknown option should exit with 2" >&2; exit 1; }
 run eval --model /no/such/folder --corpus x >/dev/null 2>&1; [ $? -eq 2 ] || { echo "smoke-demo: a missing folder should exit with 2" >&2; exit 1; }
+# bad TEXT ARGS...: exit code 2 and a message holding TEXT (the option, what it must be, the value); one line each.
+bad() {
+  local want=$1 msg rc; shift
+  msg=$(run "$@" 2>&1); rc=$?
+  [ "$rc" -eq 2 ] && grep -qF -- "$want" <<<"$msg" || { echo "smoke-demo: '$*' should exit with 2 saying '$want'; got $rc: $msg" >&2; exit 1; }
+}
+bad "--steps must be an integer (at most 2147483647); got '1.5'" demo --steps=1.5
+bad "--lr must be a number (e.g. 0.5 or 1e-3); got 'inf'" extend --lr inf
 echo "smoke-demo: passed in $(( $(date +%s) - start ))s (demo --quick ${demo_s}s)"
