@@ -75,4 +75,5 @@ bad() {
 }
 bad "--steps must be an integer (at most 2147483647); got '1.5'" demo --steps=1.5
 bad "--lr must be a number (e.g. 0.5 or 1e-3); got 'inf'" extend --lr inf
+bad "--device must be cpu on this machine: " eval --device cuda --model "$base" --corpus samples/LongContext.Demo/data/kjv.txt
 echo "smoke-demo: passed in $(( $(date +%s) - start ))s (demo --quick ${demo_s}s)"
