@@ -73,7 +73,17 @@ bad() {
   msg=$(run "$@" 2>&1); rc=$?
   [ "$rc" -eq 2 ] && grep -qF -- "$want" <<<"$msg" || { echo "smoke-demo: '$*' should exit with 2 saying '$want'; got $rc: $msg" >&2; exit 1; }
 }
+# fails TEXT ARGS...: exit code 1 and a message holding TEXT, without a stack trace (a file or the data is at fault).
+fails() {
+  local want=$1 msg rc; shift
+  msg=$(run "$@" 2>&1); rc=$?
+  [ "$rc" -eq 1 ] && grep -qF -- "$want" <<<"$msg" && ! grep -q "^ *at " <<<"$msg" \
+    || { echo "smoke-demo: '$*' should exit with 1 saying '$want' without a stack trace; got $rc: $msg" >&2; exit 1; }
+}
 bad "--steps must be an integer (at most 2147483647); got '1.5'" demo --steps=1.5
 bad "--lr must be a number (e.g. 0.5 or 1e-3); got 'inf'" extend --lr inf
 bad "--device must be cpu on this machine: " eval --device cuda --model "$base" --corpus samples/LongContext.Demo/data/kjv.txt
+mkdir -p "$out/no-tokenizer" "$out/bad-config" && cp "$base/config.json" "$base/model.safetensors" "$out/no-tokenizer/" && cp "$base"/* "$out/bad-config/" && echo '{' > "$out/bad-config/config.json"
+bad "--model must be an HF Llama folder" generate --model "$out/no-tokenizer" --prompt hi
+fails "is not valid JSON" generate --model "$out/bad-config" --prompt hi
 echo "smoke-demo: passed in $(( $(date +%s) - start ))s (demo --quick ${demo_s}s)"

@@ -34,9 +34,28 @@ public class ModelSettings : CommonSettings
         var common = base.Validate();
         if (!common.Successful) return common;
         if (Model is null) return ValidationResult.Error("--model <DIR> is required.");
-        if (!Directory.Exists(Model)) return ValidationResult.Error($"--model: folder '{Model}' does not exist.");
+        if (!Directory.Exists(Model))
+            return ValidationResult.Error(File.Exists(Model) ? $"--model must be an HF Llama folder; got the file '{Model}'." : $"--model: folder '{Model}' does not exist.");
+        if (MissingHfFile(Model) is { } missing)
+            return ValidationResult.Error($"--model must be an HF Llama folder (config.json, {LlamaCheckpoint.WeightsFile} or {LlamaCheckpoint.IndexFile}, " +
+                                          $"{HfTokenizer.TokenizerJsonName} or {HfTokenizer.SentencePieceModelName}); '{Model}' holds no {missing}.");
         if (Dtype is not (null or "fp32" or "bf16" or "fp16")) return ValidationResult.Error($"--dtype must be fp32, bf16 or fp16; got '{Dtype}'.");
         return ValidationResult.Success();
+    }
+
+    /// <summary>
+    /// The first file an HF Llama folder needs that <paramref name="folder"/> lacks (its config, its weights, its tokenizer),
+    /// or null when it has them all; what the files hold is checked when they are read.
+    /// </summary>
+    /// <param name="folder">An existing folder.</param>
+    public static string? MissingHfFile(string folder)
+    {
+        bool Has(string name) => File.Exists(Path.Combine(folder, name));
+        if (!Has("config.json")) return "config.json";
+        if (!Has(LlamaCheckpoint.WeightsFile) && !Has(LlamaCheckpoint.IndexFile)) return $"weights ({LlamaCheckpoint.WeightsFile} or {LlamaCheckpoint.IndexFile})";
+        if (!Has(HfTokenizer.TokenizerJsonName) && !Has(HfTokenizer.SentencePieceModelName))
+            return $"tokenizer ({HfTokenizer.TokenizerJsonName} or {HfTokenizer.SentencePieceModelName})";
+        return null;
     }
 
     /// <summary>The dtype in force.</summary>
