@@ -86,4 +86,6 @@ bad "--device must be cpu on this machine: " eval --device cuda --model "$base" 
 mkdir -p "$out/no-tokenizer" "$out/bad-config" && cp "$base/config.json" "$base/model.safetensors" "$out/no-tokenizer/" && cp "$base"/* "$out/bad-config/" && echo '{' > "$out/bad-config/config.json"
 bad "--model must be an HF Llama folder" generate --model "$out/no-tokenizer" --prompt hi
 fails "is not valid JSON" generate --model "$out/bad-config" --prompt hi
+cp -r "$out/extend/adapter" "$out/other-shape" && sed -i 's/"num_hidden_layers": 3/"num_hidden_layers": 2/' "$out/other-shape/config.json"
+bad "--adapter must be an adapter of the --model's shape; '$out/other-shape' was trained on another model: NumHiddenLayers 2 (model: 3)" generate --model "$base" --adapter "$out/other-shape" --prompt hi
 echo "smoke-demo: passed in $(( $(date +%s) - start ))s (demo --quick ${demo_s}s)"

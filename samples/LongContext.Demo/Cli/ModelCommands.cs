@@ -85,8 +85,14 @@ public class AdapterSettings : ModelSettings
     {
         var common = base.Validate();
         if (!common.Successful) return common;
-        if (Adapter is not null && !File.Exists(Path.Combine(Adapter, "adapter_config.json")))
-            return ValidationResult.Error($"--adapter: '{Adapter}' holds no adapter_config.json.");
+        if (Adapter is null) return ValidationResult.Success();
+        if (!Directory.Exists(Adapter)) return ValidationResult.Error($"--adapter: folder '{Adapter}' does not exist.");
+        foreach (string file in new[] { "adapter_config.json", "adapter_model.safetensors", "config.json" })
+            if (!File.Exists(Path.Combine(Adapter, file)))
+                return ValidationResult.Error($"--adapter must be a folder extend wrote (adapter_config.json, adapter_model.safetensors and the config.json of the rope it was trained with); '{Adapter}' holds no {file}.");
+        // The shapes, from the two config.json files, before any weight is read (a malformed file is an error of the file: exit code 1).
+        if (LongLora.AdapterShapeDifferences(LlamaConfig.Load(Adapter), LlamaConfig.Load(Model!)) is { } differences)
+            return ValidationResult.Error($"--adapter must be an adapter of the --model's shape; '{Adapter}' was trained on another model: {differences}.");
         return ValidationResult.Success();
     }
 
