@@ -88,4 +88,16 @@ bad "--model must be an HF Llama folder" generate --model "$out/no-tokenizer" --
 fails "is not valid JSON" generate --model "$out/bad-config" --prompt hi
 cp -r "$out/extend/adapter" "$out/other-shape" && sed -i 's/"num_hidden_layers": 3/"num_hidden_layers": 2/' "$out/other-shape/config.json"
 bad "--adapter must be an adapter of the --model's shape; '$out/other-shape' was trained on another model: NumHiddenLayers 2 (model: 3)" generate --model "$base" --adapter "$out/other-shape" --prompt hi
+kjv=samples/LongContext.Demo/data/kjv.txt
+mkdir -p "$out/no-text" && : > "$out/empty.txt" && echo "short text" > "$out/short.txt"
+bad "--target-length must be a multiple of 8 for --method longlora" extend --model "$base" --corpus $kjv --target-length 260
+bad "--target-length must be at least the model's context of 128 tokens" extend --model "$base" --corpus $kjv --target-length 64
+bad "--grad-accum must be at least 1; got 0" extend --model "$base" --corpus $kjv --target-length 256 --grad-accum 0
+bad "--corpus must hold text; '$out/empty.txt' is empty" extend --model "$base" --corpus "$out/empty.txt" --target-length 256
+bad "the folder '$out/no-text' holds no .txt file" eval --model "$base" --corpus "$out/no-text"
+fails "--corpus gives 6 tokens, not one full row of --target-length 256" extend --model "$base" --corpus "$out/short.txt" --target-length 256 --output "$out/x"
+fails "--corpus gives 7 tokens; --lengths 128 needs at least 385" eval --model "$base" --corpus "$out/short.txt" --lengths 128 --eval-tokens 1024 --output "$out/x"
+bad "--lengths must be a comma-separated list of distinct integers of at least 16; got '128,128'" eval --model "$base" --corpus $kjv --lengths 128,128
+bad "with --passkey-trials above 0 (the passkey prompt's fixed sentences take" eval --model "$base" --corpus $kjv --lengths 64 --eval-tokens 1024
+bad "--eval-tokens must be at least 4353 for --lengths 4096" eval --model "$base" --corpus $kjv --lengths 4096 --eval-tokens 1024
 echo "smoke-demo: passed in $(( $(date +%s) - start ))s (demo --quick ${demo_s}s)"

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Globalization;
+using LongContext.Attention;
 using LongContext.Demo.Experiment;
 using LongContext.Llama;
 using LongContext.Llama.Evaluation;
@@ -116,13 +117,44 @@ public class AdapterSettings : ModelSettings
 /// <summary>Corpus input shared by <c>extend</c> and <c>eval</c>.</summary>
 public static class CorpusInput
 {
+    /// <summary>The source of one <c>--corpus</c> path: a .jsonl file, or a .txt file or folder of them.</summary>
+    /// <param name="path">The path.</param>
+    /// <exception cref="FileNotFoundException">The path does not exist, or a folder holds no .txt file.</exception>
+    public static CorpusSource Source(string path) =>
+        path.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) ? CorpusSource.Jsonl(path) : CorpusSource.TextFiles(path);
+
+    /// <summary>
+    /// The <c>--corpus</c> error for the paths given (none given, one missing, a folder without .txt files, no text at
+    /// all), or null when there is text to read; whether it is enough is known once it is tokenized.
+    /// </summary>
+    /// <param name="paths">The <c>--corpus</c> values.</param>
+    public static string? Problem(IReadOnlyList<string> paths)
+    {
+        ArgumentNullException.ThrowIfNull(paths);
+        if (paths.Count == 0) return "--corpus <PATH> is required.";
+        long bytes = 0;
+        foreach (string path in paths)
+        {
+            if (!File.Exists(path) && !Directory.Exists(path)) return $"--corpus: '{path}' does not exist.";
+            try
+            {
+                bytes += Source(path).TotalBytes;
+            }
+            catch (FileNotFoundException)
+            {
+                return $"--corpus must be a .txt file, a folder of .txt files or a .jsonl file; the folder '{path}' holds no .txt file.";
+            }
+        }
+        return bytes == 0 ? $"--corpus must hold text; '{string.Join("', '", paths)}' {(paths.Count == 1 ? "is" : "are")} empty." : null;
+    }
+
     /// <summary>Documents' ids from text files (a .txt file or a folder of them) or a .jsonl file ("text" field).</summary>
     /// <param name="paths">Files or folders.</param>
     /// <param name="tokenizer">The model's tokenizer.</param>
     /// <param name="maxTokens">Stop after this many tokens (null: all).</param>
     public static List<int[]> Documents(IEnumerable<string> paths, ITextTokenizer tokenizer, long? maxTokens = null)
     {
-        var sources = paths.Select(p => p.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) ? CorpusSource.Jsonl(p) : CorpusSource.TextFiles(p)).ToList();
+        var sources = paths.Select(Source).ToList();
         long bytes = sources.Sum(s => s.TotalBytes);
         return Phases.Run("tokenize corpus", bytes, report =>
         {
@@ -153,7 +185,7 @@ public sealed class ExtendSettings : ModelSettings
 
     /// <summary>Target context.</summary>
     [CommandOption("--target-length <N>")]
-    [Description("Context to extend to, in tokens (rows of this length; PI factor ceil(N / original)). Required.")]
+    [Description("Context to extend to, in tokens (rows of this length; PI factor ceil(N / original)): at least the model's context, a multiple of 8 for longlora and longqlora (S2-Attn's 4 groups). Required.")]
     public int? TargetLength { get; init; }
 
     /// <summary>Method.</summary>
@@ -202,13 +234,33 @@ public sealed class ExtendSettings : ModelSettings
     {
         var common = base.Validate();
         if (!common.Successful) return common;
-        if (Corpus.Length == 0) return ValidationResult.Error("--corpus <PATH> is required.");
-        if (Corpus.FirstOrDefault(p => !File.Exists(p) && !Directory.Exists(p)) is { } missing) return ValidationResult.Error($"--corpus: '{missing}' does not exist.");
-        if (TargetLength is null or < 16) return ValidationResult.Error($"--target-length <N> is required and at least 16; got {TargetLength?.ToString(CultureInfo.InvariantCulture) ?? "none"}.");
+        if (CorpusInput.Problem(Corpus) is { } corpus) return ValidationResult.Error(corpus);
+        if (TargetLength is not int target || target < 16)
+            return ValidationResult.Error($"--target-length <N> is required and at least 16; got {TargetLength?.ToString(CultureInfo.InvariantCulture) ?? "none"}.");
         if (!Methods.Extensions.Select(Methods.Key).Contains(Method))
             return ValidationResult.Error($"--method must be one of {string.Join(", ", Methods.Extensions.Select(Methods.Key))}; got '{Method}'.");
-        if (Steps < 1 || Batch < 1 || GradAccum < 1) return ValidationResult.Error("--steps, --batch and --grad-accum must be at least 1.");
-        if (!(LearningRate > 0)) return ValidationResult.Error($"--lr must be positive; got {LearningRate}.");
+        foreach (var (option, value) in new[] { ("--steps", Steps), ("--batch", Batch), ("--grad-accum", GradAccum) })
+            if (value < 1) return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture, $"{option} must be at least 1; got {value}."));
+        if ((long)Batch * GradAccum > int.MaxValue)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture, $"--batch x --grad-accum must be at most {int.MaxValue}; got {Batch} x {GradAccum}."));
+        if (!double.IsFinite(LearningRate) || LearningRate <= 0)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture, $"--lr must be a positive number; got {LearningRate}."));
+        long context = LongLora.ContextLength(LlamaConfig.Load(Model!));
+        if (target < context)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                $"--target-length must be at least the model's context of {context} tokens (extend lengthens it); got {target}."));
+        if (Methods.UsesS2(Methods.Parse(Method)))
+        {
+            try
+            {
+                S2GroupLayout.GroupSize(target, LongLoraOptions.DefaultS2.GroupSizeRatio);
+            }
+            catch (ArgumentException)
+            {
+                return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                    $"--target-length must be a multiple of 8 for --method {Method} (S2-Attn splits each row into 4 groups of an even size); got {target}."));
+            }
+        }
         return ValidationResult.Success();
     }
 }
@@ -222,10 +274,15 @@ public sealed class ExtendCommand : Command<ExtendSettings>
         var device = settings.TorchDevice();
         int target = settings.TargetLength!.Value;
         using var tokenizer = HfTokenizer.Load(settings.Model!);
-        int rowsNeeded = settings.Steps * settings.Batch * settings.GradAccum;
-        var documents = CorpusInput.Documents(settings.Corpus, tokenizer, (long)rowsNeeded * target);
-        var rows = CorpusPacker.Pack(documents, tokenizer.SpecialTokens, new PackingOptions { RowLength = target }).Where(r => r.Length == target).ToList();
-        if (rows.Count == 0) throw new InvalidOperationException($"the corpus gives no full row of {target} tokens.");
+        long rowsNeeded = (long)settings.Steps * settings.Batch * settings.GradAccum;
+        var documents = CorpusInput.Documents(settings.Corpus, tokenizer, rowsNeeded * target);
+        long corpusTokens = documents.Sum(d => (long)d.Length);
+        // Checked before packing: a row buffer of an impossible length is never allocated.
+        var rows = corpusTokens < target ? []
+            : CorpusPacker.Pack(documents, tokenizer.SpecialTokens, new PackingOptions { RowLength = target }).Where(r => r.Length == target).ToList();
+        if (rows.Count == 0)
+            throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                $"--corpus gives {corpusTokens:N0} tokens, not one full row of --target-length {target}; give a longer corpus or a shorter --target-length."));
         if (rows.Count < rowsNeeded)
             AnsiConsole.MarkupLine(Markup.Escape($"note: the corpus gives {rows.Count} rows of {target} tokens; {rowsNeeded} updates' worth are served by repeating them in order."));
         long[] ids = rows.SelectMany(r => r.InputIds.Select(i => (long)i)).ToArray();
@@ -260,7 +317,7 @@ public sealed class EvalSettings : AdapterSettings
 
     /// <summary>Lengths.</summary>
     [CommandOption("--lengths <LIST>")]
-    [Description("Comma-separated context lengths (default 4096,8192,16384).")]
+    [Description("Comma-separated distinct context lengths, at least 16 each, and room for the passkey prompt (about 110 tokens) unless --passkey-trials 0 (default 4096,8192,16384).")]
     [DefaultValue("4096,8192,16384")]
     public string Lengths { get; init; } = "4096,8192,16384";
 
@@ -282,9 +339,9 @@ public sealed class EvalSettings : AdapterSettings
     [DefaultValue("eval-output")]
     public string Output { get; init; } = "eval-output";
 
-    /// <summary>Parsed lengths.</summary>
-    public int[] LengthList => Lengths.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
-        .Select(s => int.Parse(s, NumberStyles.None, CultureInfo.InvariantCulture)).ToArray();
+    /// <summary>Parsed lengths (distinct, each at least 16, once <see cref="Validate"/> succeeded).</summary>
+    /// <exception cref="FormatException"><see cref="Lengths"/> is not a list of integers.</exception>
+    public int[] LengthList => ParseLengths(Lengths) ?? throw new FormatException($"--lengths must be comma-separated integers; got '{Lengths}'.");
 
     /// <inheritdoc />
     public override ValidationResult Validate()
@@ -292,23 +349,50 @@ public sealed class EvalSettings : AdapterSettings
         var common = base.Validate();
         if (!common.Successful) return common;
         if ((Corpus.Length == 0) == (Tokens is null)) return ValidationResult.Error("give exactly one of --corpus <PATH> and --tokens <FILE>.");
-        if (Corpus.FirstOrDefault(p => !File.Exists(p) && !Directory.Exists(p)) is { } missing) return ValidationResult.Error($"--corpus: '{missing}' does not exist.");
+        if (Corpus.Length > 0 && CorpusInput.Problem(Corpus) is { } corpus) return ValidationResult.Error(corpus);
         if (Tokens is not null && !File.Exists(Tokens)) return ValidationResult.Error($"--tokens: '{Tokens}' does not exist.");
-        try
-        {
-            if (LengthList is var l && (l.Length == 0 || l.Any(x => x < 16))) return ValidationResult.Error($"--lengths must list lengths of at least 16; got '{Lengths}'.");
-        }
-        catch (FormatException)
-        {
-            return ValidationResult.Error($"--lengths must be comma-separated integers; got '{Lengths}'.");
-        }
-        catch (OverflowException)
-        {
-            return ValidationResult.Error($"--lengths must be comma-separated integers; got '{Lengths}'.");
-        }
+        if (ParseLengths(Lengths) is not { Length: > 0 } lengths || lengths.Any(l => l < 16) || lengths.Distinct().Count() != lengths.Length)
+            return ValidationResult.Error($"--lengths must be a comma-separated list of distinct integers of at least 16; got '{Lengths}'.");
         if (PasskeyTrials < 0) return ValidationResult.Error($"--passkey-trials must be non-negative; got {PasskeyTrials}.");
-        if (EvalTokens < 32) return ValidationResult.Error($"--eval-tokens must be at least 32; got {EvalTokens}.");
+        long needed = MinimumTokens(lengths);
+        if (EvalTokens < needed)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                $"--eval-tokens must be at least {needed} for --lengths {Lengths} (LongLoRA's windows: the longest length + {PerplexityWindows.LongLoraStep}, and the last window is dropped); got {EvalTokens}."));
+        return PasskeyTrials > 0 ? PasskeyFits(lengths) : ValidationResult.Success();
+    }
+
+    /// <summary>The fewest tokens of the stream that give every length one LongLoRA window (more than the length + the step: the last window is dropped).</summary>
+    /// <param name="lengths">The lengths.</param>
+    public static long MinimumTokens(IReadOnlyList<int> lengths) => (long)lengths.Max() + PerplexityWindows.LongLoraStep + 1;
+
+    /// <summary>
+    /// Whether every length can hold the passkey prompt in this model's tokenizer: its fixed sentences (at the seed
+    /// of each trial) fit, and the repeated filler reaches it; the tokenizer is loaded here for it.
+    /// </summary>
+    private ValidationResult PasskeyFits(int[] lengths)
+    {
+        using var tokenizer = HfTokenizer.Load(Model!);
+        int shortest = Enumerable.Range(0, PasskeyTrials).Max(seed => tokenizer.Encode(PasskeyPrompt.Generate(1, seed).Prompt).Length);
+        if (lengths.Min() < shortest)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                $"--lengths must be at least {shortest} with --passkey-trials above 0 (the passkey prompt's fixed sentences take {shortest} tokens of this tokenizer; --passkey-trials 0 skips the test); got '{Lengths}'."));
+        int longest = tokenizer.Encode(PasskeyPrompt.Generate(PasskeyPrompt.MaxGarbageCharacters, 0).Prompt).Length;   // a fraction of a second
+        if (lengths.Max() >= longest)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                $"--lengths must be below {longest} with --passkey-trials above 0 (the passkey prompt's filler, repeated as LongLoRA repeats it, takes {longest} tokens of this tokenizer; --passkey-trials 0 skips the test); got '{Lengths}'."));
         return ValidationResult.Success();
+    }
+
+    /// <summary>Comma-separated non-negative integers, or null when one is not.</summary>
+    private static int[]? ParseLengths(string list)
+    {
+        var lengths = new List<int>();
+        foreach (string item in list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (!int.TryParse(item, NumberStyles.None, CultureInfo.InvariantCulture, out int length)) return null;
+            lengths.Add(length);
+        }
+        return lengths.ToArray();
     }
 }
 
@@ -331,6 +415,9 @@ public sealed class EvalCommand : Command<EvalSettings>
         }
         using (tokens)
         {
+            if (tokens.Count < EvalSettings.MinimumTokens(settings.LengthList))
+                throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                    $"{(settings.Tokens is null ? "--corpus" : "--tokens")} gives {tokens.Count:N0} tokens; --lengths {settings.Lengths} needs at least {EvalSettings.MinimumTokens(settings.LengthList)} (LongLoRA's windows: the longest length + {PerplexityWindows.LongLoraStep}, and the last window is dropped)."));
             using var model = settings.Load(device);
             var report = Runs.Evaluate(model, "evaluate", tokens, tokenizer, settings.LengthList, settings.PasskeyTrials, outputFolder: settings.Output);
             AnsiConsole.WriteLine(report.ToMarkdown());
