@@ -437,7 +437,7 @@ public sealed class GenerateSettings : AdapterSettings
 
     /// <summary>New tokens.</summary>
     [CommandOption("--max-new-tokens <N>")]
-    [Description("Tokens to generate at most (default 64).")]
+    [Description("Tokens to generate at most, within the model's context with the prompt (default 64).")]
     [DefaultValue(64)]
     public int MaxNewTokens { get; init; } = 64;
 
@@ -452,9 +452,20 @@ public sealed class GenerateSettings : AdapterSettings
     {
         var common = base.Validate();
         if (!common.Successful) return common;
-        if (string.IsNullOrEmpty(Prompt)) return ValidationResult.Error("--prompt <TEXT> is required.");
+        if (Prompt is null) return ValidationResult.Error("--prompt <TEXT> is required.");
+        if (string.IsNullOrWhiteSpace(Prompt)) return ValidationResult.Error($"--prompt must be text to continue; got '{Prompt}'.");
         if (MaxNewTokens < 1) return ValidationResult.Error($"--max-new-tokens must be at least 1; got {MaxNewTokens}.");
         if (Temperature < 0 || !double.IsFinite(Temperature)) return ValidationResult.Error($"--temperature must be 0 or positive; got {Temperature}.");
+        // The prompt and the new tokens within the context the model (with the adapter's rope) was trained for.
+        long context = LongLora.ContextLength(LlamaConfig.Load(Adapter ?? Model!));
+        int promptTokens;
+        using (var tokenizer = HfTokenizer.Load(Model!)) promptTokens = tokenizer.Encode(Prompt).Length;
+        if (promptTokens >= context)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                $"--prompt must be shorter than the model's context of {context} tokens; got {promptTokens} tokens."));
+        if (promptTokens + (long)MaxNewTokens > context)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                $"--max-new-tokens must be at most {context - promptTokens} (the model's context of {context} tokens less the prompt's {promptTokens}); got {MaxNewTokens}."));
         return ValidationResult.Success();
     }
 }
