@@ -102,4 +102,5 @@ bad "with --passkey-trials above 0 (the passkey prompt's fixed sentences take" e
 bad "--eval-tokens must be at least 4353 for --lengths 4096" eval --model "$base" --corpus $kjv --lengths 4096 --eval-tokens 1024
 bad "--prompt must be text to continue; got ''" generate --model "$base" --prompt ""
 bad "--max-new-tokens must be at most 125 (the model's context of 128 tokens less the prompt's 3); got 100000" generate --model "$base" --prompt hi --max-new-tokens 100000
+bad "Unknown option 'seed'" eval --seed 3 --model "$base" --corpus $kjv
 echo "smoke-demo: passed in $(( $(date +%s) - start ))s (demo --quick ${demo_s}s)"

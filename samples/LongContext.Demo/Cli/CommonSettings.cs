@@ -16,11 +16,16 @@ public class CommonSettings : CommandSettings
     [DefaultValue("cpu")]
     public string Device { get; init; } = "cpu";
 
-    /// <summary>Seed of weights and data.</summary>
-    [CommandOption("--seed <N>")]
-    [Description("Seed of initialization and data (default 1).")]
-    [DefaultValue(1)]
-    public int Seed { get; init; } = 1;
+    /// <summary>
+    /// The description of <c>--seed</c>, declared by each command that draws anything (demo, pretrain, extend,
+    /// generate); eval takes none, so a seed given to it is refused as an unknown option rather than ignored.
+    /// </summary>
+    protected const string SeedDescription = "Seed of initialization and data (default 1).";
+
+    /// <summary>The error of a negative <c>--seed</c>, or null.</summary>
+    /// <param name="seed">The value given.</param>
+    protected static ValidationResult? SeedError(int seed) =>
+        seed < 0 ? ValidationResult.Error(string.Create(CultureInfo.InvariantCulture, $"--seed must be non-negative; got {seed}.")) : null;
 
     /// <summary>CPU threads for torch; 0 keeps torch's default.</summary>
     [CommandOption("--threads <N>")]
@@ -33,7 +38,6 @@ public class CommonSettings : CommandSettings
     {
         if (Device is not ("cpu" or "cuda")) return ValidationResult.Error($"--device must be cpu or cuda; got '{Device}'.");
         if (Device == "cuda" && CudaUnavailable() is { } why) return ValidationResult.Error($"--device must be cpu on this machine: {why}; got 'cuda'.");
-        if (Seed < 0) return ValidationResult.Error($"--seed must be non-negative; got {Seed}.");
         if (Threads < 0) return ValidationResult.Error($"--threads must be non-negative; got {Threads}.");
         return ValidationResult.Success();
     }

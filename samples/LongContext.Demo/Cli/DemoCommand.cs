@@ -11,6 +11,12 @@ namespace LongContext.Demo.Cli;
 /// <summary>Options of <c>demo</c>.</summary>
 public sealed class DemoSettings : CommonSettings
 {
+    /// <summary>Seed of weights and data (every command that draws: not eval, whose passkey trials take LongLoRA's seeds 0..n-1).</summary>
+    [CommandOption("--seed <N>")]
+    [Description(SeedDescription)]
+    [DefaultValue(1)]
+    public int Seed { get; init; } = 1;
+
     /// <summary>Reduced sizes for CI.</summary>
     [CommandOption("--quick")]
     [Description("Reduced sizes for CI (under 3 minutes on 2 cores): 20 updates x 2 rows, 4096 evaluation tokens, 5 passkey trials. Same methods and checks.")]
@@ -108,6 +114,7 @@ public sealed class DemoSettings : CommonSettings
     {
         var common = base.Validate();
         if (!common.Successful) return common;
+        if (SeedError(Seed) is { } seed) return seed;
         var pretrain = Checked(() => Pretrain(), new Dictionary<string, string>
         {
             [nameof(PretrainSettings.RopeTheta)] = "--rope-theta", [nameof(PretrainSettings.Heads)] = "--heads",

@@ -178,6 +178,12 @@ public static class CorpusInput
 /// <summary>Options of <c>extend</c>.</summary>
 public sealed class ExtendSettings : ModelSettings
 {
+    /// <summary>Seed of weights and data (every command that draws: not eval, whose passkey trials take LongLoRA's seeds 0..n-1).</summary>
+    [CommandOption("--seed <N>")]
+    [Description(SeedDescription)]
+    [DefaultValue(1)]
+    public int Seed { get; init; } = 1;
+
     /// <summary>Corpus.</summary>
     [CommandOption("--corpus <PATH>")]
     [Description("Training text: .txt files (a file or a folder) or a .jsonl file with a \"text\" field; repeat for several. Required.")]
@@ -234,6 +240,7 @@ public sealed class ExtendSettings : ModelSettings
     {
         var common = base.Validate();
         if (!common.Successful) return common;
+        if (SeedError(Seed) is { } seed) return seed;
         if (CorpusInput.Problem(Corpus) is { } corpus) return ValidationResult.Error(corpus);
         if (TargetLength is not int target || target < 16)
             return ValidationResult.Error($"--target-length <N> is required and at least 16; got {TargetLength?.ToString(CultureInfo.InvariantCulture) ?? "none"}.");
@@ -430,6 +437,12 @@ public sealed class EvalCommand : Command<EvalSettings>
 /// <summary>Options of <c>generate</c>.</summary>
 public sealed class GenerateSettings : AdapterSettings
 {
+    /// <summary>Seed of weights and data (every command that draws: not eval, whose passkey trials take LongLoRA's seeds 0..n-1).</summary>
+    [CommandOption("--seed <N>")]
+    [Description(SeedDescription)]
+    [DefaultValue(1)]
+    public int Seed { get; init; } = 1;
+
     /// <summary>Prompt.</summary>
     [CommandOption("--prompt <TEXT>")]
     [Description("The prompt. Required.")]
@@ -452,6 +465,7 @@ public sealed class GenerateSettings : AdapterSettings
     {
         var common = base.Validate();
         if (!common.Successful) return common;
+        if (SeedError(Seed) is { } seed) return seed;
         if (Prompt is null) return ValidationResult.Error("--prompt <TEXT> is required.");
         if (string.IsNullOrWhiteSpace(Prompt)) return ValidationResult.Error($"--prompt must be text to continue; got '{Prompt}'.");
         if (MaxNewTokens < 1) return ValidationResult.Error($"--max-new-tokens must be at least 1; got {MaxNewTokens}.");
