@@ -103,4 +103,10 @@ bad "--eval-tokens must be at least 4353 for --lengths 4096" eval --model "$base
 bad "--prompt must be text to continue; got ''" generate --model "$base" --prompt ""
 bad "--max-new-tokens must be at most 125 (the model's context of 128 tokens less the prompt's 3); got 100000" generate --model "$base" --prompt hi --max-new-tokens 100000
 bad "Unknown option 'seed'" eval --seed 3 --model "$base" --corpus $kjv
+mkdir -p "$out/user" && echo keep > "$out/user/notes.txt"
+bad "--output must be a new or empty folder, or one this command wrote before (with train_log.csv); '$out/user' holds notes.txt" extend --model "$base" --corpus $kjv --target-length 256 --output "$out/user"
+[ -s "$out/user/notes.txt" ] || { echo "smoke-demo: extend --output removed a file it did not write" >&2; exit 1; }
+bad "--base must be a base made by pretrain (a folder with manifest.json), or a new or empty folder" demo --base "$out/no-tokenizer"
+bad "--output must be a new or empty folder, or one this command wrote before (with manifest.json)" pretrain --output "$out/no-tokenizer"
+bad "--output: '$out/empty.txt/sub' cannot be created: '$out/empty.txt' is a file" eval --model "$base" --corpus $kjv --output "$out/empty.txt/sub"
 echo "smoke-demo: passed in $(( $(date +%s) - start ))s (demo --quick ${demo_s}s)"

@@ -24,13 +24,13 @@ public sealed class DemoSettings : CommonSettings
 
     /// <summary>Results folder.</summary>
     [CommandOption("--output <DIR>")]
-    [Description("Folder for results.csv, results.md, context_extension.png and the per-method training runs (default demo-output).")]
+    [Description("Folder for results.csv, results.md, context_extension.png and the per-method training runs: new, empty or a previous demo's (default demo-output).")]
     [DefaultValue("demo-output")]
     public string Output { get; init; } = "demo-output";
 
     /// <summary>Base model folder.</summary>
     [CommandOption("--base <DIR>")]
-    [Description("Pretrained base (made by the pretrain command, any size and L: the demo takes them from its manifest). Default: the shipped data/base; when the folder has no base, one is pretrained there first.")]
+    [Description("Pretrained base (made by the pretrain command, any size and L: the demo takes them from its manifest). Default: the shipped data/base; when the folder is new or empty, a base is pretrained there first.")]
     public string? Base { get; init; }
 
     /// <summary>The base folder: <see cref="Base"/>, or the shipped one.</summary>
@@ -120,6 +120,12 @@ public sealed class DemoSettings : CommonSettings
             [nameof(PretrainSettings.RopeTheta)] = "--rope-theta", [nameof(PretrainSettings.Heads)] = "--heads",
         });
         if (!pretrain.Successful) return pretrain;
+        // A folder without a base gets one pretrained into it: only a new or empty one, never a user's files.
+        if (!File.Exists(Path.Combine(BaseFolder, TinyBase.ManifestFile))
+            && OutputFolders.Problem("--base", BaseFolder, [], expected: $"a base made by pretrain (a folder with {TinyBase.ManifestFile}), or a new or empty folder to pretrain one into") is { } baseFolder)
+            return ValidationResult.Error(baseFolder);
+        if (OutputFolders.Problem("--output", Output, [ResultFiles.Csv, ResultFiles.Markdown, ResultFiles.Plot, ExtensionExperiment.RunsFolderName]) is { } output)
+            return ValidationResult.Error(output);
         return Checked(() => Experiment(), OptionNames);   // --methods too: Experiment parses it, ParseMethods checks it
     }
 

@@ -4,6 +4,7 @@ using LongContext.Attention;
 using LongContext.Demo.Experiment;
 using LongContext.Llama;
 using LongContext.Llama.Evaluation;
+using LongContext.Llama.FineTuning;
 using LongContext.Llama.Generation;
 using LongContext.Quantization;
 using LongContext.Text.Corpus;
@@ -231,7 +232,7 @@ public sealed class ExtendSettings : ModelSettings
 
     /// <summary>Output folder.</summary>
     [CommandOption("--output <DIR>")]
-    [Description("Run folder: train_log.csv, training_state.safetensors, adapter/ (default extend-output).")]
+    [Description("Run folder, new, empty or a previous run's: train_log.csv, training_state.safetensors, adapter/ or model/ (default extend-output).")]
     [DefaultValue("extend-output")]
     public string Output { get; init; } = "extend-output";
 
@@ -242,6 +243,7 @@ public sealed class ExtendSettings : ModelSettings
         if (!common.Successful) return common;
         if (SeedError(Seed) is { } seed) return seed;
         if (CorpusInput.Problem(Corpus) is { } corpus) return ValidationResult.Error(corpus);
+        if (OutputFolders.Problem("--output", Output, Runs.RunFolderEntries, marker: LongLoraTrainer.LogFile) is { } output) return ValidationResult.Error(output);
         if (TargetLength is not int target || target < 16)
             return ValidationResult.Error($"--target-length <N> is required and at least 16; got {TargetLength?.ToString(CultureInfo.InvariantCulture) ?? "none"}.");
         if (!Methods.Extensions.Select(Methods.Key).Contains(Method))
@@ -301,9 +303,9 @@ public sealed class ExtendCommand : Command<ExtendSettings>
         AnsiConsole.MarkupLine(Markup.Escape($"{Methods.Label(method)} to {target} tokens (rope {model.Config.Rope.Type}, factor {model.Config.Rope.Factor}); {trained}."));
         var summary = Runs.Train(model, $"extend to {target}", ids, ids, target, settings.Steps, settings.Batch * settings.GradAccum,
             new AdamWOptions { LearningRate = settings.LearningRate }, schedule: null, settings.Output, saveAdapter: Methods.HasAdapter(method), microBatches: settings.GradAccum);
-        string saved = summary.Result.AdapterFolder is { } adapter ? $"adapter in {adapter}" : $"model in {Path.Combine(settings.Output, "model")}";
+        string saved = summary.Result.AdapterFolder is { } adapter ? $"adapter in {adapter}" : $"model in {Path.Combine(settings.Output, Runs.ModelFolderName)}";
         if (summary.Result.AdapterFolder is null)
-            TinyBase.SaveModelFolder(model, Path.Combine(settings.Output, "model"), settings.ScalarType, tokenizerFolder: settings.Model!);
+            TinyBase.SaveModelFolder(model, Path.Combine(settings.Output, Runs.ModelFolderName), settings.ScalarType, tokenizerFolder: settings.Model!);
         AnsiConsole.MarkupLine(Markup.Escape($"Done: final loss {summary.FinalLoss:F3}, {summary.TokensPerSecond:F0} tokens/s, peak RSS {PeakMemory.PeakBytes() / 1048576.0:F0} MiB; {saved}."));
         return ExitCodes.Success;
     }
@@ -342,7 +344,7 @@ public sealed class EvalSettings : AdapterSettings
 
     /// <summary>Output folder.</summary>
     [CommandOption("--output <DIR>")]
-    [Description("Folder for evaluation.md, perplexity.csv, passkey.csv, evaluation.png (default eval-output).")]
+    [Description("Folder for evaluation.md, perplexity.csv, passkey.csv, evaluation.png: new, empty or a previous eval's (default eval-output).")]
     [DefaultValue("eval-output")]
     public string Output { get; init; } = "eval-output";
 
@@ -358,6 +360,7 @@ public sealed class EvalSettings : AdapterSettings
         if ((Corpus.Length == 0) == (Tokens is null)) return ValidationResult.Error("give exactly one of --corpus <PATH> and --tokens <FILE>.");
         if (Corpus.Length > 0 && CorpusInput.Problem(Corpus) is { } corpus) return ValidationResult.Error(corpus);
         if (Tokens is not null && !File.Exists(Tokens)) return ValidationResult.Error($"--tokens: '{Tokens}' does not exist.");
+        if (OutputFolders.Problem("--output", Output, OutputEntries) is { } output) return ValidationResult.Error(output);
         if (ParseLengths(Lengths) is not { Length: > 0 } lengths || lengths.Any(l => l < 16) || lengths.Distinct().Count() != lengths.Length)
             return ValidationResult.Error($"--lengths must be a comma-separated list of distinct integers of at least 16; got '{Lengths}'.");
         if (PasskeyTrials < 0) return ValidationResult.Error($"--passkey-trials must be non-negative; got {PasskeyTrials}.");
@@ -367,6 +370,10 @@ public sealed class EvalSettings : AdapterSettings
                 $"--eval-tokens must be at least {needed} for --lengths {Lengths} (LongLoRA's windows: the longest length + {PerplexityWindows.LongLoraStep}, and the last window is dropped); got {EvalTokens}."));
         return PasskeyTrials > 0 ? PasskeyFits(lengths) : ValidationResult.Success();
     }
+
+    /// <summary>What eval writes in <see cref="Output"/>.</summary>
+    public static IReadOnlyList<string> OutputEntries { get; } =
+        [EvaluationReport.TableFile, EvaluationReport.PerplexityCsvFile, EvaluationReport.PasskeyCsvFile, EvaluationReport.PlotFile];
 
     /// <summary>The fewest tokens of the stream that give every length one LongLoRA window (more than the length + the step: the last window is dropped).</summary>
     /// <param name="lengths">The lengths.</param>

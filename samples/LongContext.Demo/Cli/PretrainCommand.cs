@@ -16,7 +16,7 @@ public sealed class PretrainSettingsCli : CommonSettings
 
     /// <summary>Destination folder of the base.</summary>
     [CommandOption("--output <DIR>")]
-    [Description("Folder to write the base to (config.json, model.safetensors in bf16, manifest.json). Default: base-model.")]
+    [Description("Folder to write the base to (config.json, model.safetensors in bf16, manifest.json): new, empty or a previous base. Default: base-model.")]
     [DefaultValue("base-model")]
     public string Output { get; init; } = "base-model";
 
@@ -95,7 +95,9 @@ public sealed class PretrainSettingsCli : CommonSettings
     {
         var common = base.Validate();
         if (!common.Successful) return common;
-        return SeedError(Seed) ?? Checked(() => Settings(), OptionNames);
+        if (SeedError(Seed) is { } seed) return seed;
+        if (OutputFolders.Problem("--output", Output, TinyBase.FolderEntries, marker: TinyBase.ManifestFile) is { } output) return ValidationResult.Error(output);
+        return Checked(() => Settings(), OptionNames);
     }
 }
 
