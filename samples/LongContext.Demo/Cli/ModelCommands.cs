@@ -332,7 +332,7 @@ public sealed class EvalSettings : AdapterSettings
 
     /// <summary>Cap on tokens.</summary>
     [CommandOption("--eval-tokens <N>")]
-    [Description("Use at most this many tokens of the stream (default 1,048,576).")]
+    [Description("Use at most this many tokens of the stream, of --corpus or --tokens (default 1,048,576).")]
     [DefaultValue(1048576)]
     public int EvalTokens { get; init; } = 1048576;
 
@@ -419,7 +419,16 @@ public sealed class EvalCommand : Command<EvalSettings>
         var device = settings.TorchDevice();
         using var tokenizer = HfTokenizer.Load(settings.Model!);
         TokenSequence tokens;
-        if (settings.Tokens is not null) tokens = TokenSequence.FromFile(settings.Tokens);
+        if (settings.Tokens is not null)
+        {
+            tokens = TokenSequence.FromFile(settings.Tokens);
+            if (tokens.Count > settings.EvalTokens)   // --eval-tokens caps the stream of --tokens too
+            {
+                using var file = tokens;
+                tokens = TokenSequence.FromArray(file.Read(0, settings.EvalTokens, LlamaConfig.Load(settings.Model!).VocabSize));
+                AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"Using the first {tokens.Count:N0} of the {file.Count:N0} tokens of {settings.Tokens} (--eval-tokens).")));
+            }
+        }
         else
         {
             var documents = CorpusInput.Documents(settings.Corpus, tokenizer, settings.EvalTokens);
