@@ -112,4 +112,5 @@ bad "--output: '$out/empty.txt/sub' cannot be created: '$out/empty.txt' is a fil
 head -c 8000 /dev/zero > "$out/zeros.bin"   # 4000 uint16 tokens; --eval-tokens 1024 leaves 3 windows of 128
 run eval --model "$base" --tokens "$out/zeros.bin" --lengths 128 --eval-tokens 1024 --passkey-trials 0 --output "$out/eval-tokens" >/dev/null \
   && grep -q '^longlora,128,3,' "$out/eval-tokens/perplexity.csv" || { echo "smoke-demo: eval --tokens should take at most --eval-tokens tokens" >&2; exit 1; }
+bad "--threads must be in [0, " generate --model "$base" --prompt hi --threads 100000
 echo "smoke-demo: passed in $(( $(date +%s) - start ))s (demo --quick ${demo_s}s)"

@@ -29,7 +29,7 @@ public class CommonSettings : CommandSettings
 
     /// <summary>CPU threads for torch; 0 keeps torch's default.</summary>
     [CommandOption("--threads <N>")]
-    [Description("CPU threads for torch (default: torch's choice).")]
+    [Description("CPU threads for torch, at most the machine's CPUs (default: torch's choice).")]
     [DefaultValue(0)]
     public int Threads { get; init; }
 
@@ -38,7 +38,9 @@ public class CommonSettings : CommandSettings
     {
         if (Device is not ("cpu" or "cuda")) return ValidationResult.Error($"--device must be cpu or cuda; got '{Device}'.");
         if (Device == "cuda" && CudaUnavailable() is { } why) return ValidationResult.Error($"--device must be cpu on this machine: {why}; got 'cuda'.");
-        if (Threads < 0) return ValidationResult.Error($"--threads must be non-negative; got {Threads}.");
+        if (Threads < 0 || Threads > Environment.ProcessorCount)   // more threads than CPUs only slows torch down (100000 hung the process)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                $"--threads must be in [0, {Environment.ProcessorCount}] (0: torch's choice; at most this machine's {Environment.ProcessorCount} CPUs); got {Threads}."));
         return ValidationResult.Success();
     }
 
