@@ -126,7 +126,7 @@ public sealed class DemoSettings : CommonSettings
             return ValidationResult.Error(baseFolder);
         if (OutputFolders.Problem("--output", Output, [ResultFiles.Csv, ResultFiles.Markdown, ResultFiles.Plot, ExtensionExperiment.RunsFolderName]) is { } output)
             return ValidationResult.Error(output);
-        return Checked(() => Experiment(), OptionNames);   // --methods too: Experiment parses it, ParseMethods checks it
+        return Checked(() => Experiment().Validated(Pretrain().Context), OptionNames);   // --methods too: Experiment parses it, ParseMethods checks it
     }
 
     /// <summary>The methods asked for, in table order (a method named twice runs once).</summary>

@@ -33,6 +33,15 @@ public sealed record ExperimentSettings
     public int EvalStep { get => _evalStep; init => _evalStep = SettingChecks.AtLeast(value, 1); }
     /// <summary>Passkey trials per length (at least 1).</summary>
     public int PasskeyTrials { get => _passkeyTrials; init => _passkeyTrials = SettingChecks.AtLeast(value, 1); }
+    /// <summary>These settings after the check that needs the base's context L (each value alone is checked when it is set).</summary>
+    /// <param name="context">L, the base's pretraining context.</param>
+    /// <exception cref="SettingOutOfRangeException">The training tokens (<see cref="Steps"/> x <see cref="Batch"/> rows of Factor x L) do not fit one array.</exception>
+    public ExperimentSettings Validated(int context)
+    {
+        SettingChecks.FitOneArray(Steps, (long)Batch * Factor * context, $"with Batch {Batch} at {Factor} x L = {(long)Factor * context} tokens", nameof(Steps));
+        return this;
+    }
+
     /// <summary>Methods to run, at least one, no repeats (default <see cref="Experiment.Methods.Default"/>).</summary>
     public IReadOnlyList<Method> Methods
     {
