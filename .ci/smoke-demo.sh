@@ -115,4 +115,5 @@ run eval --model "$base" --tokens "$out/zeros.bin" --lengths 128 --eval-tokens 1
 bad "--threads must be in [0, " generate --model "$base" --prompt hi --threads 100000
 bad "--steps must be at most 167 with Batch 100000 at Context 128" pretrain --steps 100000 --batch 100000 --output "$out/p"
 bad "--steps must be at most 41943 with Batch 100 at 4 x L = 512 tokens" demo --steps 100000000 --batch 100 --output "$out/d"
+bad "--eval-tokens must be at most 159233 (the held-out text, Acts..Revelation); got 100000000" demo --eval-tokens 100000000 --output "$out/d"
 echo "smoke-demo: passed in $(( $(date +%s) - start ))s (demo --quick ${demo_s}s)"

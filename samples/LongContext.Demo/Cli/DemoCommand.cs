@@ -126,7 +126,12 @@ public sealed class DemoSettings : CommonSettings
             return ValidationResult.Error(baseFolder);
         if (OutputFolders.Problem("--output", Output, [ResultFiles.Csv, ResultFiles.Markdown, ResultFiles.Plot, ExtensionExperiment.RunsFolderName]) is { } output)
             return ValidationResult.Error(output);
-        return Checked(() => Experiment().Validated(Pretrain().Context), OptionNames);   // --methods too: Experiment parses it, ParseMethods checks it
+        var experiment = Checked(() => Experiment().Validated(Pretrain().Context), OptionNames);   // --methods too: Experiment parses it, ParseMethods checks it
+        if (!experiment.Successful) return experiment;
+        if (EvalTokens is int asked && DemoInputs.HeldOutTokens(DemoInputs.DataFolder) is var heldOut && asked > heldOut)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                $"--eval-tokens must be at most {heldOut} (the held-out text, {KjvCorpus.FirstHeldOutBook}..Revelation); got {asked}."));
+        return experiment;
     }
 
     /// <summary>The methods asked for, in table order (a method named twice runs once).</summary>
