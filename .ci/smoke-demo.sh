@@ -116,4 +116,6 @@ bad "--threads must be in [0, " generate --model "$base" --prompt hi --threads 1
 bad "--steps must be at most 167 with Batch 100000 at Context 128" pretrain --steps 100000 --batch 100000 --output "$out/p"
 bad "--steps must be at most 41943 with Batch 100 at 4 x L = 512 tokens" demo --steps 100000000 --batch 100 --output "$out/d"
 bad "--eval-tokens must be at most 159233 (the held-out text, Acts..Revelation); got 100000000" demo --eval-tokens 100000000 --output "$out/d"
+cp -r "$base" "$out/base-1024" && sed -i 's/"Context": 128,/"Context": 1024,/' "$out/base-1024/manifest.json"   # only the settings are read before the run
+bad "--eval-tokens must be at least 4353 for windows of 4 x L = 4096 tokens" demo --quick --base "$out/base-1024" --output "$out/d"
 echo "smoke-demo: passed in $(( $(date +%s) - start ))s (demo --quick ${demo_s}s)"
