@@ -67,4 +67,55 @@ msg=$(run demo --methods pi,no-such-method 2>&1); [ $? -eq 2 ] && grep -qF -- "-
   || { echo "smoke-demo: demo --methods with an unknown method should exit with 2 naming --methods and the methods: $msg" >&2; exit 1; }
 run demo --no-such-option >/dev/null 2>&1; [ $? -eq 2 ] || { echo "smoke-demo: an unknown option should exit with 2" >&2; exit 1; }
 run eval --model /no/such/folder --corpus x >/dev/null 2>&1; [ $? -eq 2 ] || { echo "smoke-demo: a missing folder should exit with 2" >&2; exit 1; }
+# bad TEXT ARGS...: exit code 2 and a message holding TEXT (the option, what it must be, the value); one line each.
+bad() {
+  local want=$1 msg rc; shift
+  msg=$(run "$@" 2>&1); rc=$?
+  [ "$rc" -eq 2 ] && grep -qF -- "$want" <<<"$msg" || { echo "smoke-demo: '$*' should exit with 2 saying '$want'; got $rc: $msg" >&2; exit 1; }
+}
+# fails TEXT ARGS...: exit code 1 and a message holding TEXT, without a stack trace (a file or the data is at fault).
+fails() {
+  local want=$1 msg rc; shift
+  msg=$(run "$@" 2>&1); rc=$?
+  [ "$rc" -eq 1 ] && grep -qF -- "$want" <<<"$msg" && ! grep -q "^ *at " <<<"$msg" \
+    || { echo "smoke-demo: '$*' should exit with 1 saying '$want' without a stack trace; got $rc: $msg" >&2; exit 1; }
+}
+bad "--steps must be an integer (at most 2147483647); got '1.5'" demo --steps=1.5
+bad "--lr must be a number (e.g. 0.5 or 1e-3); got 'inf'" extend --lr inf
+bad "--device must be cpu on this machine: " eval --device cuda --model "$base" --corpus samples/LongContext.Demo/data/kjv.txt
+mkdir -p "$out/no-tokenizer" "$out/bad-config" && cp "$base/config.json" "$base/model.safetensors" "$out/no-tokenizer/" && cp "$base"/* "$out/bad-config/" && echo '{' > "$out/bad-config/config.json"
+bad "--model must be an HF Llama folder" generate --model "$out/no-tokenizer" --prompt hi
+fails "is not valid JSON" generate --model "$out/bad-config" --prompt hi
+cp -r "$out/extend/adapter" "$out/other-shape" && sed -i 's/"num_hidden_layers": 3/"num_hidden_layers": 2/' "$out/other-shape/config.json"
+bad "--adapter must be an adapter of the --model's shape; '$out/other-shape' was trained on another model: NumHiddenLayers 2 (model: 3)" generate --model "$base" --adapter "$out/other-shape" --prompt hi
+kjv=samples/LongContext.Demo/data/kjv.txt
+mkdir -p "$out/no-text" && : > "$out/empty.txt" && echo "short text" > "$out/short.txt"
+bad "--target-length must be a multiple of 8 for --method longlora" extend --model "$base" --corpus $kjv --target-length 260
+bad "--target-length must be at least the model's context of 128 tokens" extend --model "$base" --corpus $kjv --target-length 64
+bad "--grad-accum must be at least 1; got 0" extend --model "$base" --corpus $kjv --target-length 256 --grad-accum 0
+bad "--corpus must hold text; '$out/empty.txt' is empty" extend --model "$base" --corpus "$out/empty.txt" --target-length 256
+bad "the folder '$out/no-text' holds no .txt file" eval --model "$base" --corpus "$out/no-text"
+fails "--corpus gives 6 tokens, not one full row of --target-length 256" extend --model "$base" --corpus "$out/short.txt" --target-length 256 --output "$out/x"
+fails "--corpus gives 7 tokens; --lengths 128 needs at least 385" eval --model "$base" --corpus "$out/short.txt" --lengths 128 --eval-tokens 1024 --output "$out/x"
+bad "--lengths must be a comma-separated list of distinct integers of at least 16; got '128,128'" eval --model "$base" --corpus $kjv --lengths 128,128
+bad "with --passkey-trials above 0 (the passkey prompt's fixed sentences take" eval --model "$base" --corpus $kjv --lengths 64 --eval-tokens 1024
+bad "--eval-tokens must be at least 4353 for --lengths 4096" eval --model "$base" --corpus $kjv --lengths 4096 --eval-tokens 1024
+bad "--prompt must be text to continue; got ''" generate --model "$base" --prompt ""
+bad "--max-new-tokens must be at most 125 (the model's context of 128 tokens less the prompt's 3); got 100000" generate --model "$base" --prompt hi --max-new-tokens 100000
+bad "Unknown option 'seed'" eval --seed 3 --model "$base" --corpus $kjv
+mkdir -p "$out/user" && echo keep > "$out/user/notes.txt"
+bad "--output must be a new or empty folder, or one this command wrote before (with train_log.csv); '$out/user' holds notes.txt" extend --model "$base" --corpus $kjv --target-length 256 --output "$out/user"
+[ -s "$out/user/notes.txt" ] || { echo "smoke-demo: extend --output removed a file it did not write" >&2; exit 1; }
+bad "--base must be a base made by pretrain (a folder with manifest.json), or a new or empty folder" demo --base "$out/no-tokenizer"
+bad "--output must be a new or empty folder, or one this command wrote before (with manifest.json)" pretrain --output "$out/no-tokenizer"
+bad "--output: '$out/empty.txt/sub' cannot be created: '$out/empty.txt' is a file" eval --model "$base" --corpus $kjv --output "$out/empty.txt/sub"
+head -c 8000 /dev/zero > "$out/zeros.bin"   # 4000 uint16 tokens; --eval-tokens 1024 leaves 3 windows of 128
+run eval --model "$base" --tokens "$out/zeros.bin" --lengths 128 --eval-tokens 1024 --passkey-trials 0 --output "$out/eval-tokens" >/dev/null \
+  && grep -q '^longlora,128,3,' "$out/eval-tokens/perplexity.csv" || { echo "smoke-demo: eval --tokens should take at most --eval-tokens tokens" >&2; exit 1; }
+bad "--threads must be in [0, " generate --model "$base" --prompt hi --threads 100000
+bad "--steps must be at most 167 with Batch 100000 at Context 128" pretrain --steps 100000 --batch 100000 --output "$out/p"
+bad "--steps must be at most 41943 with Batch 100 at 4 x L = 512 tokens" demo --steps 100000000 --batch 100 --output "$out/d"
+bad "--eval-tokens must be at most 159233 (the held-out text, Acts..Revelation); got 100000000" demo --eval-tokens 100000000 --output "$out/d"
+cp -r "$base" "$out/base-1024" && sed -i 's/"Context": 128,/"Context": 1024,/' "$out/base-1024/manifest.json"   # only the settings are read before the run
+bad "--eval-tokens must be at least 4353 for windows of 4 x L = 4096 tokens" demo --quick --base "$out/base-1024" --output "$out/d"
 echo "smoke-demo: passed in $(( $(date +%s) - start ))s (demo --quick ${demo_s}s)"

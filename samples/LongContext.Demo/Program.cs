@@ -31,9 +31,12 @@ app.Configure(config =>
         switch (exception)
         {
             case CommandParseException or CommandRuntimeException:
-                AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(exception.Message)}");
+                AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(ArgumentErrors.Describe(exception.Message, args))}");
                 Console.Error.WriteLine("Run with --help for the options.");
                 return ExitCodes.BadArguments;
+            case var e when ArgumentErrors.IsExpected(e):   // a file, the data, the machine: the message says what, no trace
+                AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+                return ExitCodes.Error;
             default:
                 AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(exception.GetType().Name)}: {Markup.Escape(exception.Message)}");
                 Console.Error.WriteLine(exception);

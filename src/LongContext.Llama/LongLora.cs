@@ -138,24 +138,36 @@ public static class LongLora
         if (!File.Exists(configFile))
             throw new FileNotFoundException($"'{folder}' holds no config.json; LongLora.SaveAdapter writes one next to the adapter (the rope settings it was trained with).", configFile);
         LlamaConfig saved = LlamaConfig.Load(configFile);
-        LlamaConfig current = model.Config;
-        var differences = new (string Name, object Saved, object Model)[]
-        {
-            (nameof(LlamaConfig.VocabSize), saved.VocabSize, current.VocabSize),
-            (nameof(LlamaConfig.HiddenSize), saved.HiddenSize, current.HiddenSize),
-            (nameof(LlamaConfig.IntermediateSize), saved.IntermediateSize, current.IntermediateSize),
-            (nameof(LlamaConfig.NumHiddenLayers), saved.NumHiddenLayers, current.NumHiddenLayers),
-            (nameof(LlamaConfig.NumAttentionHeads), saved.NumAttentionHeads, current.NumAttentionHeads),
-            (nameof(LlamaConfig.NumKeyValueHeads), saved.NumKeyValueHeads, current.NumKeyValueHeads),
-            (nameof(LlamaConfig.HeadDim), saved.HeadDim, current.HeadDim),
-        }.Where(d => !d.Saved.Equals(d.Model)).ToList();
-        if (differences.Count > 0)
-            throw new ArgumentException(
-                $"'{configFile}' describes another model than the one given: " + string.Join(", ", differences.Select(d => $"{d.Name} {d.Saved} (model: {d.Model})")) + ".",
-                nameof(folder));
+        if (AdapterShapeDifferences(saved, model.Config) is { } differences)
+            throw new ArgumentException($"'{configFile}' describes another model than the one given: {differences}.", nameof(folder));
         model.UpdateRope(model.Config with { Rope = saved.Rope, MaxPositionEmbeddings = saved.MaxPositionEmbeddings });
         bool quantized = model.modules().Any(m => m is Linear4Bit);
         return quantized ? QLora.LoadAdapter(model, folder) : PeftAdapter.Load(model, folder);
+    }
+
+    /// <summary>
+    /// How the config an adapter was saved with (<see cref="SaveAdapter"/>'s <c>config.json</c>) differs from a model's
+    /// in the shape fields an adapter depends on (vocabulary, hidden and MLP sizes, layers, heads, head size), as
+    /// "HiddenSize 128 (model: 64), ..."; null when they agree and <see cref="LoadAdapter"/> can apply it. Lets a caller
+    /// check an adapter against a checkpoint's <c>config.json</c> before loading any weights.
+    /// </summary>
+    /// <param name="adapterConfig">The adapter folder's config.</param>
+    /// <param name="modelConfig">The model's config.</param>
+    public static string? AdapterShapeDifferences(LlamaConfig adapterConfig, LlamaConfig modelConfig)
+    {
+        ArgumentNullException.ThrowIfNull(adapterConfig);
+        ArgumentNullException.ThrowIfNull(modelConfig);
+        var differences = new (string Name, object Saved, object Model)[]
+        {
+            (nameof(LlamaConfig.VocabSize), adapterConfig.VocabSize, modelConfig.VocabSize),
+            (nameof(LlamaConfig.HiddenSize), adapterConfig.HiddenSize, modelConfig.HiddenSize),
+            (nameof(LlamaConfig.IntermediateSize), adapterConfig.IntermediateSize, modelConfig.IntermediateSize),
+            (nameof(LlamaConfig.NumHiddenLayers), adapterConfig.NumHiddenLayers, modelConfig.NumHiddenLayers),
+            (nameof(LlamaConfig.NumAttentionHeads), adapterConfig.NumAttentionHeads, modelConfig.NumAttentionHeads),
+            (nameof(LlamaConfig.NumKeyValueHeads), adapterConfig.NumKeyValueHeads, modelConfig.NumKeyValueHeads),
+            (nameof(LlamaConfig.HeadDim), adapterConfig.HeadDim, modelConfig.HeadDim),
+        }.Where(d => !d.Saved.Equals(d.Model)).ToList();
+        return differences.Count == 0 ? null : string.Join(", ", differences.Select(d => $"{d.Name} {d.Saved} (model: {d.Model})"));
     }
 
     /// <summary>

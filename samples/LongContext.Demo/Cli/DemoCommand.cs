@@ -11,6 +11,12 @@ namespace LongContext.Demo.Cli;
 /// <summary>Options of <c>demo</c>.</summary>
 public sealed class DemoSettings : CommonSettings
 {
+    /// <summary>Seed of weights and data (every command that draws: not eval, whose passkey trials take LongLoRA's seeds 0..n-1).</summary>
+    [CommandOption("--seed <N>")]
+    [Description(SeedDescription)]
+    [DefaultValue(1)]
+    public int Seed { get; init; } = 1;
+
     /// <summary>Reduced sizes for CI.</summary>
     [CommandOption("--quick")]
     [Description("Reduced sizes for CI (under 3 minutes on 2 cores): 20 updates x 2 rows, 4096 evaluation tokens, 5 passkey trials. Same methods and checks.")]
@@ -18,13 +24,13 @@ public sealed class DemoSettings : CommonSettings
 
     /// <summary>Results folder.</summary>
     [CommandOption("--output <DIR>")]
-    [Description("Folder for results.csv, results.md, context_extension.png and the per-method training runs (default demo-output).")]
+    [Description("Folder for results.csv, results.md, context_extension.png and the per-method training runs: new, empty or a previous demo's (default demo-output).")]
     [DefaultValue("demo-output")]
     public string Output { get; init; } = "demo-output";
 
     /// <summary>Base model folder.</summary>
     [CommandOption("--base <DIR>")]
-    [Description("Pretrained base (made by the pretrain command, any size and L: the demo takes them from its manifest). Default: the shipped data/base; when the folder has no base, one is pretrained there first.")]
+    [Description("Pretrained base (made by the pretrain command, any size and L: the demo takes them from its manifest). Default: the shipped data/base; when the folder is new or empty, a base is pretrained there first.")]
     public string? Base { get; init; }
 
     /// <summary>The base folder: <see cref="Base"/>, or the shipped one.</summary>
@@ -108,12 +114,24 @@ public sealed class DemoSettings : CommonSettings
     {
         var common = base.Validate();
         if (!common.Successful) return common;
+        if (SeedError(Seed) is { } seed) return seed;
         var pretrain = Checked(() => Pretrain(), new Dictionary<string, string>
         {
             [nameof(PretrainSettings.RopeTheta)] = "--rope-theta", [nameof(PretrainSettings.Heads)] = "--heads",
         });
         if (!pretrain.Successful) return pretrain;
-        return Checked(() => Experiment(), OptionNames);   // --methods too: Experiment parses it, ParseMethods checks it
+        // A folder without a base gets one pretrained into it: only a new or empty one, never a user's files.
+        if (!File.Exists(Path.Combine(BaseFolder, TinyBase.ManifestFile))
+            && OutputFolders.Problem("--base", BaseFolder, [], expected: $"a base made by pretrain (a folder with {TinyBase.ManifestFile}), or a new or empty folder to pretrain one into") is { } baseFolder)
+            return ValidationResult.Error(baseFolder);
+        if (OutputFolders.Problem("--output", Output, [ResultFiles.Csv, ResultFiles.Markdown, ResultFiles.Plot, ExtensionExperiment.RunsFolderName]) is { } output)
+            return ValidationResult.Error(output);
+        var experiment = Checked(() => Experiment().Validated(Pretrain().Context), OptionNames);   // --methods too: Experiment parses it, ParseMethods checks it
+        if (!experiment.Successful) return experiment;
+        if (EvalTokens is int asked && DemoInputs.HeldOutTokens(DemoInputs.DataFolder) is var heldOut && asked > heldOut)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                $"--eval-tokens must be at most {heldOut} (the held-out text, {KjvCorpus.FirstHeldOutBook}..Revelation); got {asked}."));
+        return experiment;
     }
 
     /// <summary>The methods asked for, in table order (a method named twice runs once).</summary>

@@ -1,8 +1,10 @@
 using System.ComponentModel;
 using System.Globalization;
+using LongContext.Attention;
 using LongContext.Demo.Experiment;
 using LongContext.Llama;
 using LongContext.Llama.Evaluation;
+using LongContext.Llama.FineTuning;
 using LongContext.Llama.Generation;
 using LongContext.Quantization;
 using LongContext.Text.Corpus;
@@ -34,9 +36,28 @@ public class ModelSettings : CommonSettings
         var common = base.Validate();
         if (!common.Successful) return common;
         if (Model is null) return ValidationResult.Error("--model <DIR> is required.");
-        if (!Directory.Exists(Model)) return ValidationResult.Error($"--model: folder '{Model}' does not exist.");
+        if (!Directory.Exists(Model))
+            return ValidationResult.Error(File.Exists(Model) ? $"--model must be an HF Llama folder; got the file '{Model}'." : $"--model: folder '{Model}' does not exist.");
+        if (MissingHfFile(Model) is { } missing)
+            return ValidationResult.Error($"--model must be an HF Llama folder (config.json, {LlamaCheckpoint.WeightsFile} or {LlamaCheckpoint.IndexFile}, " +
+                                          $"{HfTokenizer.TokenizerJsonName} or {HfTokenizer.SentencePieceModelName}); '{Model}' holds no {missing}.");
         if (Dtype is not (null or "fp32" or "bf16" or "fp16")) return ValidationResult.Error($"--dtype must be fp32, bf16 or fp16; got '{Dtype}'.");
         return ValidationResult.Success();
+    }
+
+    /// <summary>
+    /// The first file an HF Llama folder needs that <paramref name="folder"/> lacks (its config, its weights, its tokenizer),
+    /// or null when it has them all; what the files hold is checked when they are read.
+    /// </summary>
+    /// <param name="folder">An existing folder.</param>
+    public static string? MissingHfFile(string folder)
+    {
+        bool Has(string name) => File.Exists(Path.Combine(folder, name));
+        if (!Has("config.json")) return "config.json";
+        if (!Has(LlamaCheckpoint.WeightsFile) && !Has(LlamaCheckpoint.IndexFile)) return $"weights ({LlamaCheckpoint.WeightsFile} or {LlamaCheckpoint.IndexFile})";
+        if (!Has(HfTokenizer.TokenizerJsonName) && !Has(HfTokenizer.SentencePieceModelName))
+            return $"tokenizer ({HfTokenizer.TokenizerJsonName} or {HfTokenizer.SentencePieceModelName})";
+        return null;
     }
 
     /// <summary>The dtype in force.</summary>
@@ -66,8 +87,14 @@ public class AdapterSettings : ModelSettings
     {
         var common = base.Validate();
         if (!common.Successful) return common;
-        if (Adapter is not null && !File.Exists(Path.Combine(Adapter, "adapter_config.json")))
-            return ValidationResult.Error($"--adapter: '{Adapter}' holds no adapter_config.json.");
+        if (Adapter is null) return ValidationResult.Success();
+        if (!Directory.Exists(Adapter)) return ValidationResult.Error($"--adapter: folder '{Adapter}' does not exist.");
+        foreach (string file in new[] { "adapter_config.json", "adapter_model.safetensors", "config.json" })
+            if (!File.Exists(Path.Combine(Adapter, file)))
+                return ValidationResult.Error($"--adapter must be a folder extend wrote (adapter_config.json, adapter_model.safetensors and the config.json of the rope it was trained with); '{Adapter}' holds no {file}.");
+        // The shapes, from the two config.json files, before any weight is read (a malformed file is an error of the file: exit code 1).
+        if (LongLora.AdapterShapeDifferences(LlamaConfig.Load(Adapter), LlamaConfig.Load(Model!)) is { } differences)
+            return ValidationResult.Error($"--adapter must be an adapter of the --model's shape; '{Adapter}' was trained on another model: {differences}.");
         return ValidationResult.Success();
     }
 
@@ -91,13 +118,44 @@ public class AdapterSettings : ModelSettings
 /// <summary>Corpus input shared by <c>extend</c> and <c>eval</c>.</summary>
 public static class CorpusInput
 {
+    /// <summary>The source of one <c>--corpus</c> path: a .jsonl file, or a .txt file or folder of them.</summary>
+    /// <param name="path">The path.</param>
+    /// <exception cref="FileNotFoundException">The path does not exist, or a folder holds no .txt file.</exception>
+    public static CorpusSource Source(string path) =>
+        path.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) ? CorpusSource.Jsonl(path) : CorpusSource.TextFiles(path);
+
+    /// <summary>
+    /// The <c>--corpus</c> error for the paths given (none given, one missing, a folder without .txt files, no text at
+    /// all), or null when there is text to read; whether it is enough is known once it is tokenized.
+    /// </summary>
+    /// <param name="paths">The <c>--corpus</c> values.</param>
+    public static string? Problem(IReadOnlyList<string> paths)
+    {
+        ArgumentNullException.ThrowIfNull(paths);
+        if (paths.Count == 0) return "--corpus <PATH> is required.";
+        long bytes = 0;
+        foreach (string path in paths)
+        {
+            if (!File.Exists(path) && !Directory.Exists(path)) return $"--corpus: '{path}' does not exist.";
+            try
+            {
+                bytes += Source(path).TotalBytes;
+            }
+            catch (FileNotFoundException)
+            {
+                return $"--corpus must be a .txt file, a folder of .txt files or a .jsonl file; the folder '{path}' holds no .txt file.";
+            }
+        }
+        return bytes == 0 ? $"--corpus must hold text; '{string.Join("', '", paths)}' {(paths.Count == 1 ? "is" : "are")} empty." : null;
+    }
+
     /// <summary>Documents' ids from text files (a .txt file or a folder of them) or a .jsonl file ("text" field).</summary>
     /// <param name="paths">Files or folders.</param>
     /// <param name="tokenizer">The model's tokenizer.</param>
     /// <param name="maxTokens">Stop after this many tokens (null: all).</param>
     public static List<int[]> Documents(IEnumerable<string> paths, ITextTokenizer tokenizer, long? maxTokens = null)
     {
-        var sources = paths.Select(p => p.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) ? CorpusSource.Jsonl(p) : CorpusSource.TextFiles(p)).ToList();
+        var sources = paths.Select(Source).ToList();
         long bytes = sources.Sum(s => s.TotalBytes);
         return Phases.Run("tokenize corpus", bytes, report =>
         {
@@ -121,6 +179,12 @@ public static class CorpusInput
 /// <summary>Options of <c>extend</c>.</summary>
 public sealed class ExtendSettings : ModelSettings
 {
+    /// <summary>Seed of weights and data (every command that draws: not eval, whose passkey trials take LongLoRA's seeds 0..n-1).</summary>
+    [CommandOption("--seed <N>")]
+    [Description(SeedDescription)]
+    [DefaultValue(1)]
+    public int Seed { get; init; } = 1;
+
     /// <summary>Corpus.</summary>
     [CommandOption("--corpus <PATH>")]
     [Description("Training text: .txt files (a file or a folder) or a .jsonl file with a \"text\" field; repeat for several. Required.")]
@@ -128,7 +192,7 @@ public sealed class ExtendSettings : ModelSettings
 
     /// <summary>Target context.</summary>
     [CommandOption("--target-length <N>")]
-    [Description("Context to extend to, in tokens (rows of this length; PI factor ceil(N / original)). Required.")]
+    [Description("Context to extend to, in tokens (rows of this length; PI factor ceil(N / original)): at least the model's context, a multiple of 8 for longlora and longqlora (S2-Attn's 4 groups). Required.")]
     public int? TargetLength { get; init; }
 
     /// <summary>Method.</summary>
@@ -168,7 +232,7 @@ public sealed class ExtendSettings : ModelSettings
 
     /// <summary>Output folder.</summary>
     [CommandOption("--output <DIR>")]
-    [Description("Run folder: train_log.csv, training_state.safetensors, adapter/ (default extend-output).")]
+    [Description("Run folder, new, empty or a previous run's: train_log.csv, training_state.safetensors, adapter/ or model/ (default extend-output).")]
     [DefaultValue("extend-output")]
     public string Output { get; init; } = "extend-output";
 
@@ -177,13 +241,35 @@ public sealed class ExtendSettings : ModelSettings
     {
         var common = base.Validate();
         if (!common.Successful) return common;
-        if (Corpus.Length == 0) return ValidationResult.Error("--corpus <PATH> is required.");
-        if (Corpus.FirstOrDefault(p => !File.Exists(p) && !Directory.Exists(p)) is { } missing) return ValidationResult.Error($"--corpus: '{missing}' does not exist.");
-        if (TargetLength is null or < 16) return ValidationResult.Error($"--target-length <N> is required and at least 16; got {TargetLength?.ToString(CultureInfo.InvariantCulture) ?? "none"}.");
+        if (SeedError(Seed) is { } seed) return seed;
+        if (CorpusInput.Problem(Corpus) is { } corpus) return ValidationResult.Error(corpus);
+        if (OutputFolders.Problem("--output", Output, Runs.RunFolderEntries, marker: LongLoraTrainer.LogFile) is { } output) return ValidationResult.Error(output);
+        if (TargetLength is not int target || target < 16)
+            return ValidationResult.Error($"--target-length <N> is required and at least 16; got {TargetLength?.ToString(CultureInfo.InvariantCulture) ?? "none"}.");
         if (!Methods.Extensions.Select(Methods.Key).Contains(Method))
             return ValidationResult.Error($"--method must be one of {string.Join(", ", Methods.Extensions.Select(Methods.Key))}; got '{Method}'.");
-        if (Steps < 1 || Batch < 1 || GradAccum < 1) return ValidationResult.Error("--steps, --batch and --grad-accum must be at least 1.");
-        if (!(LearningRate > 0)) return ValidationResult.Error($"--lr must be positive; got {LearningRate}.");
+        foreach (var (option, value) in new[] { ("--steps", Steps), ("--batch", Batch), ("--grad-accum", GradAccum) })
+            if (value < 1) return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture, $"{option} must be at least 1; got {value}."));
+        if ((long)Batch * GradAccum > int.MaxValue)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture, $"--batch x --grad-accum must be at most {int.MaxValue}; got {Batch} x {GradAccum}."));
+        if (!double.IsFinite(LearningRate) || LearningRate <= 0)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture, $"--lr must be a positive number; got {LearningRate}."));
+        long context = LongLora.ContextLength(LlamaConfig.Load(Model!));
+        if (target < context)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                $"--target-length must be at least the model's context of {context} tokens (extend lengthens it); got {target}."));
+        if (Methods.UsesS2(Methods.Parse(Method)))
+        {
+            try
+            {
+                S2GroupLayout.GroupSize(target, LongLoraOptions.DefaultS2.GroupSizeRatio);
+            }
+            catch (ArgumentException)
+            {
+                return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                    $"--target-length must be a multiple of 8 for --method {Method} (S2-Attn splits each row into 4 groups of an even size); got {target}."));
+            }
+        }
         return ValidationResult.Success();
     }
 }
@@ -197,10 +283,15 @@ public sealed class ExtendCommand : Command<ExtendSettings>
         var device = settings.TorchDevice();
         int target = settings.TargetLength!.Value;
         using var tokenizer = HfTokenizer.Load(settings.Model!);
-        int rowsNeeded = settings.Steps * settings.Batch * settings.GradAccum;
-        var documents = CorpusInput.Documents(settings.Corpus, tokenizer, (long)rowsNeeded * target);
-        var rows = CorpusPacker.Pack(documents, tokenizer.SpecialTokens, new PackingOptions { RowLength = target }).Where(r => r.Length == target).ToList();
-        if (rows.Count == 0) throw new InvalidOperationException($"the corpus gives no full row of {target} tokens.");
+        long rowsNeeded = (long)settings.Steps * settings.Batch * settings.GradAccum;
+        var documents = CorpusInput.Documents(settings.Corpus, tokenizer, rowsNeeded * target);
+        long corpusTokens = documents.Sum(d => (long)d.Length);
+        // Checked before packing: a row buffer of an impossible length is never allocated.
+        var rows = corpusTokens < target ? []
+            : CorpusPacker.Pack(documents, tokenizer.SpecialTokens, new PackingOptions { RowLength = target }).Where(r => r.Length == target).ToList();
+        if (rows.Count == 0)
+            throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                $"--corpus gives {corpusTokens:N0} tokens, not one full row of --target-length {target}; give a longer corpus or a shorter --target-length."));
         if (rows.Count < rowsNeeded)
             AnsiConsole.MarkupLine(Markup.Escape($"note: the corpus gives {rows.Count} rows of {target} tokens; {rowsNeeded} updates' worth are served by repeating them in order."));
         long[] ids = rows.SelectMany(r => r.InputIds.Select(i => (long)i)).ToArray();
@@ -212,9 +303,9 @@ public sealed class ExtendCommand : Command<ExtendSettings>
         AnsiConsole.MarkupLine(Markup.Escape($"{Methods.Label(method)} to {target} tokens (rope {model.Config.Rope.Type}, factor {model.Config.Rope.Factor}); {trained}."));
         var summary = Runs.Train(model, $"extend to {target}", ids, ids, target, settings.Steps, settings.Batch * settings.GradAccum,
             new AdamWOptions { LearningRate = settings.LearningRate }, schedule: null, settings.Output, saveAdapter: Methods.HasAdapter(method), microBatches: settings.GradAccum);
-        string saved = summary.Result.AdapterFolder is { } adapter ? $"adapter in {adapter}" : $"model in {Path.Combine(settings.Output, "model")}";
+        string saved = summary.Result.AdapterFolder is { } adapter ? $"adapter in {adapter}" : $"model in {Path.Combine(settings.Output, Runs.ModelFolderName)}";
         if (summary.Result.AdapterFolder is null)
-            TinyBase.SaveModelFolder(model, Path.Combine(settings.Output, "model"), settings.ScalarType, tokenizerFolder: settings.Model!);
+            TinyBase.SaveModelFolder(model, Path.Combine(settings.Output, Runs.ModelFolderName), settings.ScalarType, tokenizerFolder: settings.Model!);
         AnsiConsole.MarkupLine(Markup.Escape($"Done: final loss {summary.FinalLoss:F3}, {summary.TokensPerSecond:F0} tokens/s, peak RSS {PeakMemory.PeakBytes() / 1048576.0:F0} MiB; {saved}."));
         return ExitCodes.Success;
     }
@@ -235,13 +326,13 @@ public sealed class EvalSettings : AdapterSettings
 
     /// <summary>Lengths.</summary>
     [CommandOption("--lengths <LIST>")]
-    [Description("Comma-separated context lengths (default 4096,8192,16384).")]
+    [Description("Comma-separated distinct context lengths, at least 16 each, and room for the passkey prompt (about 110 tokens) unless --passkey-trials 0 (default 4096,8192,16384).")]
     [DefaultValue("4096,8192,16384")]
     public string Lengths { get; init; } = "4096,8192,16384";
 
     /// <summary>Cap on tokens.</summary>
     [CommandOption("--eval-tokens <N>")]
-    [Description("Use at most this many tokens of the stream (default 1,048,576).")]
+    [Description("Use at most this many tokens of the stream, of --corpus or --tokens (default 1,048,576).")]
     [DefaultValue(1048576)]
     public int EvalTokens { get; init; } = 1048576;
 
@@ -253,13 +344,13 @@ public sealed class EvalSettings : AdapterSettings
 
     /// <summary>Output folder.</summary>
     [CommandOption("--output <DIR>")]
-    [Description("Folder for evaluation.md, perplexity.csv, passkey.csv, evaluation.png (default eval-output).")]
+    [Description("Folder for evaluation.md, perplexity.csv, passkey.csv, evaluation.png: new, empty or a previous eval's (default eval-output).")]
     [DefaultValue("eval-output")]
     public string Output { get; init; } = "eval-output";
 
-    /// <summary>Parsed lengths.</summary>
-    public int[] LengthList => Lengths.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
-        .Select(s => int.Parse(s, NumberStyles.None, CultureInfo.InvariantCulture)).ToArray();
+    /// <summary>Parsed lengths (distinct, each at least 16, once <see cref="Validate"/> succeeded).</summary>
+    /// <exception cref="FormatException"><see cref="Lengths"/> is not a list of integers.</exception>
+    public int[] LengthList => ParseLengths(Lengths) ?? throw new FormatException($"--lengths must be comma-separated integers; got '{Lengths}'.");
 
     /// <inheritdoc />
     public override ValidationResult Validate()
@@ -267,23 +358,55 @@ public sealed class EvalSettings : AdapterSettings
         var common = base.Validate();
         if (!common.Successful) return common;
         if ((Corpus.Length == 0) == (Tokens is null)) return ValidationResult.Error("give exactly one of --corpus <PATH> and --tokens <FILE>.");
-        if (Corpus.FirstOrDefault(p => !File.Exists(p) && !Directory.Exists(p)) is { } missing) return ValidationResult.Error($"--corpus: '{missing}' does not exist.");
+        if (Corpus.Length > 0 && CorpusInput.Problem(Corpus) is { } corpus) return ValidationResult.Error(corpus);
         if (Tokens is not null && !File.Exists(Tokens)) return ValidationResult.Error($"--tokens: '{Tokens}' does not exist.");
-        try
-        {
-            if (LengthList is var l && (l.Length == 0 || l.Any(x => x < 16))) return ValidationResult.Error($"--lengths must list lengths of at least 16; got '{Lengths}'.");
-        }
-        catch (FormatException)
-        {
-            return ValidationResult.Error($"--lengths must be comma-separated integers; got '{Lengths}'.");
-        }
-        catch (OverflowException)
-        {
-            return ValidationResult.Error($"--lengths must be comma-separated integers; got '{Lengths}'.");
-        }
+        if (OutputFolders.Problem("--output", Output, OutputEntries) is { } output) return ValidationResult.Error(output);
+        if (ParseLengths(Lengths) is not { Length: > 0 } lengths || lengths.Any(l => l < 16) || lengths.Distinct().Count() != lengths.Length)
+            return ValidationResult.Error($"--lengths must be a comma-separated list of distinct integers of at least 16; got '{Lengths}'.");
         if (PasskeyTrials < 0) return ValidationResult.Error($"--passkey-trials must be non-negative; got {PasskeyTrials}.");
-        if (EvalTokens < 32) return ValidationResult.Error($"--eval-tokens must be at least 32; got {EvalTokens}.");
+        long needed = MinimumTokens(lengths);
+        if (EvalTokens < needed)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                $"--eval-tokens must be at least {needed} for --lengths {Lengths} (LongLoRA's windows: the longest length + {PerplexityWindows.LongLoraStep}, and the last window is dropped); got {EvalTokens}."));
+        return PasskeyTrials > 0 ? PasskeyFits(lengths) : ValidationResult.Success();
+    }
+
+    /// <summary>What eval writes in <see cref="Output"/>.</summary>
+    public static IReadOnlyList<string> OutputEntries { get; } =
+        [EvaluationReport.TableFile, EvaluationReport.PerplexityCsvFile, EvaluationReport.PasskeyCsvFile, EvaluationReport.PlotFile];
+
+    /// <summary>The fewest tokens of the stream that give every length one LongLoRA window (more than the length + the step: the last window is dropped).</summary>
+    /// <param name="lengths">The lengths.</param>
+    public static long MinimumTokens(IReadOnlyList<int> lengths) => (long)lengths.Max() + PerplexityWindows.LongLoraStep + 1;
+
+    /// <summary>
+    /// Whether every length can hold the passkey prompt in this model's tokenizer: its fixed sentences (at the seed
+    /// of each trial) fit, and the repeated filler reaches it; the tokenizer is loaded here for it.
+    /// </summary>
+    private ValidationResult PasskeyFits(int[] lengths)
+    {
+        using var tokenizer = HfTokenizer.Load(Model!);
+        int shortest = Enumerable.Range(0, PasskeyTrials).Max(seed => tokenizer.Encode(PasskeyPrompt.Generate(1, seed).Prompt).Length);
+        if (lengths.Min() < shortest)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                $"--lengths must be at least {shortest} with --passkey-trials above 0 (the passkey prompt's fixed sentences take {shortest} tokens of this tokenizer; --passkey-trials 0 skips the test); got '{Lengths}'."));
+        int longest = tokenizer.Encode(PasskeyPrompt.Generate(PasskeyPrompt.MaxGarbageCharacters, 0).Prompt).Length;   // a fraction of a second
+        if (lengths.Max() >= longest)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                $"--lengths must be below {longest} with --passkey-trials above 0 (the passkey prompt's filler, repeated as LongLoRA repeats it, takes {longest} tokens of this tokenizer; --passkey-trials 0 skips the test); got '{Lengths}'."));
         return ValidationResult.Success();
+    }
+
+    /// <summary>Comma-separated non-negative integers, or null when one is not.</summary>
+    private static int[]? ParseLengths(string list)
+    {
+        var lengths = new List<int>();
+        foreach (string item in list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (!int.TryParse(item, NumberStyles.None, CultureInfo.InvariantCulture, out int length)) return null;
+            lengths.Add(length);
+        }
+        return lengths.ToArray();
     }
 }
 
@@ -296,7 +419,16 @@ public sealed class EvalCommand : Command<EvalSettings>
         var device = settings.TorchDevice();
         using var tokenizer = HfTokenizer.Load(settings.Model!);
         TokenSequence tokens;
-        if (settings.Tokens is not null) tokens = TokenSequence.FromFile(settings.Tokens);
+        if (settings.Tokens is not null)
+        {
+            tokens = TokenSequence.FromFile(settings.Tokens);
+            if (tokens.Count > settings.EvalTokens)   // --eval-tokens caps the stream of --tokens too
+            {
+                using var file = tokens;
+                tokens = TokenSequence.FromArray(file.Read(0, settings.EvalTokens, LlamaConfig.Load(settings.Model!).VocabSize));
+                AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"Using the first {tokens.Count:N0} of the {file.Count:N0} tokens of {settings.Tokens} (--eval-tokens).")));
+            }
+        }
         else
         {
             var documents = CorpusInput.Documents(settings.Corpus, tokenizer, settings.EvalTokens);
@@ -306,6 +438,9 @@ public sealed class EvalCommand : Command<EvalSettings>
         }
         using (tokens)
         {
+            if (tokens.Count < EvalSettings.MinimumTokens(settings.LengthList))
+                throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                    $"{(settings.Tokens is null ? "--corpus" : "--tokens")} gives {tokens.Count:N0} tokens; --lengths {settings.Lengths} needs at least {EvalSettings.MinimumTokens(settings.LengthList)} (LongLoRA's windows: the longest length + {PerplexityWindows.LongLoraStep}, and the last window is dropped)."));
             using var model = settings.Load(device);
             var report = Runs.Evaluate(model, "evaluate", tokens, tokenizer, settings.LengthList, settings.PasskeyTrials, outputFolder: settings.Output);
             AnsiConsole.WriteLine(report.ToMarkdown());
@@ -318,6 +453,12 @@ public sealed class EvalCommand : Command<EvalSettings>
 /// <summary>Options of <c>generate</c>.</summary>
 public sealed class GenerateSettings : AdapterSettings
 {
+    /// <summary>Seed of weights and data (every command that draws: not eval, whose passkey trials take LongLoRA's seeds 0..n-1).</summary>
+    [CommandOption("--seed <N>")]
+    [Description(SeedDescription)]
+    [DefaultValue(1)]
+    public int Seed { get; init; } = 1;
+
     /// <summary>Prompt.</summary>
     [CommandOption("--prompt <TEXT>")]
     [Description("The prompt. Required.")]
@@ -325,7 +466,7 @@ public sealed class GenerateSettings : AdapterSettings
 
     /// <summary>New tokens.</summary>
     [CommandOption("--max-new-tokens <N>")]
-    [Description("Tokens to generate at most (default 64).")]
+    [Description("Tokens to generate at most, within the model's context with the prompt (default 64).")]
     [DefaultValue(64)]
     public int MaxNewTokens { get; init; } = 64;
 
@@ -340,9 +481,21 @@ public sealed class GenerateSettings : AdapterSettings
     {
         var common = base.Validate();
         if (!common.Successful) return common;
-        if (string.IsNullOrEmpty(Prompt)) return ValidationResult.Error("--prompt <TEXT> is required.");
+        if (SeedError(Seed) is { } seed) return seed;
+        if (Prompt is null) return ValidationResult.Error("--prompt <TEXT> is required.");
+        if (string.IsNullOrWhiteSpace(Prompt)) return ValidationResult.Error($"--prompt must be text to continue; got '{Prompt}'.");
         if (MaxNewTokens < 1) return ValidationResult.Error($"--max-new-tokens must be at least 1; got {MaxNewTokens}.");
         if (Temperature < 0 || !double.IsFinite(Temperature)) return ValidationResult.Error($"--temperature must be 0 or positive; got {Temperature}.");
+        // The prompt and the new tokens within the context the model (with the adapter's rope) was trained for.
+        long context = LongLora.ContextLength(LlamaConfig.Load(Adapter ?? Model!));
+        int promptTokens;
+        using (var tokenizer = HfTokenizer.Load(Model!)) promptTokens = tokenizer.Encode(Prompt).Length;
+        if (promptTokens >= context)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                $"--prompt must be shorter than the model's context of {context} tokens; got {promptTokens} tokens."));
+        if (promptTokens + (long)MaxNewTokens > context)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                $"--max-new-tokens must be at most {context - promptTokens} (the model's context of {context} tokens less the prompt's {promptTokens}); got {MaxNewTokens}."));
         return ValidationResult.Success();
     }
 }

@@ -8,9 +8,15 @@ namespace LongContext.Demo.Cli;
 /// <summary>Options of <c>pretrain</c>.</summary>
 public sealed class PretrainSettingsCli : CommonSettings
 {
+    /// <summary>Seed of weights and data (every command that draws: not eval, whose passkey trials take LongLoRA's seeds 0..n-1).</summary>
+    [CommandOption("--seed <N>")]
+    [Description(SeedDescription)]
+    [DefaultValue(1)]
+    public int Seed { get; init; } = 1;
+
     /// <summary>Destination folder of the base.</summary>
     [CommandOption("--output <DIR>")]
-    [Description("Folder to write the base to (config.json, model.safetensors in bf16, manifest.json). Default: base-model.")]
+    [Description("Folder to write the base to (config.json, model.safetensors in bf16, manifest.json): new, empty or a previous base. Default: base-model.")]
     [DefaultValue("base-model")]
     public string Output { get; init; } = "base-model";
 
@@ -88,7 +94,10 @@ public sealed class PretrainSettingsCli : CommonSettings
     public override ValidationResult Validate()
     {
         var common = base.Validate();
-        return common.Successful ? Checked(() => Settings(), OptionNames) : common;
+        if (!common.Successful) return common;
+        if (SeedError(Seed) is { } seed) return seed;
+        if (OutputFolders.Problem("--output", Output, TinyBase.FolderEntries, marker: TinyBase.ManifestFile) is { } output) return ValidationResult.Error(output);
+        return Checked(() => Settings(), OptionNames);
     }
 }
 

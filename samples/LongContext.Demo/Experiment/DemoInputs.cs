@@ -45,6 +45,18 @@ public sealed class DemoInputs : IDisposable
         return new DemoInputs(tokenizer, ids.Take(corpus.Training.Count).ToList(), ids.Skip(corpus.Training.Count).ToList());
     }
 
+    /// <summary>
+    /// How many held-out tokens the shipped data gives (the most <see cref="EvaluationTokens"/> can take): the held-out
+    /// chapters alone are tokenized, without a progress bar (a fraction of a second).
+    /// </summary>
+    /// <param name="dataFolder">Folder with <c>tokenizer/</c> and <c>kjv.txt</c>.</param>
+    public static long HeldOutTokens(string dataFolder)
+    {
+        using var tokenizer = HfTokenizer.Load(Path.Combine(dataFolder, "tokenizer"));
+        var heldOut = KjvCorpus.Tokenize(KjvCorpus.Load(Path.Combine(dataFolder, "kjv.txt")).HeldOut, tokenizer);
+        return TrainingRows.EvaluationStreamLength(heldOut, tokenizer);
+    }
+
     /// <summary>The first <paramref name="tokens"/> held-out tokens as a perplexity stream.</summary>
     /// <param name="tokens">Stream length.</param>
     public TokenSequence EvaluationTokens(int tokens) => TokenSequence.FromArray(TrainingRows.EvaluationStream(HeldOut, Tokenizer, tokens));

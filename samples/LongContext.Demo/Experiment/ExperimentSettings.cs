@@ -33,6 +33,19 @@ public sealed record ExperimentSettings
     public int EvalStep { get => _evalStep; init => _evalStep = SettingChecks.AtLeast(value, 1); }
     /// <summary>Passkey trials per length (at least 1).</summary>
     public int PasskeyTrials { get => _passkeyTrials; init => _passkeyTrials = SettingChecks.AtLeast(value, 1); }
+    /// <summary>These settings after the check that needs the base's context L (each value alone is checked when it is set).</summary>
+    /// <param name="context">L, the base's pretraining context.</param>
+    /// <exception cref="SettingOutOfRangeException">The training tokens (<see cref="Steps"/> x <see cref="Batch"/> rows of Factor x L) do not fit one array,
+    /// or <see cref="EvalTokens"/> gives no perplexity window at Factor x L (LongLoRA's windows need more than the length + <see cref="EvalStep"/>).</exception>
+    public ExperimentSettings Validated(int context)
+    {
+        long target = (long)Factor * context;
+        SettingChecks.FitOneArray(Steps, Batch * target, $"with Batch {Batch} at {Factor} x L = {target} tokens", nameof(Steps));
+        if (EvalTokens <= target + EvalStep)
+            throw SettingChecks.Bad(EvalTokens, $"at least {target + EvalStep + 1} for windows of {Factor} x L = {target} tokens every {EvalStep} (the last is dropped)", nameof(EvalTokens));
+        return this;
+    }
+
     /// <summary>Methods to run, at least one, no repeats (default <see cref="Experiment.Methods.Default"/>).</summary>
     public IReadOnlyList<Method> Methods
     {

@@ -30,6 +30,9 @@ public sealed record MethodResult(Method Method, EvaluationReport Report, long T
 /// </summary>
 public static class ExtensionExperiment
 {
+    /// <summary>The folder of the per-method training runs inside the demo's output folder (<c>runs/&lt;method&gt;</c>).</summary>
+    public const string RunsFolderName = "runs";
+
     /// <summary>Runs every method of <paramref name="settings"/> on the base in <paramref name="baseFolder"/>.</summary>
     /// <param name="inputs">Data.</param>
     /// <param name="baseFolder">The pretrained base.</param>
@@ -58,11 +61,11 @@ public static class ExtensionExperiment
                 int rowLength = Methods.TrainingLength(method, l, target);
                 var (ids, labels) = rowLength == target ? longRows : shortRows;
                 int batch = settings.Batch * (target / rowLength);
-                string runFolder = Path.Combine(outputFolder, "runs", Methods.Key(method));
+                string runFolder = Path.Combine(outputFolder, RunsFolderName, Methods.Key(method));
                 training = Runs.Train(model, $"{Methods.Key(method)}: train at {rowLength}", ids, labels, rowLength, settings.Steps, batch,
                     new AdamWOptions { LearningRate = settings.LearningRate }, schedule: null, runFolder, saveAdapter: Methods.HasAdapter(method));
                 // Every weight trained: no adapter to save, so the whole model is kept (fp32, as evaluated) for eval --model.
-                if (!Methods.HasAdapter(method)) TinyBase.SaveModelFolder(model, Path.Combine(runFolder, "model"), ScalarType.Float32);
+                if (!Methods.HasAdapter(method)) TinyBase.SaveModelFolder(model, Path.Combine(runFolder, Runs.ModelFolderName), ScalarType.Float32);
             }
             var evaluation = Runs.Evaluate(model, $"{Methods.Key(method)}: evaluate", tokens, inputs.Tokenizer, lengths, settings.PasskeyTrials, settings.EvalStep);
             long trainable = TrainableParameters.Select(model).Sum(p => p.Parameter.numel());

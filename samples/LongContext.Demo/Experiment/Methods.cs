@@ -104,6 +104,10 @@ public static class Methods
     /// <param name="method">The method.</param>
     public static bool TrainsEveryWeight(Method method) => method is Method.ExtrapolationFull or Method.PiFull;
 
+    /// <summary>Whether the method trains with S2-Attn (LongLoRA's shifted sparse attention), whose groups need a row length that is a multiple of 8.</summary>
+    /// <param name="method">The method.</param>
+    public static bool UsesS2(Method method) => method is Method.LongLora or Method.LongQLora;
+
     /// <summary>Whether the method fine-tunes.</summary>
     /// <param name="method">The method.</param>
     public static bool Trains(Method method) => method is not (Method.None or Method.PiNoFinetune);

@@ -47,10 +47,15 @@ public sealed record PretrainSettings
     public double RopeTheta { get => _ropeTheta; init => _ropeTheta = double.IsFinite(value) && value > 1 ? value : throw SettingChecks.Bad(value, "a finite number above 1"); }
 
     /// <summary>These settings after the checks that relate two of them (each value alone is checked when it is set).</summary>
-    /// <exception cref="SettingOutOfRangeException"><see cref="Heads"/> does not divide <see cref="Hidden"/> into heads of an even size (RoPE turns pairs).</exception>
-    public PretrainSettings Validated() =>
-        Hidden % Heads == 0 && Hidden / Heads % 2 == 0 ? this
-            : throw SettingChecks.Bad(Heads, $"a divisor of Hidden ({Hidden}) that leaves heads of an even size", nameof(Heads));
+    /// <exception cref="SettingOutOfRangeException"><see cref="Heads"/> does not divide <see cref="Hidden"/> into heads of an even size (RoPE turns pairs),
+    /// or the training tokens (<see cref="Steps"/> x <see cref="Batch"/> rows of <see cref="Context"/>) do not fit one array.</exception>
+    public PretrainSettings Validated()
+    {
+        if (Hidden % Heads != 0 || Hidden / Heads % 2 != 0)
+            throw SettingChecks.Bad(Heads, $"a divisor of Hidden ({Hidden}) that leaves heads of an even size", nameof(Heads));
+        SettingChecks.FitOneArray(Steps, (long)Batch * Context, $"with Batch {Batch} at Context {Context}", nameof(Steps));
+        return this;
+    }
 
     /// <summary>The model's config for a vocabulary.</summary>
     /// <exception cref="SettingOutOfRangeException"><see cref="Heads"/> does not divide <see cref="Hidden"/> into heads of an even size.</exception>

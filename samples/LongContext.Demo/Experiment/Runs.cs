@@ -17,6 +17,13 @@ public sealed record TrainingSummary(TrainerResult Result, double TokensPerSecon
 /// <summary>The training and evaluation code paths every command shares (demo, pretrain, extend, eval).</summary>
 public static class Runs
 {
+    /// <summary>The folder of a fully fine-tuned model inside a run folder (an HF folder with the tokenizer).</summary>
+    public const string ModelFolderName = "model";
+
+    /// <summary>What a training run writes in its folder: the trainer's log, state and adapter, or the whole model.</summary>
+    public static IReadOnlyList<string> RunFolderEntries { get; } =
+        [LongLoraTrainer.LogFile, LongLoraTrainer.StateFile, LongLoraTrainer.AdapterFolderName, ModelFolderName];
+
     /// <summary>
     /// Trains the model's trainable parameters with <see cref="LongLoraTrainer"/> on fixed rows, under a progress bar.
     /// </summary>
@@ -52,7 +59,7 @@ public static class Runs
             Resume = false,
             SaveAdapter = saveAdapter,
         };
-        if (Directory.Exists(outputFolder)) Directory.Delete(outputFolder, recursive: true);   // a fresh run, never a resumed one
+        OutputFolders.Clear(outputFolder, RunFolderEntries);   // a fresh run, never a resumed one; nothing else in the folder is touched
         var trainer = new LongLoraTrainer(model, options);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         TrainerResult result = Phases.Run(title, steps, report =>

@@ -29,6 +29,21 @@ internal static class SettingChecks
     public static double Fraction(double value, [CallerMemberName] string name = "") =>
         value is >= 0 and < 1 ? value : throw Bad(value, "in [0, 1)", name);
 
+    /// <summary>
+    /// Checks that <paramref name="steps"/> updates of <paramref name="tokensPerStep"/> tokens fit one array (the
+    /// training rows are built in one; <see cref="Array.MaxLength"/> elements).
+    /// </summary>
+    /// <param name="steps">Updates.</param>
+    /// <param name="tokensPerStep">Tokens per update.</param>
+    /// <param name="per">How the tokens per update arise, for the message ("with Batch 4 at 512 tokens").</param>
+    /// <param name="name">The property of <paramref name="steps"/>.</param>
+    public static void FitOneArray(int steps, long tokensPerStep, string per, string name)
+    {
+        if (steps * tokensPerStep > Array.MaxLength)
+            throw Bad(steps, string.Create(CultureInfo.InvariantCulture,
+                $"at most {Array.MaxLength / tokensPerStep} {per} (the training tokens are held in one array of at most {Array.MaxLength})"), name);
+    }
+
     /// <summary>The exception for a value out of range.</summary>
     public static SettingOutOfRangeException Bad(object value, string expected, [CallerMemberName] string name = "") => new(name, value, expected);
 }

@@ -19,6 +19,13 @@ public static class TinyBase
     /// <summary>The manifest's file name.</summary>
     public const string ManifestFile = "manifest.json";
 
+    /// <summary>The tokenizer files <see cref="SaveModelFolder"/> copies beside the weights (those present).</summary>
+    public static IReadOnlyList<string> TokenizerFiles { get; } =
+        ["tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"];
+
+    /// <summary>What <see cref="Save"/> writes in a base folder (<c>pretrain --output</c>).</summary>
+    public static IReadOnlyList<string> FolderEntries { get; } = ["config.json", LlamaCheckpoint.WeightsFile, ManifestFile, .. TokenizerFiles];
+
     /// <summary>SHA-256 of a file, lower-case hex.</summary>
     /// <param name="path">The file.</param>
     public static string Sha256(string path)
@@ -54,15 +61,14 @@ public static class TinyBase
     /// <param name="model">The model (not changed).</param>
     /// <param name="folder">Destination.</param>
     /// <param name="dtype">Dtype of the saved weights.</param>
-    /// <param name="tokenizerFolder">Where the tokenizer files are (<c>tokenizer.json</c>, <c>tokenizer.model</c>,
-    /// <c>tokenizer_config.json</c>, <c>special_tokens_map.json</c>, <c>generation_config.json</c>: those present).</param>
+    /// <param name="tokenizerFolder">Where the tokenizer files are (<see cref="TokenizerFiles"/>: those present).</param>
     public static void SaveModelFolder(LlamaForCausalLM model, string folder, ScalarType dtype, string? tokenizerFolder = null)
     {
         tokenizerFolder ??= Path.Combine(DemoInputs.DataFolder, "tokenizer");
         LongLora.SaveMerged(model, folder, dtype);
-        foreach (string name in new[] { "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json" })
+        foreach (string name in TokenizerFiles)
             if (File.Exists(Path.Combine(tokenizerFolder, name)))
-                File.Copy(Path.Combine(tokenizerFolder, name), Path.Combine(folder, name), overwrite: true);
+                Files.Write(Path.Combine(folder, name), temp => File.Copy(Path.Combine(tokenizerFolder, name), temp));   // staged: never half-copied
     }
 
     /// <summary>Loads the base (fp32 on <paramref name="device"/>) after checking the manifest.</summary>

@@ -69,13 +69,22 @@ public static class TrainingRows
     public static long[] EvaluationStream(IReadOnlyList<int[]> documents, ITextTokenizer tokenizer, int tokens)
     {
         var stream = new List<long>(tokens);
-        foreach (var row in CorpusPacker.Pack(documents, tokenizer.SpecialTokens, new PackingOptions { RowLength = 4096 }))
+        foreach (var row in EvaluationRows(documents, tokenizer))
         {
             stream.AddRange(row.InputIds.Take(row.Length).Select(i => (long)i));
             if (stream.Count >= tokens) return stream.Take(tokens).ToArray();
         }
         throw new InvalidOperationException($"the held-out text has {stream.Count} tokens; {tokens} were asked for.");
     }
+
+    /// <summary>The length of the whole evaluation stream of <paramref name="documents"/>: the most <see cref="EvaluationStream"/> can give.</summary>
+    /// <param name="documents">Held-out chapters' ids.</param>
+    /// <param name="tokenizer">The tokenizer (special ids).</param>
+    public static long EvaluationStreamLength(IReadOnlyList<int[]> documents, ITextTokenizer tokenizer) =>
+        EvaluationRows(documents, tokenizer).Sum(r => (long)r.Length);
+
+    private static IEnumerable<PackedRow> EvaluationRows(IReadOnlyList<int[]> documents, ITextTokenizer tokenizer) =>
+        CorpusPacker.Pack(documents, tokenizer.SpecialTokens, new PackingOptions { RowLength = 4096 });
 
     /// <summary>Passkey rows of one length: prompt + answer + EOS, filler length drawn uniformly up to what fits.</summary>
     private sealed class PasskeyRows

@@ -354,6 +354,14 @@ public sealed class LongLoraRecipeTests : IDisposable
     }
 
     [Fact]
+    public void AdapterShapeDifferences_NamesEachDifferingField_AndIsNullForTheSameShape()
+    {
+        Assert.Null(LongLora.AdapterShapeDifferences(BaseConfig with { MaxPositionEmbeddings = 4 * BaseConfig.MaxPositionEmbeddings }, BaseConfig));
+        Assert.Equal("IntermediateSize 48 (model: 64), NumHiddenLayers 1 (model: 3)",
+            LongLora.AdapterShapeDifferences(BaseConfig with { NumHiddenLayers = 1 }, BaseConfig with { IntermediateSize = 64, NumHiddenLayers = 3 }));
+    }
+
+    [Fact]
     public void LoadAdapter_FolderWithoutConfig_ThrowsNamingTheFile()
     {
         using var model = new LlamaForCausalLM(BaseConfig);

@@ -1,0 +1,68 @@
+using System.Globalization;
+using System.Reflection;
+using System.Text.RegularExpressions;
+using Spectre.Console.Cli;
+
+namespace LongContext.Demo.Cli;
+
+/// <summary>
+/// The program's wording for errors that do not come from a settings class's <c>Validate</c>: the parser's conversion
+/// failures ("--x must be ...; got ...") and the exceptions a run ends in.
+/// </summary>
+public static partial class ArgumentErrors
+{
+    [GeneratedRegex(@"^Failed to convert '(?<value>.*)' to (?<type>[^ ]+)\.$", RegexOptions.Singleline)]
+    private static partial Regex ConversionFailure();
+
+    /// <summary>
+    /// The parser's "Failed to convert 'X' to T." as "--option must be an integer; got 'X'.", the option found on the
+    /// command line and what it takes found on the settings property that declares it; any other message unchanged.
+    /// </summary>
+    /// <param name="message">The parser's message.</param>
+    /// <param name="args">The command line.</param>
+    public static string Describe(string message, IReadOnlyList<string> args)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        ArgumentNullException.ThrowIfNull(args);
+        Match m = ConversionFailure().Match(message);
+        if (!m.Success) return message;
+        string value = m.Groups["value"].Value;
+        string? option = OptionWithValue(value, args);
+        if (option is null) return message;
+        return string.Create(CultureInfo.InvariantCulture, $"{option} must be {Expected(option)}; got '{value}'.");
+    }
+
+    /// <summary>
+    /// Whether an exception is an expected way for a run to fail (a file, the data, the machine: the message says what),
+    /// printed without a stack trace; any other exception is a defect of the program and keeps its trace.
+    /// </summary>
+    /// <param name="exception">What the run threw.</param>
+    public static bool IsExpected(Exception exception) =>
+        exception is IOException or InvalidDataException or NotSupportedException or UnauthorizedAccessException or OutOfMemoryException;
+
+    private static string? OptionWithValue(string value, IReadOnlyList<string> args)
+    {
+        for (int i = 0; i < args.Count; i++)
+        {
+            string a = args[i];
+            if (!a.StartsWith('-')) continue;
+            int eq = a.IndexOf('=', StringComparison.Ordinal);
+            if (eq > 0 && a[(eq + 1)..] == value) return a[..eq];
+            if (eq < 0 && i + 1 < args.Count && args[i + 1] == value) return a;
+        }
+        return null;
+    }
+
+    private static string Expected(string option)
+    {
+        string name = option.TrimStart('-');
+        Type? type = typeof(ArgumentErrors).Assembly.GetTypes()
+            .Where(t => typeof(CommandSettings).IsAssignableFrom(t))
+            .SelectMany(t => t.GetProperties())
+            .FirstOrDefault(p => p.GetCustomAttribute<CommandOptionAttribute>() is { } o && o.LongNames.Contains(name))?.PropertyType;
+        type = type is null ? null : Nullable.GetUnderlyingType(type) ?? type;
+        return type == typeof(int) ? "an integer (at most 2147483647)"
+            : type == typeof(double) ? "a number (e.g. 0.5 or 1e-3)"
+            : "a value of the option's type (see --help)";
+    }
+}
