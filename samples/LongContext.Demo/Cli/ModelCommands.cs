@@ -380,17 +380,19 @@ public sealed class EvalSettings : AdapterSettings
     public static long MinimumTokens(IReadOnlyList<int> lengths) => (long)lengths.Max() + PerplexityWindows.LongLoraStep + 1;
 
     /// <summary>
-    /// Whether every length can hold the passkey prompt in this model's tokenizer: its fixed sentences (at the seed
-    /// of each trial) fit, and the repeated filler reaches it; the tokenizer is loaded here for it.
+    /// Whether every length can hold the passkey prompt in this model's tokenizer, by the passkey test's own limits
+    /// (<see cref="PasskeyRetrieval.ShortestTokenBudget"/> at the seed of each trial; <see cref="PasskeyRetrieval.LongestTokenBudget"/>
+    /// at seed 0 only, since the trials differ in the key alone and each limit is an encoding of the whole filler); the
+    /// tokenizer is loaded here for it.
     /// </summary>
     private ValidationResult PasskeyFits(int[] lengths)
     {
         using var tokenizer = HfTokenizer.Load(Model!);
-        int shortest = Enumerable.Range(0, PasskeyTrials).Max(seed => tokenizer.Encode(PasskeyPrompt.Generate(1, seed).Prompt).Length);
+        int shortest = Enumerable.Range(0, PasskeyTrials).Max(seed => PasskeyRetrieval.ShortestTokenBudget(tokenizer, seed));
         if (lengths.Min() < shortest)
             return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
                 $"--lengths must be at least {shortest} with --passkey-trials above 0 (the passkey prompt's fixed sentences take {shortest} tokens of this tokenizer; --passkey-trials 0 skips the test); got '{Lengths}'."));
-        int longest = tokenizer.Encode(PasskeyPrompt.Generate(PasskeyPrompt.MaxGarbageCharacters, 0).Prompt).Length;   // a fraction of a second
+        int longest = PasskeyRetrieval.LongestTokenBudget(tokenizer, 0);
         if (lengths.Max() >= longest)
             return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
                 $"--lengths must be below {longest} with --passkey-trials above 0 (the passkey prompt's filler, repeated as LongLoRA repeats it, takes {longest} tokens of this tokenizer; --passkey-trials 0 skips the test); got '{Lengths}'."));

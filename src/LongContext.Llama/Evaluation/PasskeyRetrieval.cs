@@ -27,18 +27,46 @@ public static class PasskeyRetrieval
                 throw new ArgumentException($"target length {targetTokens} needs {chars} filler characters; the repeated filler has {PasskeyPrompt.MaxGarbageCharacters}.", nameof(targetTokens));
             return PasskeyPrompt.Generate(chars, seed);
         }
-        int Tokens(int chars) => tokenizer.Encode(PasskeyPrompt.Generate(chars, seed).Prompt).Length;
-        if (Tokens(1) > targetTokens)
-            throw new ArgumentException($"target length {targetTokens} is shorter than the prompt's fixed sentences with one filler character ({Tokens(1)} tokens).", nameof(targetTokens));
-        int lo = 1, hi = PasskeyPrompt.MaxGarbageCharacters;            // invariant: Tokens(lo) <= target
-        if (Tokens(hi) <= targetTokens)
-            throw new ArgumentException($"target length {targetTokens} exceeds the longest prompt the filler allows ({Tokens(hi)} tokens).", nameof(targetTokens));
+        int shortest = ShortestTokenBudget(tokenizer, seed);
+        if (shortest > targetTokens)
+            throw new ArgumentException($"target length {targetTokens} is shorter than the prompt's fixed sentences with one filler character ({shortest} tokens).", nameof(targetTokens));
+        int longest = LongestTokenBudget(tokenizer, seed);
+        if (longest <= targetTokens)
+            throw new ArgumentException($"target length {targetTokens} exceeds the longest prompt the filler allows ({longest} tokens).", nameof(targetTokens));
+        int lo = 1, hi = PasskeyPrompt.MaxGarbageCharacters;            // invariant: Tokens(lo) <= target < Tokens(hi)
         while (hi - lo > 1)
         {
             int mid = lo + (hi - lo) / 2;
             if (Tokens(mid) <= targetTokens) lo = mid; else hi = mid;
         }
         return PasskeyPrompt.Generate(lo, seed);
+
+        int Tokens(int chars) => tokenizer.Encode(PasskeyPrompt.Generate(chars, seed).Prompt).Length;
+    }
+
+    /// <summary>
+    /// The shortest target length <see cref="Prompt"/> accepts under <see cref="PasskeyLengthMode.TokenBudget"/> for
+    /// one trial: the tokens of the prompt's fixed sentences with one filler character.
+    /// </summary>
+    /// <param name="tokenizer">The tokenizer.</param>
+    /// <param name="seed">numpy seed of the trial.</param>
+    public static int ShortestTokenBudget(ITextTokenizer tokenizer, long seed)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        return tokenizer.Encode(PasskeyPrompt.Generate(1, seed).Prompt).Length;
+    }
+
+    /// <summary>
+    /// The first target length <see cref="Prompt"/> refuses under <see cref="PasskeyLengthMode.TokenBudget"/> for one
+    /// trial: the tokens of the prompt with all <see cref="PasskeyPrompt.MaxGarbageCharacters"/> filler characters (one
+    /// encoding of about 450,000 characters). Accepted targets are [<see cref="ShortestTokenBudget"/>, this).
+    /// </summary>
+    /// <param name="tokenizer">The tokenizer.</param>
+    /// <param name="seed">numpy seed of the trial.</param>
+    public static int LongestTokenBudget(ITextTokenizer tokenizer, long seed)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        return tokenizer.Encode(PasskeyPrompt.Generate(PasskeyPrompt.MaxGarbageCharacters, seed).Prompt).Length;
     }
 
     /// <summary>Runs every trial at every length.</summary>

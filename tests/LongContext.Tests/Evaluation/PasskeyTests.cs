@@ -112,6 +112,28 @@ public sealed class PasskeyTests
         }
     }
 
+    /// <summary>
+    /// The limits are Prompt's own boundaries: it refuses one below the shortest and at the longest, and accepts both
+    /// ends of [shortest, longest) with prompts of one filler character and of all but the last few.
+    /// </summary>
+    [Fact]
+    public void TokenBudgetLimits_AreWherePromptStartsAndStopsAccepting()
+    {
+        var tokenizer = new WordTokenizer();
+        for (long seed = 0; seed < 3; seed++)
+        {
+            int shortest = PasskeyRetrieval.ShortestTokenBudget(tokenizer, seed), longest = PasskeyRetrieval.LongestTokenBudget(tokenizer, seed);
+            Assert.True(shortest > 20 && longest > 10 * shortest, $"seed {seed}: limits {shortest}, {longest}");
+            Assert.Throws<ArgumentException>(() => PasskeyRetrieval.Prompt(tokenizer, shortest - 1, seed, PasskeyLengthMode.TokenBudget));
+            Assert.Throws<ArgumentException>(() => PasskeyRetrieval.Prompt(tokenizer, longest, seed, PasskeyLengthMode.TokenBudget));
+            PasskeyCase first = PasskeyRetrieval.Prompt(tokenizer, shortest, seed, PasskeyLengthMode.TokenBudget);
+            Assert.Equal(shortest, tokenizer.Encode(first.Prompt).Length);
+            PasskeyCase last = PasskeyRetrieval.Prompt(tokenizer, longest - 1, seed, PasskeyLengthMode.TokenBudget);
+            Assert.InRange(tokenizer.Encode(last.Prompt).Length, longest - 4, longest - 1);
+            Assert.True(last.GarbageCharacters < PasskeyPrompt.MaxGarbageCharacters, $"seed {seed}: {last.GarbageCharacters} filler characters");
+        }
+    }
+
     [Fact]
     public void TokenBudget_TargetShorterThanTheFixedSentences_IsAnError()
     {
