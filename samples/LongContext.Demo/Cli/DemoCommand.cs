@@ -115,7 +115,8 @@ public sealed class DemoSettings : CommonSettings
         var common = base.Validate();
         if (!common.Successful) return common;
         if (SeedError(Seed) is { } seed) return seed;
-        var pretrain = Checked(() => Pretrain(), new Dictionary<string, string>
+        PretrainSettings? baseSettings = null;   // the base's manifest is read once here
+        var pretrain = Checked(() => baseSettings = Pretrain(), new Dictionary<string, string>
         {
             [nameof(PretrainSettings.RopeTheta)] = "--rope-theta", [nameof(PretrainSettings.Heads)] = "--heads",
         });
@@ -126,7 +127,7 @@ public sealed class DemoSettings : CommonSettings
             return ValidationResult.Error(baseFolder);
         if (OutputFolders.Problem("--output", Output, [ResultFiles.Csv, ResultFiles.Markdown, ResultFiles.Plot, ExtensionExperiment.RunsFolderName]) is { } output)
             return ValidationResult.Error(output);
-        var experiment = Checked(() => Experiment().Validated(Pretrain().Context), OptionNames);   // --methods too: Experiment parses it, ParseMethods checks it
+        var experiment = Checked(() => Experiment().Validated(baseSettings!.Context), OptionNames);   // --methods too: Experiment parses it, ParseMethods checks it
         if (!experiment.Successful) return experiment;
         if (EvalTokens is int asked && DemoInputs.HeldOutTokens(DemoInputs.DataFolder) is var heldOut && asked > heldOut)
             return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
