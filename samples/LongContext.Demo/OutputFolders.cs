@@ -1,11 +1,12 @@
 using System.Globalization;
+using LongContext.IO;
 
 namespace LongContext.Demo;
 
 /// <summary>
 /// The folders the commands write to. A command writes only into a new folder, an empty one, or one that holds
 /// nothing but the entries it writes itself (a previous run's), so a mistyped <c>--output</c> never overwrites or
-/// removes a user's files; hidden <c>.name.id.tmp</c> files, which a killed save leaves, are not counted.
+/// removes a user's files; the hidden temporary files a killed save leaves (<see cref="AtomicFile.IsTemporaryFile"/>) are not counted.
 /// </summary>
 public static class OutputFolders
 {
@@ -32,7 +33,7 @@ public static class OutputFolders
         if (Directory.Exists(full))
         {
             string[] entries = Directory.EnumerateFileSystemEntries(full).Select(Path.GetFileName).OfType<string>()
-                .Where(n => !IsStagedFile(n)).Order(StringComparer.Ordinal).ToArray();
+                .Where(n => !AtomicFile.IsTemporaryFile(n)).Order(StringComparer.Ordinal).ToArray();
             string[] foreign = entries.Where(n => !ownEntries.Contains(n)).ToArray();
             string Listed(string[] names) => string.Join(", ", names.Take(3)) + (names.Length > 3 ? string.Create(CultureInfo.InvariantCulture, $" and {names.Length - 3} more") : "");
             if (foreign.Length > 0) return $"{option} must be {expected}; '{path}' holds {Listed(foreign)}.";
@@ -63,9 +64,6 @@ public static class OutputFolders
             else if (File.Exists(entry)) File.Delete(entry);
         }
     }
-
-    /// <summary>A hidden staged file of <see cref="Files"/> or the library's atomic writes (<c>.name.id.tmp[.ext]</c>).</summary>
-    private static bool IsStagedFile(string name) => name.StartsWith('.') && name.Contains(".tmp", StringComparison.Ordinal);
 
     private static string? Unwritable(string option, string path, string folder)
     {

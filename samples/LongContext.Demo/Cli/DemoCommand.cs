@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Diagnostics;
 using System.Globalization;
 using LongContext.Demo.Experiment;
+using LongContext.IO;
 using Spectre.Console;
 using Spectre.Console.Cli;
 using TorchSharp;
@@ -217,10 +218,10 @@ public sealed class DemoCommand : Command<DemoSettings>
         AnsiConsole.Write(ResultFiles.ConsoleTable(results, lengths));
         AnsiConsole.MarkupLine(Markup.Escape($"Peak memory: {PeakMemory.Description}. Passkey: LongLoRA's prompt sized to the length (token budget), greedy, exact match."));
         var comparison = ResultFiles.Comparison(results);
-        Files.WriteText(Path.Combine(output, ResultFiles.Csv), ResultFiles.ToCsv(results, lengths));
+        AtomicFile.WriteAllText(Path.Combine(output, ResultFiles.Csv), ResultFiles.ToCsv(results, lengths));
         string header = string.Create(CultureInfo.InvariantCulture,
             $"Run: demo{(settings.Quick ? " --quick" : "")}, seed {settings.Seed}, {experiment.Steps} updates x {experiment.Batch} x {target} tokens ({experiment.PasskeyFraction:P0} passkey rows), lr {experiment.LearningRate}, LoRA r {experiment.LoraRank}, {experiment.EvalTokens} eval tokens, {experiment.PasskeyTrials} passkey trials; {Environment.ProcessorCount} cores, load average {Pretraining.LoadAverage()} at the end; {clock.Elapsed.TotalSeconds:F0} s.\n");
-        Files.WriteText(Path.Combine(output, ResultFiles.Markdown), ResultFiles.ToMarkdown(results, lengths, expectations, header));
+        AtomicFile.WriteAllText(Path.Combine(output, ResultFiles.Markdown), ResultFiles.ToMarkdown(results, lengths, expectations, header));
         comparison.WritePlot(Path.Combine(output, ResultFiles.Plot), $"Tiny Llama, L = {l} extended to {target}: perplexity (LongLoRA protocol)");
 
         AnsiConsole.MarkupLine("[bold]Expected pattern[/] (perplexity at 4L; thresholds fixed in Expectations.cs before measuring):");

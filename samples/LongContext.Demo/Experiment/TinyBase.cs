@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using LongContext.IO;
 using LongContext.Llama;
 using LongContext.Rope;
 using TorchSharp;
@@ -50,7 +51,7 @@ public static class TinyBase
             ["model_safetensors_sha256"] = Sha256(Path.Combine(folder, "model.safetensors")),
             ["measured"] = extra,
         };
-        Files.WriteText(Path.Combine(folder, ManifestFile), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        AtomicFile.WriteAllText(Path.Combine(folder, ManifestFile), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 
     /// <summary>
@@ -68,7 +69,7 @@ public static class TinyBase
         LongLora.SaveMerged(model, folder, dtype);
         foreach (string name in TokenizerFiles)
             if (File.Exists(Path.Combine(tokenizerFolder, name)))
-                Files.Write(Path.Combine(folder, name), temp => File.Copy(Path.Combine(tokenizerFolder, name), temp));   // staged: never half-copied
+                AtomicFile.WriteThroughPath(Path.Combine(folder, name), temp => File.Copy(Path.Combine(tokenizerFolder, name), temp));   // staged: never half-copied
     }
 
     /// <summary>Loads the base (fp32 on <paramref name="device"/>) after checking the manifest.</summary>

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using LongContext.IO;
 using ScottPlot;
 
 namespace LongContext.Llama.Evaluation;
@@ -139,7 +140,7 @@ public sealed class EvaluationComparison
             plot.Axes.SetLimitsY(-5, 105);
             SideLegend(plot);                                               // the last panel's legend names both panels' colours
         }
-        ReportFiles.WriteAtomically(path, temp => multiplot.SavePng(temp, 900 * panels, 560));
+        AtomicFile.WriteThroughPath(path, temp => multiplot.SavePng(temp, 900 * panels, 560));
     }
 
     // Beside the data, so no line is hidden and every method's entry fits the panel's height (below it, seven entries

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using LongContext.IO;
 using ScottPlot;
 
 namespace LongContext.Llama.Evaluation;
@@ -103,7 +104,7 @@ public sealed record EvaluationReport(IReadOnlyList<PerplexityResult> Perplexity
             plot.YLabel("accuracy (%)");
             plot.Axes.SetLimitsY(0, 105);
         }
-        ReportFiles.WriteAtomically(path, temp => multiplot.SavePng(temp, 700 * panels, 520));
+        AtomicFile.WriteThroughPath(path, temp => multiplot.SavePng(temp, 700 * panels, 520));
     }
 
     /// <summary>Writes <see cref="TableFile"/>, the CSV files of the measures present, and <see cref="PlotFile"/> into <paramref name="folder"/>.</summary>
@@ -117,7 +118,7 @@ public sealed record EvaluationReport(IReadOnlyList<PerplexityResult> Perplexity
         void Text(string name, string content)
         {
             string path = Path.Combine(folder, name);
-            ReportFiles.WriteAtomically(path, temp => File.WriteAllText(temp, content));
+            AtomicFile.WriteAllText(path, content);
             written.Add(path);
         }
         Text(TableFile, ToMarkdown());

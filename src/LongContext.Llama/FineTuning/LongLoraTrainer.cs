@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
 using LongContext.Attention;
+using LongContext.IO;
 using LongContext.Llama.Evaluation;
 using LongContext.Training;
 using TorchSharp;
@@ -172,17 +172,5 @@ public sealed class LongLoraTrainer
         }
     }
 
-    private static void WriteLog(string path, List<string> lines)
-    {
-        string temp = Path.Combine(Path.GetDirectoryName(path)!, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            File.WriteAllText(temp, string.Join("\n", lines) + "\n", Encoding.UTF8);
-            File.Move(temp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
-    }
+    private static void WriteLog(string path, List<string> lines) => AtomicFile.WriteAllText(path, string.Join("\n", lines) + "\n");
 }

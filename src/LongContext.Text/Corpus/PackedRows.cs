@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using LongContext.IO;
 
 namespace LongContext.Text.Corpus;
 

@@ -80,7 +80,7 @@ public static class TrainingState
             ["format"] = "pt",
             [TrainingStateFile.MetadataKey] = document.Serialize(),
         };
-        WriteAtomically(path, tensors, metadata);
+        SafetensorsFile.Save(path, tensors, metadata);   // atomic: staged beside the target, then renamed
     }
 
     /// <summary>
@@ -249,26 +249,5 @@ public static class TrainingState
         if (!t.shape.SequenceEqual(like.shape) || t.dtype != like.dtype)
             throw new InvalidDataException(
                 $"training state '{path}': '{key}' is {t.dtype} [{string.Join(", ", t.shape)}]; the parameter is {like.dtype} [{string.Join(", ", like.shape)}].");
-    }
-
-    /// <summary>
-    /// Writes to a temporary file in the destination's folder, then renames it over the destination (atomic on one
-    /// file system). Private until the shared atomic-write helper of the IO layer lands.
-    /// </summary>
-    private static void WriteAtomically(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string> metadata)
-    {
-        string full = Path.GetFullPath(path);
-        string folder = Path.GetDirectoryName(full) ?? ".";
-        Directory.CreateDirectory(folder);
-        string temp = Path.Combine(folder, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            SafetensorsFile.Save(temp, tensors, metadata);
-            File.Move(temp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
     }
 }

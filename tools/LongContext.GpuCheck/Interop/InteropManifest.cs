@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using LongContext.IO;
 
 namespace LongContext.GpuCheck.Interop;
 
@@ -36,7 +37,7 @@ internal sealed record InteropManifest
     }
 
     /// <summary>Writes <c>folder/manifest.json</c>.</summary>
-    public void Write(string folder) => File.WriteAllText(Path.Combine(folder, "manifest.json"), JsonSerializer.Serialize(this, Json));
+    public void Write(string folder) => AtomicFile.WriteAllText(Path.Combine(folder, "manifest.json"), JsonSerializer.Serialize(this, Json));
 }
 
 /// <summary>One interop case.</summary>

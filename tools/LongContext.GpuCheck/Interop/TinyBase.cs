@@ -1,3 +1,4 @@
+using LongContext.IO;
 using LongContext.Llama;
 using LongContext.Quantization;
 using static TorchSharp.torch;
@@ -38,6 +39,9 @@ internal static class TinyBase
     {
         Directory.CreateDirectory(to);
         foreach (string file in new[] { "config.json", LlamaCheckpoint.WeightsFile, "generation_config.json" })
-            if (File.Exists(Path.Combine(from, file))) File.Copy(Path.Combine(from, file), Path.Combine(to, file), overwrite: true);
+            {
+                string source = Path.Combine(from, file);
+                if (File.Exists(source)) AtomicFile.WriteThroughPath(Path.Combine(to, file), temp => File.Copy(source, temp));
+            }
     }
 }
