@@ -15,5 +15,8 @@ for f in scale-report.md results.csv context_extension.png logs.tar.xz base.tar.
 done
 [ "$(wc -l < "$out/probe/results.csv")" -eq 16 ] || { echo "smoke-scale-probe: results.csv should hold 5 methods x 3 lengths" >&2; exit 1; }
 grep -q '| demo | ok |' "$out/probe/scale-report.md" || { echo "smoke-scale-probe: the report does not show the demo step ok" >&2; exit 1; }
+# Probe A's step runs where python has torch and sentencepiece (its perplexity must match the demo's), else is skipped.
+grep -qE '\| attention \| (ok|skipped \(no python with torch and sentencepiece\)) \|' "$out/probe/scale-report.md" \
+  || { echo "smoke-scale-probe: the attention step neither ran nor was skipped for want of python" >&2; exit 1; }
 bash "$out/bundle/longcontext-gpu-check/scale-probe.sh" --device tpu >/dev/null 2>&1 && { echo "smoke-scale-probe: a bad --device should fail" >&2; exit 1; }
 echo "smoke-scale-probe: passed"

@@ -41,7 +41,7 @@ for d in rope s2attn quant models; do
 done
 cp tests/LongContext.Tests/Fixtures/README.md "$bundle/fixtures/"
 cp scripts/gpu/*.py scripts/gpu/*.sh "$bundle/gpu/"
-cp scripts/gpu-check.sh scripts/scale-probe.sh "$bundle/"
+cp scripts/gpu-check.sh scripts/scale-probe.sh scripts/attention-logits.py "$bundle/"
 chmod +x "$bundle/gpu-check.sh" "$bundle/scale-probe.sh" "$bundle/bin/LongContext.Benchmarks" "$bundle/bin/LongContext.GpuCheck" "$bundle/bin/LongContext.Demo"
 dirty=$(git status --porcelain --untracked-files=no | grep -q . && echo "+uncommitted changes" || true)
 echo "commit $(git rev-parse --short HEAD)$dirty ($(git log -1 --format=%cs)), published $(date -u +%Y-%m-%dT%H:%MZ)" > "$bundle/VERSION"

@@ -10,16 +10,18 @@
 #
 #   --dry-run   the CPU rehearsal: --device cpu, a tiny base and demo --quick sizes (the same steps and files)
 #   --out       result folder (default: $OUT if set, else ./scale-probe); at most 8 files come back from a device run:
-#               scale-report.md, results.csv, context_extension.png, logs.tar.xz, base.tar.xz (split in 15 MB parts)
+#               scale-report.md (with probe A's attention tables when python has torch and sentencepiece),
+#               results.csv, context_extension.png, logs.tar.xz, base.tar.xz (split in 15 MB parts)
 #   --budget    seconds for the whole run (default 330): the pretraining gets 55 %, the demo the rest (BOX_PRETRAIN,
 #               BOX_DEMO override); to follow gpu-check.sh in the same device call, give each a part of the call's limit
 #   --libtorch  folder with libtorch.so (default: the pip PyTorch's torch/lib; on CPU the NuGet libtorch-cpu if present)
-# Exit code 0 when both steps ran (whatever the pattern), 1 when one failed or timed out, 2 for bad arguments.
+# Exit code 0 when the steps ran (whatever the pattern; the attention step may be skipped), 1 when one failed or timed
+# out, 2 for bad arguments.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 device=cuda dry=0 out=${OUT:-./scale-probe} budget=330 libtorch=${LIBTORCH_DIR:-} bundle=${GPU_CHECK_BUNDLE:-}
 . "$here/gpu/common.sh"
-parse_options scale-probe.sh 2,17p "$@" || exit $?
+parse_options scale-probe.sh 2,19p "$@" || exit $?
 bundle=$(find_bundle scale-probe.sh "$bundle" LongContext.Demo) || exit 2
 libtorch=$(find_libtorch scale-probe.sh "$device" "$libtorch" "$(find_python)") || exit 2
 
@@ -58,6 +60,28 @@ if [ -s "$work/base/manifest.json" ]; then
 else
   skip_step demo "no base was pretrained"
 fi
+# Probe A on the larger base (README, "What the attention does past L"): attention logits and far attention mass by
+# distance band, from an independent PyTorch forward whose perplexity must match the demo's within 3 %; the base, then
+# the extrapolation and PI + LoRA adapters. Runs in what time the demo left (skipped otherwise); needs sentencepiece.
+probe_attention() {
+  "$python" "$bundle/attention-logits.py" --base "$work/base" --kjv "$bundle/bin/data/kjv.txt" --results "$work/demo" \
+    --out "$work/attention-base.md" || return 1
+  local m
+  for m in extrapolation pi-lora; do
+    [ -d "$work/demo/runs/$m/adapter" ] || continue
+    "$python" "$bundle/attention-logits.py" --base "$work/base" --kjv "$bundle/bin/data/kjv.txt" --results "$work/demo" \
+      --adapter "$work/demo/runs/$m/adapter" --out "$work/attention-$m.md" || return 1
+  done
+}
+export -f probe_attention
+export python=$(find_python) work bundle
+if [ ! -s "$work/demo/results.csv" ]; then
+  skip_step attention "no demo results"
+elif [ -z "$python" ] || ! "$python" -c 'import sentencepiece' >/dev/null 2>&1; then
+  skip_step attention "no python with torch and sentencepiece"
+else
+  run_step attention 90 probe_attention
+fi
 
 # Results: the demo's files, the logs, the base (so a CPU session can run more methods on it).
 for f in results.csv context_extension.png; do [ -f "$work/demo/$f" ] && cp "$work/demo/$f" "$out/$f"; done
@@ -78,6 +102,9 @@ for f in results.csv context_extension.png; do [ -f "$work/demo/$f" ] && cp "$wo
   echo
   echo "## Demo"
   if [ -f "$work/demo/results.md" ]; then cat "$work/demo/results.md"; else echo "(no results.md; see logs/demo.log)"; fi
+  for f in "$work"/attention-base.md "$work"/attention-extrapolation.md "$work"/attention-pi-lora.md; do
+    [ -f "$f" ] && { echo; sed 's/^# /## /' "$f"; }
+  done
 } > "$out/scale-report.md"
 tar -C "$out" -cJf "$out/logs.tar.xz" logs steps.tsv && rm -rf "$out/logs" "$out/steps.tsv"
 if [ -s "$work/base/manifest.json" ]; then
@@ -87,5 +114,5 @@ if [ -s "$work/base/manifest.json" ]; then
 fi
 ls -l "$out" | sed 's/^/    /'
 echo "scale-probe.sh: done in $(( $(date +%s) - start )) s; report: $out/scale-report.md"
-grep -qE '	(failed|timed out|skipped)' <(tar -xJOf "$out/logs.tar.xz" steps.tsv) && exit 1
+grep -vE '^attention	skipped' <(tar -xJOf "$out/logs.tar.xz" steps.tsv) | grep -qE '	(failed|timed out|skipped)' && exit 1
 exit 0
