@@ -46,7 +46,9 @@ public sealed class PasskeyTests
             }
             checkedCases++;
         }
-        Assert.True(checkedCases == 0 || checkedPrompts > 0, "the fixture should hold whole prompts too");
+        // The fixture set must hold cases (the only reference for the prompts), whole prompts among them.
+        Assert.True(checkedCases > 0, $"no passkey cases under '{Fixtures.Folder("passkey")}' (the fixture set must hold passkey/*.json)");
+        Assert.True(checkedPrompts > 0, "the passkey fixture should hold whole prompts too");
     }
 
     [Fact]
@@ -91,12 +93,14 @@ public sealed class PasskeyTests
         }
     }
 
-    /// <summary>The same with the SentencePiece tokenizer fixtures (Llama-2's pipeline, HF tokenizers' code), when present.</summary>
+    /// <summary>The same with the SentencePiece tokenizer fixtures (Llama-2's pipeline, HF tokenizers' code); at least one of the two must be in the set.</summary>
     [Fact]
     public void TokenBudget_WithSentencePieceTokenizers_FitsTheTarget()
     {
         string root = Fixtures.Folder("tokenizers");
-        foreach (string name in new[] { "spm_bpe", "hf_metaspace_bpe" }.Where(n => Directory.Exists(Path.Combine(root, n))))
+        string[] present = new[] { "spm_bpe", "hf_metaspace_bpe" }.Where(n => Directory.Exists(Path.Combine(root, n))).ToArray();
+        Assert.True(present.Length > 0, $"neither spm_bpe nor hf_metaspace_bpe is under '{root}': nothing would be checked");
+        foreach (string name in present)
         {
             using var tokenizer = HfTokenizer.Load(Path.Combine(root, name));
             foreach (long seed in new long[] { 0, 5 })

@@ -69,6 +69,72 @@ public sealed class SlidingWindowPerplexityTests
         Assert.True(Math.Abs(r.MeanLoss - plain) <= 1e-5 * plain, $"mean loss {r.MeanLoss:R} vs plain {plain:R}");
     }
 
+    /// <summary>
+    /// Both protocols on a random (non-uniform) model over a stream many windows long, against a float64 computation
+    /// written here from the protocols' own code: LongLoRA's <c>get_as_batch</c> (starts <c>range(0, T - L, 256)</c>, the
+    /// last popped, each window's L - 1 predictions) and HF's perplexity guide (<c>for begin in range(0, T, S)</c>,
+    /// window [begin, min(begin + L, T)), labels before <c>end - prev_end</c> masked, stop at the end), each window's
+    /// logits from a plain forward, NLL = logsumexp - logit of the next token in float64, mean over every scored token.
+    /// Uniform logits cannot tell a window read from the wrong place or a context token scored; these can.
+    /// Tolerance 1e-5 relative (float32 logits and the scorer's float32 chunked loss).
+    /// </summary>
+    [Theory]
+    [InlineData(PerplexityProtocol.LongLora, 64, 0)]
+    [InlineData(PerplexityProtocol.LongLora, 128, 0)]
+    [InlineData(PerplexityProtocol.Strided, 64, 48)]
+    [InlineData(PerplexityProtocol.Strided, 128, 100)]
+    public void ManyWindows_OnARandomModel_EqualAFloat64ComputationOfTheProtocol(PerplexityProtocol protocol, int length, int stride)
+    {
+        using var model = EvaluationModels.Random();
+        long[] ids = EvaluationModels.RandomTokens(700, 8);
+        using var tokens = TokenSequence.FromArray(ids);
+        var options = new PerplexityOptions { Lengths = [length], Protocols = [protocol], Stride = protocol == PerplexityProtocol.Strided ? stride : length };
+        var r = SlidingWindowPerplexity.Evaluate(new LlamaScorer(model, chunkSize: 37), tokens, options).Single();
+
+        // (start, window length, first scored target position within the window), from the scripts.
+        var windows = new List<(int Start, int Length, int FirstTarget)>();
+        if (protocol == PerplexityProtocol.LongLora)
+        {
+            for (int start = 0; start < ids.Length - length; start += 256) windows.Add((start, length, 1));
+            windows.RemoveAt(windows.Count - 1);
+        }
+        else
+        {
+            int previousEnd = 0;
+            for (int begin = 0; begin < ids.Length; begin += stride)
+            {
+                int end = Math.Min(begin + length, ids.Length), targets = end - previousEnd;
+                windows.Add((begin, end - begin, Math.Max(1, end - begin - targets)));
+                previousEnd = end;
+                if (end == ids.Length) break;
+            }
+        }
+        Assert.True(windows.Count >= 2, "the stream must span several windows");
+        double nll = 0;
+        long scored = 0;
+        using (torch.no_grad())
+            foreach (var (start, n, firstTarget) in windows)
+            {
+                using var scope = NewDisposeScope();
+                double[] logits = model.forward(torch.tensor(ids[start..(start + n)]).unsqueeze(0))[0].to(ScalarType.Float64).data<double>().ToArray();
+                for (int t = firstTarget; t < n; t++)                    // target t is predicted from position t - 1
+                {
+                    var row = new ReadOnlySpan<double>(logits, (t - 1) * EvaluationModels.Vocab, EvaluationModels.Vocab);
+                    double max = double.NegativeInfinity, sum = 0;
+                    foreach (double v in row) max = Math.Max(max, v);
+                    foreach (double v in row) sum += Math.Exp(v - max);
+                    nll += max + Math.Log(sum) - row[(int)ids[start + t]];
+                    scored++;
+                }
+            }
+        double mean = nll / scored;
+        Assert.Equal(windows.Count, r.Windows);
+        Assert.Equal(scored, r.ScoredTokens);
+        Assert.True(Math.Abs(r.MeanLoss - mean) <= 1e-5 * mean, $"{protocol} L={length}: mean loss {r.MeanLoss:R}, float64 reference {mean:R}");
+        Assert.True(Math.Abs(r.Perplexity - Math.Exp(mean)) <= 1e-5 * Math.Exp(mean), $"{protocol} L={length}: perplexity {r.Perplexity:R}, reference {Math.Exp(mean):R}");
+        Assert.True(Math.Abs(mean - Math.Log(EvaluationModels.Vocab)) > 0.05, $"the model's loss {mean} should be far from uniform's ln 128");
+    }
+
     [Fact]
     public void MaxWindows_LimitsTheSample()
     {

@@ -87,7 +87,6 @@ public sealed class LongLoraTrainerTests : IDisposable
     [Fact]
     public void Train_RunsEndToEnd_LogsEvaluatesAndSavesAPeftAdapter()
     {
-        if (!Directory.Exists(ModelFolder)) return;                          // optional in another fixture set
         using var model = PreparedModel();
         using var rows = Rows(16);
         using var held = TokenSequence.FromArray(Corpus(16 * RowLength + 300).Skip(16 * RowLength).ToArray());
@@ -117,7 +116,6 @@ public sealed class LongLoraTrainerTests : IDisposable
     [Fact]
     public void Train_WithoutSaveAdapter_TrainsAModelWithoutLora_AndWritesNoAdapter()
     {
-        if (!Directory.Exists(ModelFolder)) return;
         torch.random.manual_seed(17);
         using var model = LlamaCheckpoint.Load(ModelFolder, ScalarType.Float32);   // every parameter trainable, no LoRA
         using var rows = Rows(16);
@@ -136,7 +134,6 @@ public sealed class LongLoraTrainerTests : IDisposable
     [Fact]
     public void ResumedRun_EndsBitForBitWhereTheUninterruptedRunEnds()
     {
-        if (!Directory.Exists(ModelFolder)) return;
         Dictionary<string, Tensor> Trainables(LlamaForCausalLM m)
             => TrainableParameters.Select(m).ToDictionary(p => p.Name, p => p.Parameter.detach().clone());
 
@@ -170,7 +167,6 @@ public sealed class LongLoraTrainerTests : IDisposable
     [InlineData("")]
     public void Resume_FromACursorTheBatchesReject_IsAnErrorNamingTheState_TheCursor_AndTheExpectedFormat(string cursor)
     {
-        if (!Directory.Exists(ModelFolder)) return;
         using var model = PreparedModel();
         var options = Options("foreign", 4) with { EvaluateEvery = null };
         string statePath = SaveStateFor(model, options, step: 2, cursor);
@@ -196,7 +192,6 @@ public sealed class LongLoraTrainerTests : IDisposable
     [Fact]
     public void Resume_FromAStateWithoutACursor_LeavesTheBatchesWhereTheyAre()
     {
-        if (!Directory.Exists(ModelFolder)) return;
         using var model = PreparedModel();
         var options = Options("no-cursor", 3) with { EvaluateEvery = null };
         SaveStateFor(model, options, step: 2, cursor: null);
@@ -214,7 +209,6 @@ public sealed class LongLoraTrainerTests : IDisposable
     [Fact]
     public void RowLengthNotFittingS2_IsAnErrorNamingIt()
     {
-        if (!Directory.Exists(ModelFolder)) return;
         using var model = PreparedModel();
         using var rows = Rows(4, length: 36);                                 // G = 9: odd
         var e = Assert.Throws<ArgumentException>(() => new LongLoraTrainer(model, Options("bad", 1) with { EvaluateEvery = null }).Train(rows));
@@ -225,7 +219,6 @@ public sealed class LongLoraTrainerTests : IDisposable
     [Fact]
     public void RowsLongerThanTheContext_AreAnError()
     {
-        if (!Directory.Exists(ModelFolder)) return;
         using var model = PreparedModel();
         // The fixture: 1024 positions with linear factor 4, a 4096-token model under LongLoRA's convention.
         using var rows = new TensorRowBatches(torch.zeros([1, 8192], ScalarType.Int64), batchSize: 1);
@@ -236,7 +229,6 @@ public sealed class LongLoraTrainerTests : IDisposable
     [Fact]
     public void RowsWithinThePiExtendedContext_Train_AndRowsBeyondItAreAnError()
     {
-        if (!Directory.Exists(ModelFolder)) return;
         torch.random.manual_seed(17);
         using var model = LlamaCheckpoint.Load(ModelFolder, ScalarType.Float32);
         model.UpdateRope(model.Config with { MaxPositionEmbeddings = 32, Rope = new LongContext.Rope.RopeParameters { Theta = 10000 } });   // unscaled, 32 positions
@@ -256,7 +248,6 @@ public sealed class LongLoraTrainerTests : IDisposable
     [Fact]
     public void EvaluationWithoutTokens_IsAnError()
     {
-        if (!Directory.Exists(ModelFolder)) return;
         using var model = PreparedModel();
         using var rows = Rows(4);
         var e = Assert.Throws<ArgumentException>(() => new LongLoraTrainer(model, Options("noeval", 1)).Train(rows));

@@ -269,10 +269,12 @@ public sealed class LoraLinearTests
         return [x.grad!.clone(), layer.LoraA("default").grad!.clone(), layer.LoraB("default").grad!.clone()];
     }
 
+    // The gradient tests run at s = alpha / r = 2: at s = 1 a scaling missing from (or doubled in) a backward term is invisible.
+
     [Fact]
     public void Gradients_OfTheFusedPath_EqualTheUnfusedPath()
     {
-        using var layer = MakeLayer(new LoraOptions { Rank = 3, Alpha = 3 }, bias: true);
+        using var layer = MakeLayer(new LoraOptions { Rank = 3, Alpha = 6 }, bias: true);
         using var x0 = randn(6, 12, dtype: float64);
         var fused = Gradients(layer, x0, fused: true);
         var unfused = Gradients(layer, x0, fused: false);
@@ -293,15 +295,30 @@ public sealed class LoraLinearTests
         Assert.Null(BaseOf(layer).bias!.grad);
     }
 
-    [Fact]
-    public void GradientOfB_EqualsTheClosedForm()
+    [Theory]
+    [InlineData("fused", true)]
+    [InlineData("unfused", false)]
+    public void GradientOfB_EqualsTheClosedForm(string path, bool fused)
     {
-        using var layer = MakeLayer(new LoraOptions { Rank = 3, Alpha = 3 }, bias: true);
+        using var layer = MakeLayer(new LoraOptions { Rank = 3, Alpha = 6 }, bias: true);
         using var x0 = randn(6, 12, dtype: float64);
-        var grads = Gradients(layer, x0, fused: true);
-        // L = sum(y²), s = 1: dL/dB = 2 · yᵀ · (x·Aᵀ), y from the closed form
-        using var y = ClosedForm(x0, layer);
-        TensorAssert.Close(grads[2], 2 * y.t().matmul(x0.matmul(layer.LoraA("default").detach().t())), 1e-10, "dB closed form");
+        var grads = Gradients(layer, x0, fused);
+        // L = sum(y²), s = 2: dL/dB = 2 s · yᵀ · (x·Aᵀ), y from the closed form
+        using var y = ClosedForm(x0, BaseOf(layer).weight!, BaseOf(layer).bias, layer.LoraA("default"), layer.LoraB("default"), 2.0);
+        TensorAssert.Close(grads[2], 2 * 2.0 * y.t().matmul(x0.matmul(layer.LoraA("default").detach().t())), 1e-10, $"{path}: dB closed form");
+    }
+
+    [Theory]
+    [InlineData("fused", true)]
+    [InlineData("unfused", false)]
+    public void GradientOfA_EqualsTheClosedForm(string path, bool fused)
+    {
+        using var layer = MakeLayer(new LoraOptions { Rank = 3, Alpha = 6 }, bias: true);
+        using var x0 = randn(6, 12, dtype: float64);
+        var grads = Gradients(layer, x0, fused);
+        // L = sum(y²), s = 2: dL/dA = 2 s · Bᵀ · yᵀ · x
+        using var y = ClosedForm(x0, BaseOf(layer).weight!, BaseOf(layer).bias, layer.LoraA("default"), layer.LoraB("default"), 2.0);
+        TensorAssert.Close(grads[1], 2 * 2.0 * layer.LoraB("default").detach().t().matmul(y.t()).matmul(x0), 1e-10, $"{path}: dA closed form");
     }
 
     /// <summary>A base the library cannot see into: a Sequential holding a Linear, described by hand.</summary>

@@ -65,6 +65,32 @@ public sealed class PeftAdapterTests : IDisposable
         foreach (var key in a.Keys) TensorAssert.Equal(b[key], a[key], key);
     }
 
+    /// <summary>
+    /// use_rslora read from adapter_config.json sets the scaling of every loaded layer: alpha / sqrt(r) when true,
+    /// alpha / r when false (r 4, alpha 4: 2 and 1, so the flag cannot go unnoticed). The peft fixture has
+    /// use_rslora false, and the other round trips compare tensors only. With the flag kept, the loaded model's
+    /// logits equal the saved model's (same base weights, same A and B).
+    /// </summary>
+    [Theory]
+    [InlineData(true, 2.0)]
+    [InlineData(false, 1.0)]
+    public void UseRsLora_FromTheConfig_SetsTheScalingOfEveryLoadedLayer(bool rsLora, double scaling)
+    {
+        using var saved = Trained(new LoraOptions { Rank = 4, Alpha = 4, UseRsLora = true });
+        PeftAdapter.Save(saved, _dir);
+        if (!rsLora) EditSavedConfig("use_rslora", false);
+        manual_seed(21);   // the base weights Trained drew
+        using var fresh = new TinyModel(vocab: 20, dim: 8, nLayers: 2);
+        PeftAdapter.Load(fresh, _dir);
+        var layers = LoraInjector.Layers(fresh).ToList();
+        Assert.NotEmpty(layers);
+        Assert.All(layers, l => Assert.Equal(scaling, l.Layer.GetOptions("default").Scaling, 15));
+        using var ids = tensor(new long[] { 1, 5, 7, 19, 0, 3 }).reshape(2, 3);
+        using var noGrad = no_grad();
+        double diff = TensorAssert.MaxAbsDiff(fresh.call(ids), saved.call(ids));
+        Assert.True(rsLora ? diff <= 1e-6 : diff > 1e-3, $"use_rslora {rsLora}: logits differ from the saved model's by {diff:E3}");
+    }
+
     [Fact]
     public void WrittenWeights_HoldPeftsKeysAndShapes()
     {

@@ -93,6 +93,46 @@ public sealed class ModelQuantizerTests
         TensorAssert.Close(model.forward(ids).to(float32), expected.to(float32), 1e-2, "model forward after quantization (bf16)");
     }
 
+    /// <summary>
+    /// Options other than QLoRA's defaults reach every quantized layer: FP4, block 128, no double quantization, a float32
+    /// compute dtype. Each layer's codes and block scales equal quantizing its original weight with those settings
+    /// (<see cref="Blockwise4Bit.Quantize"/>, pinned bit for bit to bitsandbytes by the quant fixtures), and the memory
+    /// report follows the closed form for them: n/2 code bytes plus one float32 absmax per block of 128.
+    /// </summary>
+    [Fact]
+    public void Quantize_NonDefaultOptions_ReachEveryQuantizedLayer()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(2);
+        using var model = new TinyModel();
+        var original = new Dictionary<string, Tensor>
+        {
+            ["layer.up_proj"] = model.get_parameter("layer.up_proj.weight")!.detach().clone(),
+            ["layer.down_proj"] = model.get_parameter("layer.down_proj.weight")!.detach().clone(),
+        };
+        long bytesBefore = model.parameters().Sum(p => p.numel() * p.ElementSize);
+        var options = new QuantizationOptions { Type = QuantType.Fp4, BlockSize = 128, DoubleQuant = false, ComputeDtype = ScalarType.Float32 };
+
+        var report = ModelQuantizer.Quantize(model, options);
+
+        Assert.Equal(original.Keys, report.QuantizedModules);
+        var modules = model.named_modules().ToDictionary(m => m.name, m => m.module);
+        foreach (var (name, weight) in original)
+        {
+            var q = Assert.IsType<Linear4Bit>(modules[name]);
+            Assert.Equal(QuantType.Fp4, q.State.QuantType);
+            Assert.Equal(128, q.State.BlockSize);
+            Assert.Null(q.State.Nested);
+            Assert.Equal(ScalarType.Float32, q.ComputeDtype);
+            Assert.Equal(ScalarType.BFloat16, q.State.OriginalDtype);
+            using var expected = Blockwise4Bit.Quantize(weight, QuantType.Fp4, 128, doubleQuant: false);
+            TensorAssert.Equal(q.State.Packed, expected.Packed, $"{name}: packed FP4 codes");
+            TensorAssert.Equal(q.State.Absmax, expected.Absmax, $"{name}: float32 absmax per block of 128");
+        }
+        long n = 64 * 128, stateBytes = n / 2 + 4 * (n / 128);
+        Assert.Equal(bytesBefore - 2 * n * 2 + 2 * stateBytes, report.BytesAfter);
+    }
+
     [Fact]
     public void PrepareForKbitTraining_UpcastsHalfParametersToFloat32_AndFreezesEverything()
     {

@@ -16,6 +16,7 @@ public sealed class SentencePieceConversionTests
     public void Merges_OfAModel_EqualTheConvertedTokenizerJsonOfTheSameVocabulary()
     {
         var dirs = TokenizerFixtures.Folders().Select(TokenizerFixtures.FolderPath).ToList();
+        int compared = 0;
         foreach (string spmDir in dirs.Where(d => File.Exists(Path.Combine(d, "tokenizer.model"))))
         {
             SentencePieceModel model = SentencePieceModelReader.Read(Path.Combine(spmDir, "tokenizer.model"));
@@ -30,8 +31,11 @@ public sealed class SentencePieceConversionTests
                     ? (a[0]!.GetValue<string>(), a[1]!.GetValue<string>())
                     : Split(x!.GetValue<string>())).ToList();
                 Assert.Equal(expected, SentencePieceToHfJson.Merges(model.Pieces, ids));
+                compared++;
             }
         }
+        // A set without a tokenizer.model and a tokenizer.json of the same vocabulary would check nothing.
+        Assert.True(compared > 0, $"no pair of tokenizer fixture folders ({string.Join(", ", dirs.Select(Path.GetFileName))}) holds a tokenizer.model and a tokenizer.json of the same vocabulary");
     }
 
     private static (string, string) Split(string merge)

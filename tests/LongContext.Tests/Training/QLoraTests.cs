@@ -74,6 +74,34 @@ public sealed class QLoraTests
         TensorAssert.Close(x.grad!, xr.grad!, 1e-5, variant);
     }
 
+    /// <summary>
+    /// dL/dA and dL/dB for L = sum(y * g) against float64 autograd through <see cref="Reference"/> with A and B as leaves
+    /// (dB = s gᵀ (x Aᵀ), dA = s Bᵀ gᵀ x). Tolerance 1e-5 of the largest reference entry: float32 sums over 15 rows.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Variants))]
+    public void AdapterGradients_EqualTheFloat64Reference(string variant, bool fused, bool hasBias, bool doubleQuant)
+    {
+        var (linear, l4, qlora) = Make(fused, hasBias, doubleQuant);
+        using var _ = qlora;
+        using var x = randn(3, 5, 96);
+        using var g = randn(3, 5, 40);
+        qlora.call(x).backward(new[] { g });
+
+        var a = qlora.LoraA(qlora.ActiveAdapter).detach().to(float64).requires_grad_(true);
+        var b = qlora.LoraB(qlora.ActiveAdapter).detach().to(float64).requires_grad_(true);
+        var w = Nf4Reference.Weight(l4) + b.matmul(a) * qlora.GetOptions(qlora.ActiveAdapter).Scaling;
+        var y = x.to(float64).matmul(w.t());
+        if (hasBias) y = y + linear.bias!.detach().to(float64);
+        y.backward(new[] { g.to(float64) });
+        foreach (var (name, actual, expected) in new[] { ("dA", qlora.LoraA(qlora.ActiveAdapter).grad!, a.grad!), ("dB", qlora.LoraB(qlora.ActiveAdapter).grad!, b.grad!) })
+        {
+            double scale = expected.abs().max().item<double>();
+            Assert.True(scale > 1, $"{variant}: the reference {name} should not vanish");
+            TensorAssert.Close(actual, expected, 1e-5 * scale, $"{variant}: {name}");
+        }
+    }
+
     [Theory]
     [MemberData(nameof(Variants))]
     public void Gradients_ReachTheAdaptersAndNotTheQuantizedBase(string variant, bool fused, bool hasBias, bool doubleQuant)
