@@ -10,7 +10,8 @@ namespace LongContext;
 /// replacement: the parent's registry entry is overwritten in place (order kept) and every field or list slot of the
 /// parent that held the old object is pointed at the new one. Shared by LoRA injection and 4-bit quantization.
 /// A field whose declared type cannot hold the replacement (e.g. declared as <c>Linear</c>) is an error naming it:
-/// declare swappable layers as <c>Module&lt;Tensor, Tensor&gt;</c>.
+/// declare swappable layers as <c>Module&lt;Tensor, Tensor&gt;</c>. Children of containers that keep them in their own
+/// lists (TorchSharp's <c>Sequential</c>) are replaced in that list.
 /// </summary>
 internal static class ModuleTree
 {
@@ -38,7 +39,18 @@ internal static class ModuleTree
         displayName ??= name;
         var table = Table<nn.Module>(parent, "_internal_submodules");
         if (!table.TryGetValue(name, out nn.Module? old))
-            throw new ArgumentException($"module '{displayName}' is not a registered child of {parent.GetType().Name}.", nameof(name));
+        {
+            // Containers such as Sequential keep their children in their own lists (named_children reads those), not in
+            // the registry: the list slot is the only reference, and replacing it is the whole replacement.
+            nn.Module? listed = parent.named_children().Where(c => c.name == name).Select(c => c.module).FirstOrDefault();
+            if (listed is null)
+                throw new ArgumentException($"module '{displayName}' is not a registered child of {parent.GetType().Name}.", nameof(name));
+            if (PatchReferences(parent, listed, replacement, displayName, dryRun: true) == 0)
+                throw new NotSupportedException(
+                    $"cannot replace '{displayName}': its parent, a {parent.GetType().Name}, holds it where no field or list of its own refers to it; wrap the module in one that declares it as a Module<Tensor, Tensor> field.");
+            PatchReferences(parent, listed, replacement, displayName, dryRun: false);
+            return;
+        }
         int patched = PatchReferences(parent, old, replacement, displayName, dryRun: true);
         if (patched == 0 && parent.GetType().Namespace?.StartsWith("TorchSharp", StringComparison.Ordinal) == true)
             throw new NotSupportedException(

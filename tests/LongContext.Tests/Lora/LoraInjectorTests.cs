@@ -215,4 +215,27 @@ public sealed class LoraInjectorTests
         Assert.All(LoraInjector.Layers(model), l => Assert.Equal("long", l.Layer.ActiveAdapter));
         Assert.Equal(4 * (4 * 8 + 8 * 4), ParameterCounter.Count(model).Trainable);
     }
+    /// <summary>
+    /// TorchSharp's <c>Sequential</c> keeps its children in its own list, outside the module registry: injection replaces
+    /// the list slot, so the container's forward runs the adapter. Reference: x W^T + b + (alpha / r) (x A^T) B^T computed
+    /// in float64 from the weights (B set non-zero so the adapter contributes), 1e-12.
+    /// </summary>
+    [Fact]
+    public void ChildrenOfASequential_AreWrapped_AndItsForwardRunsTheAdapter()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(3);
+        var model = nn.Sequential(("q_proj", nn.Linear(6, 5, dtype: ScalarType.Float64)), ("act", nn.Tanh()));
+        var report = LoraInjector.Inject(model, new LoraOptions { Rank = 2, Alpha = 6, TargetModules = ["q_proj"] });
+        Assert.Equal(["q_proj"], report.WrappedModules);
+        var layer = Assert.IsType<LoraLinear>(model.named_children().Single(c => c.name == "q_proj").module);
+        Assert.Contains(model.named_parameters(), p => p.name == "q_proj.lora_A.default.weight");
+        using (no_grad()) layer.LoraB("default").copy_(randn(5, 2, dtype: ScalarType.Float64));
+
+        var x = randn(4, 6, dtype: ScalarType.Float64);
+        var w = model.named_parameters().Single(p => p.name == "q_proj.base_layer.weight").parameter;
+        var b = model.named_parameters().Single(p => p.name == "q_proj.base_layer.bias").parameter;
+        var expected = (x.matmul(w.t()) + b + 3.0 * x.matmul(layer.LoraA("default").t()).matmul(layer.LoraB("default").t())).tanh();
+        TensorAssert.Close(model.call(x), expected, 1e-12, "Sequential's forward through the LoRA wrapper");
+    }
 }
