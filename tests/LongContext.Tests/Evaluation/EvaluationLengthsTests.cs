@@ -57,4 +57,13 @@ public sealed class EvaluationLengthsTests
         var none = Assert.Throws<ArgumentNullException>(() => Set(record, null!));
         Assert.Equal("Lengths", none.ParamName);
     }
+
+    [Theory]
+    [MemberData(nameof(Minimums))]
+    public void Lengths_GivenTwice_AreRefusedNamingTheLength(string record, int minimum)
+    {
+        var e = Assert.Throws<ArgumentException>(() => Set(record, [minimum + 1, 4096, minimum + 1]));
+        Assert.Equal("Lengths", e.ParamName);
+        Assert.StartsWith($"Lengths holds {minimum + 1} more than once ([{minimum + 1}, 4096, {minimum + 1}]); each length is measured once.", e.Message, StringComparison.Ordinal);
+    }
 }
