@@ -28,6 +28,9 @@ public sealed class TensorRowBatches : ITrainingBatches, IDisposable
             throw new ArgumentException($"{nameof(inputIds)} must be (rows, L) with at least one row and L >= 2; got shape [{string.Join(", ", inputIds.shape)}].", nameof(inputIds));
         if (labels is not null && !labels.shape.SequenceEqual(inputIds.shape))
             throw new ArgumentException($"{nameof(labels)} shape [{string.Join(", ", labels.shape)}] must equal the ids' [{string.Join(", ", inputIds.shape)}].", nameof(labels));
+        foreach (var (tensor, name) in new[] { (inputIds, nameof(inputIds)), (labels, nameof(labels)) })
+            if (tensor is not null && (tensor.is_floating_point() || tensor.is_complex() || tensor.dtype == ScalarType.Bool))
+                throw new ArgumentException($"{name} must hold integer token ids (int64 or another integer type); got {tensor.dtype}.", name);
         if (batchSize < 1 || batchSize > inputIds.shape[0])
             throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, $"{nameof(batchSize)} must be in [1, {inputIds.shape[0]}] (the rows); got {batchSize}.");
         ids = inputIds.to(ScalarType.Int64).clone().DetachFromDisposeScope();

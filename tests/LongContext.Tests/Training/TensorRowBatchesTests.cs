@@ -72,6 +72,21 @@ public sealed class TensorRowBatchesTests
         ids.Dispose(); labels.Dispose();
     }
 
+    /// <summary>Floating-point ids (e.g. a tensor made from doubles) would be truncated into other tokens: refused, named.</summary>
+    [Theory]
+    [InlineData(ScalarType.Float32, false)]
+    [InlineData(ScalarType.Float64, true)]
+    [InlineData(ScalarType.Bool, true)]
+    public void NonIntegerIdsOrLabels_AreRefusedNamingTheTensorAndItsDtype(ScalarType dtype, bool inLabels)
+    {
+        using var data = Data(2);
+        using var other = data.to(dtype);
+        var e = Assert.Throws<ArgumentException>(() => inLabels ? new TensorRowBatches(data, other) : new TensorRowBatches(other));
+        string name = inLabels ? "labels" : "inputIds";
+        Assert.Equal(name, e.ParamName);
+        Assert.StartsWith($"{name} must hold integer token ids (int64 or another integer type); got {dtype}.", e.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(3)]
