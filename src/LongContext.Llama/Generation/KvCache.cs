@@ -179,11 +179,11 @@ public sealed class LayerKvCache : IDisposable
     {
         ArgumentNullException.ThrowIfNull(k);
         ArgumentNullException.ThrowIfNull(v);
-        long n = k.shape[2];
-        int start = _owner.Length;
         if (k.dim() != 4 || !k.shape.SequenceEqual(v.shape) || k.shape[0] != Keys.shape[0] || k.shape[1] != Keys.shape[1] || k.shape[3] != Keys.shape[3])
             throw new ArgumentException(
                 $"keys/values ({string.Join(", ", k.shape)}) / ({string.Join(", ", v.shape)}) do not fit a cache of ({string.Join(", ", Keys.shape)}).", nameof(k));
+        long n = k.shape[2];
+        int start = _owner.Length;
         _owner.EnsureRoom(n);
         using (no_grad())
         {

@@ -148,4 +148,21 @@ public sealed class CachedDecodingTests
         Assert.Contains("9 new tokens", e.Message, StringComparison.Ordinal);
         Assert.Contains("8 positions", e.Message, StringComparison.Ordinal);
     }
+
+    /// <summary>Keys of the wrong rank (a caller's own attention feeding the cache) get the shape message, not an index error.</summary>
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(5)]
+    public void LayerAppend_KeysOfAnotherRank_ThrowsNamingBothShapes(int rank)
+    {
+        using var model = GenerationModels.Fixture();
+        using var cache = new KvCache(model.Config, 1, 8);
+        using var scope = NewDisposeScope();
+        var k = zeros(Enumerable.Repeat(2L, rank).ToArray());
+        var e = Assert.Throws<ArgumentException>(() => cache.Layers[0].Append(k, k));
+        Assert.Equal("k", e.ParamName);
+        Assert.Contains("do not fit a cache of (1, ", e.Message, StringComparison.Ordinal);
+        Assert.Equal(0, cache.Length);
+    }
 }
