@@ -170,4 +170,25 @@ public sealed class ModelQuantizerTests
         Assert.Contains("proj", e.Message);
         Assert.Contains("Linear4Bit", e.Message);
     }
+
+    /// <summary>
+    /// Children of TorchSharp's Sequential (kept in its own list, outside the registry) become 4-bit layers that the
+    /// container's forward runs: its output equals tanh(x W_q^T + b) with W_q the layer's own dequantized weight (the
+    /// dequantization itself is checked against bitsandbytes elsewhere), 1e-5; and it differs from the dense output.
+    /// </summary>
+    [Fact]
+    public void ChildrenOfASequential_AreQuantized_AndItsForwardRunsThem()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(5);
+        var model = nn.Sequential(("fc", nn.Linear(64, 32)), ("act", nn.Tanh()));
+        var x = randn(3, 64);
+        var dense = model.call(x).detach().clone();
+        var report = ModelQuantizer.Quantize(model, new QuantizationOptions { ComputeDtype = ScalarType.Float32 });
+        Assert.Equal(["fc"], report.QuantizedModules);
+        var layer = Assert.IsType<Linear4Bit>(model.named_children().Single(c => c.name == "fc").module);
+        var expected = (x.matmul(layer.DequantizeWeight().t()) + layer.Bias!).tanh();
+        TensorAssert.Close(model.call(x), expected, 1e-5, "Sequential's forward through the 4-bit layer");
+        Assert.True(model.call(x).sub(dense).abs().max().item<float>() > 1e-4, "the output is the quantized layer's, not the dense one's");
+    }
 }
