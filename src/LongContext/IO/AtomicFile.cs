@@ -49,20 +49,13 @@ public static partial class AtomicFile
     {
         ArgumentNullException.ThrowIfNull(write);
         string full = Target(path);
-        string temporary = TemporaryName(full);
-        try
-        {
-            write(temporary);
-            if (!File.Exists(temporary))
-                throw new IOException($"cannot write '{full}': the writer returned without creating the file it was given ('{temporary}').");
-            using (var file = new FileStream(temporary, FileMode.Open, FileAccess.ReadWrite, FileShare.None))
-                file.Flush(flushToDisk: true);
-            File.Move(temporary, full, overwrite: true);
-        }
-        finally
-        {
-            DeleteQuietly(temporary);
-        }
+        using var staged = new StagedFile(full, TemporaryName(full));   // deleted on the way out unless committed
+        write(staged.TemporaryPath);
+        if (!File.Exists(staged.TemporaryPath))
+            throw new IOException($"cannot write '{full}': the writer returned without creating the file it was given ('{staged.TemporaryPath}').");
+        using (var file = new FileStream(staged.TemporaryPath, FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+            file.Flush(flushToDisk: true);
+        staged.Commit();
     }
 
     /// <summary>
@@ -138,13 +131,6 @@ public static partial class AtomicFile
         => Path.Combine(Path.GetDirectoryName(fullPath)!,
             $".{Path.GetFileNameWithoutExtension(fullPath)}.{Guid.NewGuid():N}.tmp{Path.GetExtension(fullPath)}");
 
-    internal static void DeleteQuietly(string path)
-    {
-        try { File.Delete(path); }
-        catch (IOException) { /* the original error matters more */ }
-        catch (UnauthorizedAccessException) { }
-    }
-
     [GeneratedRegex(@"^\..*\.[0-9a-f]{32}\.tmp(\.[^.]*)?$", RegexOptions.CultureInvariant)]
     private static partial Regex TemporaryPattern();
 }
@@ -179,6 +165,8 @@ internal sealed class StagedFile : IDisposable
     {
         if (_finished) return;
         _finished = true;
-        AtomicFile.DeleteQuietly(TemporaryPath);
+        try { File.Delete(TemporaryPath); }
+        catch (IOException) { /* the original error matters more */ }
+        catch (UnauthorizedAccessException) { }
     }
 }
