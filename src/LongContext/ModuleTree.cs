@@ -38,25 +38,17 @@ internal static class ModuleTree
     {
         displayName ??= name;
         var table = Table<nn.Module>(parent, "_internal_submodules");
-        if (!table.TryGetValue(name, out nn.Module? old))
-        {
-            // Containers such as Sequential keep their children in their own lists (named_children reads those), not in
-            // the registry: the list slot is the only reference, and replacing it is the whole replacement.
-            nn.Module? listed = parent.named_children().Where(c => c.name == name).Select(c => c.module).FirstOrDefault();
-            if (listed is null)
-                throw new ArgumentException($"module '{displayName}' is not a registered child of {parent.GetType().Name}.", nameof(name));
-            if (PatchReferences(parent, listed, replacement, displayName, dryRun: true) == 0)
-                throw new NotSupportedException(
-                    $"cannot replace '{displayName}': its parent, a {parent.GetType().Name}, holds it where no field or list of its own refers to it; wrap the module in one that declares it as a Module<Tensor, Tensor> field.");
-            PatchReferences(parent, listed, replacement, displayName, dryRun: false);
-            return;
-        }
+        bool registered = table.TryGetValue(name, out nn.Module? old);
+        // Containers such as Sequential keep their children in their own lists (named_children reads those), outside
+        // the registry: the list slot is then the only reference, and patching it is the whole replacement.
+        old ??= parent.named_children().Where(c => c.name == name).Select(c => c.module).FirstOrDefault()
+            ?? throw new ArgumentException($"module '{displayName}' is not a registered child of {parent.GetType().Name}.", nameof(name));
         int patched = PatchReferences(parent, old, replacement, displayName, dryRun: true);
-        if (patched == 0 && parent.GetType().Namespace?.StartsWith("TorchSharp", StringComparison.Ordinal) == true)
+        if (patched == 0 && (!registered || parent.GetType().Namespace?.StartsWith("TorchSharp", StringComparison.Ordinal) == true))
             throw new NotSupportedException(
                 $"cannot replace '{displayName}': its parent is a {parent.GetType().Name}, which keeps its children outside fields; wrap the module before adding it there.");
         PatchReferences(parent, old, replacement, displayName, dryRun: false);
-        table[name] = replacement;
+        if (registered) table[name] = replacement;
     }
 
     /// <summary>Replaces the parameter <paramref name="name"/> registered directly on <paramref name="owner"/>.</summary>
