@@ -106,7 +106,7 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>
         long b = inputIds.shape[0], n = inputIds.shape[1];
         if (b != cache.BatchSize)
             throw new ArgumentException($"{nameof(inputIds)} has {b} rows but the cache was allocated for {cache.BatchSize}.", nameof(inputIds));
-        cache.EnsureRoom(n);
+        cache.EnsureRoom(n, nameof(inputIds), "tokens");
         if (chunkSize is int c && c <= 0)
             throw new ArgumentOutOfRangeException(nameof(chunkSize), c, $"{nameof(chunkSize)} must be positive; got {c}.");
         if (training)

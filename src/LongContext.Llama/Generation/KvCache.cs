@@ -126,12 +126,15 @@ public sealed class KvCache : IDisposable
         Length += count;
     }
 
-    /// <summary>Checks that <paramref name="count"/> new positions fit, naming both sizes.</summary>
-    internal void EnsureRoom(long count)
+    /// <summary>Checks that <paramref name="count"/> new positions fit, naming both sizes and the caller's argument.</summary>
+    /// <param name="count">New positions.</param>
+    /// <param name="paramName">The caller's argument that carries them (its input ids, or a layer's keys).</param>
+    /// <param name="what">What the positions are, for the message.</param>
+    internal void EnsureRoom(long count, string paramName, string what)
     {
         if (Length + count > Capacity)
             throw new ArgumentException(
-                $"{count} new tokens do not fit into the KV cache: it holds {Capacity} positions and {Length} are filled.", "inputIds");
+                $"{count} new {what} do not fit into the KV cache: it holds {Capacity} positions and {Length} are filled.", paramName);
     }
 
     /// <inheritdoc />
@@ -184,7 +187,7 @@ public sealed class LayerKvCache : IDisposable
                 $"keys/values ({string.Join(", ", k.shape)}) / ({string.Join(", ", v.shape)}) do not fit a cache of ({string.Join(", ", Keys.shape)}).", nameof(k));
         long n = k.shape[2];
         int start = _owner.Length;
-        _owner.EnsureRoom(n);
+        _owner.EnsureRoom(n, nameof(k), "positions of keys/values");
         using (no_grad())
         {
             using var keySlot = Keys.narrow(2, start, n);

@@ -116,18 +116,55 @@ public static class LoraInjector
         foreach (var (_, l) in Layers(root)) l.AdapterEnabled = enabled;
     }
 
-    /// <summary>Merges the active adapter of every LoRA layer into its base weight.</summary>
+    /// <summary>Merges the active adapter of every LoRA layer into its base weight: all layers or none.</summary>
     /// <param name="root">The model.</param>
+    /// <remarks>
+    /// Every layer is checked before any weight changes; a base that refuses the write part-way (for example a
+    /// <see cref="LoraBaseDescriptor"/> that cannot be written) has the layers merged before it unmerged again.
+    /// </remarks>
+    /// <exception cref="ArgumentException">The model holds no LoRA layer.</exception>
+    /// <exception cref="InvalidOperationException">A layer is already merged, or its adapters are disabled (the message names it).</exception>
+    /// <exception cref="NotSupportedException">A base cannot be written; no weight is left changed.</exception>
     public static void Merge(nn.Module root)
     {
-        foreach (var (_, l) in Layers(root)) l.Merge();
+        var layers = NonEmptyLayers(root, "merge");
+        var blocked = layers.Where(l => l.Layer.Merged || !l.Layer.AdapterEnabled).ToList();
+        if (blocked.Count > 0)
+        {
+            var (name, layer) = blocked[0];
+            throw new InvalidOperationException(layer.Merged
+                ? $"{blocked.Count} of {layers.Count} LoRA layers cannot merge (first: '{name}', which is already merged; merging again would add its adapter twice). Call Unmerge first."
+                : $"{blocked.Count} of {layers.Count} LoRA layers cannot merge (first: '{name}', whose adapters are disabled). Enable them first.");
+        }
+        int done = 0;
+        try
+        {
+            for (; done < layers.Count; done++) layers[done].Layer.Merge();
+        }
+        catch
+        {
+            for (int i = done - 1; i >= 0; i--) layers[i].Layer.Unmerge();
+            throw;
+        }
     }
 
-    /// <summary>Unmerges every merged LoRA layer.</summary>
+    /// <summary>Unmerges every merged LoRA layer (layers that are not merged are left as they are).</summary>
     /// <param name="root">The model.</param>
+    /// <exception cref="ArgumentException">The model holds no LoRA layer.</exception>
+    /// <exception cref="InvalidOperationException">No layer is merged: there is nothing to unmerge (peft warns here; a call that changes nothing is reported, not ignored).</exception>
     public static void Unmerge(nn.Module root)
     {
-        foreach (var (_, l) in Layers(root)) if (l.Merged) l.Unmerge();
+        var merged = NonEmptyLayers(root, "unmerge").Where(l => l.Layer.Merged).ToList();
+        if (merged.Count == 0) throw new InvalidOperationException("no LoRA layer of the model is merged; nothing to unmerge.");
+        foreach (var (_, l) in merged) l.Unmerge();
+    }
+
+    private static IReadOnlyList<(string Name, LoraLayer Layer)> NonEmptyLayers(nn.Module root, string action)
+    {
+        var layers = Layers(root);
+        if (layers.Count == 0)
+            throw new ArgumentException($"the model ({root.GetType().Name}) holds no LoRA layer; nothing to {action}. Inject adapters first (LoraInjector.Inject).", nameof(root));
+        return layers;
     }
 
     /// <summary>The LoRA layers of a tree with their full names, in tree order.</summary>

@@ -147,6 +147,24 @@ public sealed class CachedDecodingTests
         var e = Assert.Throws<ArgumentException>(() => model.NextTokenLogits(ones(1, 9, dtype: ScalarType.Int64), cache));
         Assert.Contains("9 new tokens", e.Message, StringComparison.Ordinal);
         Assert.Contains("8 positions", e.Message, StringComparison.Ordinal);
+        Assert.Equal("inputIds", e.ParamName);
+    }
+
+    /// <summary>A caller's own attention overflowing a layer's cache is told about its keys, not about input ids it never passed.</summary>
+    [Fact]
+    public void LayerAppend_Overflow_NamesTheKeys()
+    {
+        using var model = GenerationModels.Fixture();
+        using var cache = new KvCache(model.Config, 1, 8);
+        using var scope = NewDisposeScope();
+        var shape = cache.Layers[0].Keys.shape.ToArray();
+        shape[2] = 9;
+        var k = zeros(shape);
+        var e = Assert.Throws<ArgumentException>(() => cache.Layers[0].Append(k, k));
+        Assert.Equal("k", e.ParamName);
+        Assert.Contains("9 new positions of keys/values", e.Message, StringComparison.Ordinal);
+        Assert.Contains("8 positions", e.Message, StringComparison.Ordinal);
+        Assert.Equal(0, cache.Length);
     }
 
     /// <summary>Keys of the wrong rank (a caller's own attention feeding the cache) get the shape message, not an index error.</summary>

@@ -238,4 +238,121 @@ public sealed class LoraInjectorTests
         var expected = (x.matmul(w.t()) + b + 3.0 * x.matmul(layer.LoraA("default").t()).matmul(layer.LoraB("default").t())).tanh();
         TensorAssert.Close(model.call(x), expected, 1e-12, "Sequential's forward through the LoRA wrapper");
     }
+
+    private static Dictionary<string, Tensor> Weights(nn.Module model) =>
+        model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
+
+    private static void AssertWeightsEqual(Dictionary<string, Tensor> before, nn.Module model)
+    {
+        foreach (var (name, p) in model.named_parameters())
+            Assert.True(p.allclose(before[name], rtol: 0, atol: 0), $"'{name}' changed");
+    }
+
+    private static TinyModel MergeableModel()
+    {
+        var model = Model(ScalarType.Float64);
+        LoraInjector.Inject(model, new LoraOptions { Rank = 2 });
+        foreach (var (_, layer) in LoraInjector.Layers(model))
+            using (no_grad()) layer.LoraB("default").normal_();
+        return model;
+    }
+
+    [Fact]
+    public void MergingTwice_IsRefusedBeforeAnyWeightChanges_NamingALayer()
+    {
+        using var scope = NewDisposeScope();
+        var model = MergeableModel();
+        LoraInjector.Merge(model);
+        var merged = Weights(model);
+        var e = Assert.Throws<InvalidOperationException>(() => LoraInjector.Merge(model));
+        Assert.Contains("4 of 4 LoRA layers", e.Message, StringComparison.Ordinal);
+        Assert.Contains("'layers.0.self_attn.q_proj', which is already merged", e.Message, StringComparison.Ordinal);
+        AssertWeightsEqual(merged, model);
+    }
+
+    /// <summary>One layer merged by hand: the model-wide merge refuses instead of merging the other three and then failing.</summary>
+    [Fact]
+    public void MergeWithOneLayerAlreadyMerged_ChangesNothing()
+    {
+        using var scope = NewDisposeScope();
+        var model = MergeableModel();
+        LoraInjector.Layers(model)[2].Layer.Merge();
+        var before = Weights(model);
+        var e = Assert.Throws<InvalidOperationException>(() => LoraInjector.Merge(model));
+        Assert.Contains("1 of 4 LoRA layers", e.Message, StringComparison.Ordinal);
+        Assert.Contains("'layers.1.self_attn.q_proj'", e.Message, StringComparison.Ordinal);
+        AssertWeightsEqual(before, model);
+        Assert.Equal(1, LoraInjector.Layers(model).Count(l => l.Layer.Merged));
+    }
+
+    [Fact]
+    public void MergeWithAdaptersDisabled_IsRefused()
+    {
+        using var scope = NewDisposeScope();
+        var model = MergeableModel();
+        LoraInjector.SetAdapterEnabled(model, false);
+        var e = Assert.Throws<InvalidOperationException>(() => LoraInjector.Merge(model));
+        Assert.Contains("disabled", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(LoraInjector.Layers(model), l => l.Layer.Merged);
+    }
+
+    [Fact]
+    public void UnmergeWithNothingMerged_IsReported()
+    {
+        using var scope = NewDisposeScope();
+        var model = MergeableModel();
+        var e = Assert.Throws<InvalidOperationException>(() => LoraInjector.Unmerge(model));
+        Assert.Contains("nothing to unmerge", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void MergeAndUnmerge_OfAModelWithoutLora_AreErrorsNamingTheModel()
+    {
+        using var scope = NewDisposeScope();
+        var model = Model();
+        var merge = Assert.Throws<ArgumentException>(() => LoraInjector.Merge(model));
+        Assert.Equal("root", merge.ParamName);
+        Assert.Contains("TinyModel", merge.Message, StringComparison.Ordinal);
+        Assert.Contains("nothing to merge", merge.Message, StringComparison.Ordinal);
+        var unmerge = Assert.Throws<ArgumentException>(() => LoraInjector.Unmerge(model));
+        Assert.Contains("nothing to unmerge", unmerge.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>A base that refuses the write part-way (here the last of four): the three merged before it are unmerged
+    /// again: no layer is left merged and every weight is back at its value before the call (merge then unmerge of s·B·A in
+    /// float64 is exact only up to rounding: 1e-12).</summary>
+    [Fact]
+    public void MergeRefusedByALaterBase_RollsBackTheEarlierLayers()
+    {
+        using var scope = NewDisposeScope();
+        var model = Model(ScalarType.Float64);
+        var last = (TorchSharp.Modules.Linear)model.named_modules().Single(m => m.name == "layers.1.self_attn.v_proj").module;
+        LoraBaseDescriptor? ReadOnlyLast(nn.Module m) => ReferenceEquals(m, last) ? new ReadOnlyLinear(last) : null;
+        LoraInjector.Inject(model, new LoraOptions { Rank = 2 }, resolve: ReadOnlyLast);
+        foreach (var (_, layer) in LoraInjector.Layers(model))
+            using (no_grad()) layer.LoraB("default").normal_();
+        var before = Weights(model);
+        var e = Assert.Throws<NotSupportedException>(() => LoraInjector.Merge(model));
+        Assert.Equal(ReadOnlyLinear.Refusal, e.Message);
+        Assert.DoesNotContain(LoraInjector.Layers(model), l => l.Layer.Merged);
+        foreach (var (name, p) in model.named_parameters())
+            TensorAssert.Close(p, before[name], 1e-12, name);
+    }
+
+    private sealed class ReadOnlyLinear(TorchSharp.Modules.Linear linear) : LinearBaseDescriptor(linear, linear.weight!.shape[1], linear.weight.shape[0])
+    {
+        public const string Refusal = "this base is read-only";
+
+        public override ScalarType WeightDtype => linear.weight!.dtype;
+
+        public override Device Device => linear.weight!.device;
+
+        public override bool WeightIsCopy => false;
+
+        public override Tensor ReadWeight() => linear.weight!;
+
+        public override Tensor? Bias => linear.bias;
+
+        public override void AddToWeight(Tensor delta) => throw new NotSupportedException(Refusal);
+    }
 }
