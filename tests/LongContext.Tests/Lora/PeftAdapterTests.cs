@@ -28,6 +28,25 @@ public sealed class PeftAdapterTests : IDisposable
         return model;
     }
 
+    /// <summary>
+    /// A fresh model (other random weights) given the saved model's base weights, so that comparisons after loading
+    /// the adapter are fair. Copied, not redrawn from the same seed: test classes run in parallel and draw from the one
+    /// global generator, so a reseeded model is not reliably the same model.
+    /// </summary>
+    private static TinyModel WithBaseOf(TinyModel saved)
+    {
+        manual_seed(99);
+        var fresh = new TinyModel(vocab: 20, dim: 8, nLayers: 2);
+        using var noGrad = no_grad();
+        var src = saved.state_dict();
+        foreach (var (name, p) in fresh.named_parameters())
+        {
+            string savedKey = src.Keys.Single(k => k.Replace(".base_layer", "", StringComparison.Ordinal) == name);
+            if (!savedKey.Contains(".lora_")) p.copy_(src[savedKey]);
+        }
+        return fresh;
+    }
+
     private IReadOnlyDictionary<string, long[]> SavedShapes() => SafetensorsFile.ReadShapes(Path.Combine(_dir, PeftAdapter.WeightsFileName));
 
     private JsonObject SavedConfig() => JsonNode.Parse(File.ReadAllText(Path.Combine(_dir, PeftAdapterConfigJson.FileName)))!.AsObject();
@@ -45,18 +64,7 @@ public sealed class PeftAdapterTests : IDisposable
         var options = new LoraOptions { Rank = 3, Alpha = 12, TargetModules = ["q_proj", "v_proj", "o_proj"], ModulesToSave = ["embed", "norm"], Bias = LoraBias.LoraOnly };
         using var saved = Trained(options);
         PeftAdapter.Save(saved, _dir, "tiny");
-        manual_seed(99);
-        using var fresh = new TinyModel(vocab: 20, dim: 8, nLayers: 2);
-        // the base weights must agree for a fair comparison: copy the frozen ones over
-        using (no_grad())
-        {
-            var src = saved.state_dict();
-            foreach (var (name, p) in fresh.named_parameters())
-            {
-                string savedKey = src.Keys.Single(k => k.Replace(".base_layer", "", StringComparison.Ordinal) == name);
-                if (!savedKey.Contains(".lora_")) p.copy_(src[savedKey]);
-            }
-        }
+        using var fresh = WithBaseOf(saved);
         using (no_grad()) foreach (var (name, p) in fresh.named_parameters()) if (name.Contains("norm") || name.StartsWith("embed") || name.EndsWith("q_proj.bias")) p.zero_();
         PeftAdapter.Load(fresh, _dir);
         var a = saved.state_dict();
@@ -79,8 +87,7 @@ public sealed class PeftAdapterTests : IDisposable
         using var saved = Trained(new LoraOptions { Rank = 4, Alpha = 4, UseRsLora = true });
         PeftAdapter.Save(saved, _dir);
         if (!rsLora) EditSavedConfig("use_rslora", false);
-        manual_seed(21);   // the base weights Trained drew
-        using var fresh = new TinyModel(vocab: 20, dim: 8, nLayers: 2);
+        using var fresh = WithBaseOf(saved);
         PeftAdapter.Load(fresh, _dir);
         var layers = LoraInjector.Layers(fresh).ToList();
         Assert.NotEmpty(layers);
