@@ -53,3 +53,12 @@ du -sh "$bundle" | sed 's/^/bundle folder: /'
 ls -l "$out/$name.tar.xz" | awk '{printf "tarball: %s (%.1f MB)\n", $NF, $5/1e6}'
 size=$(stat -c %s "$out/$name.tar.xz")
 if [ "$size" -ge 60000000 ]; then echo "publish-gpu-check.sh: the tarball is $size bytes; the budget is 60 MB" >&2; exit 1; fi
+# The device call carries the working tree (tracked files and untracked ones git does not ignore) plus this tarball,
+# 64 MiB in all: say so here, on the CPU machine, rather than in a refused device call.
+tree=$(git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null | awk '{s+=$1} END {print s+0}')
+limit=$((64 * 1024 * 1024))
+awk -v t="$tree" -v s="$size" -v l="$limit" 'BEGIN { printf "device carry: working tree %.1f MB + tarball %.1f MB = %.1f MB of %.1f MB (64 MiB)\n", t/1e6, s/1e6, (t+s)/1e6, l/1e6 }'
+if [ $((tree + size)) -ge "$limit" ]; then
+  echo "publish-gpu-check.sh: the working tree ($tree bytes) and the tarball ($size bytes) exceed the device's 64 MiB carry; shrink one before a device call" >&2
+  exit 1
+fi
