@@ -98,6 +98,10 @@ bad "the folder '$out/no-text' holds no .txt file" eval --model "$base" --corpus
 fails "--corpus gives 6 tokens, not one full row of --target-length 256" extend --model "$base" --corpus "$out/short.txt" --target-length 256 --output "$out/x"
 fails "--corpus gives 7 tokens; --lengths 128 needs at least 385" eval --model "$base" --corpus "$out/short.txt" --lengths 128 --eval-tokens 1024 --output "$out/x"
 bad "--lengths must be a comma-separated list of distinct integers of at least 16; got '128,128'" eval --model "$base" --corpus $kjv --lengths 128,128
+for l in 128,,256 ,128 128,; do   # an empty item is a typo, not a length to skip
+  bad "--lengths must be a comma-separated list of distinct integers of at least 16; got '$l'" eval --model "$base" --corpus $kjv --lengths $l \
+    --eval-tokens 1024 --passkey-trials 0 --output "$out/x"
+done
 bad "with --passkey-trials above 0 (the passkey prompt's fixed sentences take" eval --model "$base" --corpus $kjv --lengths 64 --eval-tokens 1024
 bad "--eval-tokens must be at least 4353 for --lengths 4096" eval --model "$base" --corpus $kjv --lengths 4096 --eval-tokens 1024
 bad "--prompt must be text to continue; got ''" generate --model "$base" --prompt ""

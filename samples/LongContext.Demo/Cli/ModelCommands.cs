@@ -399,11 +399,11 @@ public sealed class EvalSettings : AdapterSettings
         return ValidationResult.Success();
     }
 
-    /// <summary>Comma-separated non-negative integers, or null when one is not.</summary>
+    /// <summary>Comma-separated non-negative integers, or null when one is not (an empty item, as in "128,,256", included).</summary>
     private static int[]? ParseLengths(string list)
     {
         var lengths = new List<int>();
-        foreach (string item in list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        foreach (string item in list.Split(',', StringSplitOptions.TrimEntries))
         {
             if (!int.TryParse(item, NumberStyles.None, CultureInfo.InvariantCulture, out int length)) return null;
             lengths.Add(length);
