@@ -43,6 +43,10 @@ run eval --model "$base" --adapter "$out/extend/adapter" --corpus samples/LongCo
 for f in evaluation.md perplexity.csv passkey.csv evaluation.png; do
   [ -s "$out/eval/$f" ] || { echo "smoke-demo: eval did not write $f" >&2; exit 1; }
 done
+# A second eval into the same folder replaces the first one's files: without a passkey test, no passkey.csv of the first is left.
+run eval --model "$base" --corpus samples/LongContext.Demo/data/kjv.txt --lengths 128 --eval-tokens 1024 --passkey-trials 0 --output "$out/eval" >/dev/null \
+  || { echo "smoke-demo: a second eval into the same folder failed" >&2; exit 1; }
+[ ! -e "$out/eval/passkey.csv" ] || { echo "smoke-demo: eval --passkey-trials 0 left the previous eval's passkey.csv beside its results" >&2; exit 1; }
 # The Llama 3.1 rope scaling travels in the adapter's config.json and is applied again by eval.
 run extend --model "$base" --corpus samples/LongContext.Demo/data/kjv.txt --target-length 256 --method llama3-lora \
   --steps 1 --batch 1 --grad-accum 1 --lr 1e-3 --no-gradient-checkpointing --output "$out/extend-llama3" || { echo "smoke-demo: extend --method llama3-lora failed" >&2; exit 1; }

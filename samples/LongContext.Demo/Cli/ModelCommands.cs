@@ -444,6 +444,8 @@ public sealed class EvalCommand : Command<EvalSettings>
                 throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
                     $"{(settings.Tokens is null ? "--corpus" : "--tokens")} gives {tokens.Count:N0} tokens; --lengths {settings.Lengths} needs at least {EvalSettings.MinimumTokens(settings.LengthList)} (LongLoRA's windows: the longest length + {PerplexityWindows.LongLoraStep}, and the last window is dropped)."));
             using var model = settings.Load(device);
+            // A previous eval's files go first: a passkey.csv of an earlier run must not sit beside results without a passkey test.
+            OutputFolders.Clear(settings.Output, EvalSettings.OutputEntries);
             var report = Runs.Evaluate(model, "evaluate", tokens, tokenizer, settings.LengthList, settings.PasskeyTrials, outputFolder: settings.Output);
             AnsiConsole.WriteLine(report.ToMarkdown());
             AnsiConsole.MarkupLine(Markup.Escape($"Wrote {EvaluationReport.TableFile}, {EvaluationReport.PerplexityCsvFile}, {(settings.PasskeyTrials > 0 ? EvaluationReport.PasskeyCsvFile + ", " : "")}{EvaluationReport.PlotFile} to {Path.GetFullPath(settings.Output)}."));
