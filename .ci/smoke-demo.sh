@@ -111,6 +111,8 @@ bad "--eval-tokens must be at least 4353 for --lengths 4096" eval --model "$base
 bad "--prompt must be text to continue; got ''" generate --model "$base" --prompt ""
 bad "--max-new-tokens must be at most 125 (the model's context of 128 tokens less the prompt's 3); got 100000" generate --model "$base" --prompt hi --max-new-tokens 100000
 bad "Unknown option 'seed'" eval --seed 3 --model "$base" --corpus $kjv
+# An option of one value given twice: the parser would keep the last silently (--corpus is a list and may repeat).
+bad "--lengths must be given once; got '128', '256'." eval --model "$base" --corpus $kjv --lengths 128 --lengths=256 --eval-tokens 1024 --passkey-trials 0 --output "$out/x"
 mkdir -p "$out/user" && echo keep > "$out/user/notes.txt"
 bad "--output must be a new or empty folder, or one this command wrote before (with train_log.csv); '$out/user' holds notes.txt" extend --model "$base" --corpus $kjv --target-length 256 --output "$out/user"
 [ -s "$out/user/notes.txt" ] || { echo "smoke-demo: extend --output removed a file it did not write" >&2; exit 1; }

@@ -44,4 +44,10 @@ app.Configure(config =>
         }
     });
 });
+if (ArgumentErrors.Repeated(args) is { } repeated)   // the parser would keep the last value and drop the others silently
+{
+    AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(repeated)}");
+    Console.Error.WriteLine("Run with --help for the options.");
+    return ExitCodes.BadArguments;
+}
 return app.Run(args);

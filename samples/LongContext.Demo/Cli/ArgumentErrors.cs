@@ -33,6 +33,31 @@ public static partial class ArgumentErrors
     }
 
     /// <summary>
+    /// The error of an option that takes one value given more than once ("--steps 1 --steps 2": the parser keeps the
+    /// last and would drop the others silently), or null; options declared as lists (<c>--corpus</c>) may repeat.
+    /// </summary>
+    /// <param name="args">The command line.</param>
+    public static string? Repeated(IReadOnlyList<string> args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        var values = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        for (int i = 0; i < args.Count; i++)
+        {
+            string a = args[i];
+            if (!a.StartsWith("--", StringComparison.Ordinal)) continue;
+            int eq = a.IndexOf('=', StringComparison.Ordinal);
+            string option = eq > 0 ? a[..eq] : a;
+            if (OptionType(option) is not { } type || type == typeof(bool) || type.IsArray) continue;
+            string value = eq > 0 ? a[(eq + 1)..] : i + 1 < args.Count ? args[i + 1] : "";
+            if (!values.TryGetValue(option, out var list)) values[option] = list = [];
+            list.Add(value);
+        }
+        return values.FirstOrDefault(kv => kv.Value.Count > 1) is { Key: { } repeated, Value: var given }
+            ? $"{repeated} must be given once; got {string.Join(", ", given.Select(v => $"'{v}'"))}."
+            : null;
+    }
+
+    /// <summary>
     /// Whether an exception is an expected way for a run to fail (a file, the data, the machine: the message says what),
     /// printed without a stack trace; any other exception is a defect of the program and keeps its trace.
     /// </summary>
@@ -53,14 +78,20 @@ public static partial class ArgumentErrors
         return null;
     }
 
-    private static string Expected(string option)
+    /// <summary>The type an option's settings property holds (nullable unwrapped), or null when no command declares the option.</summary>
+    private static Type? OptionType(string option)
     {
         string name = option.TrimStart('-');
         Type? type = typeof(ArgumentErrors).Assembly.GetTypes()
             .Where(t => typeof(CommandSettings).IsAssignableFrom(t))
             .SelectMany(t => t.GetProperties())
             .FirstOrDefault(p => p.GetCustomAttribute<CommandOptionAttribute>() is { } o && o.LongNames.Contains(name))?.PropertyType;
-        type = type is null ? null : Nullable.GetUnderlyingType(type) ?? type;
+        return type is null ? null : Nullable.GetUnderlyingType(type) ?? type;
+    }
+
+    private static string Expected(string option)
+    {
+        Type? type = OptionType(option);
         return type == typeof(int) ? "an integer (at most 2147483647)"
             : type == typeof(double) ? "a number (e.g. 0.5 or 1e-3)"
             : "a value of the option's type (see --help)";
