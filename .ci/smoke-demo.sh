@@ -109,6 +109,7 @@ done
 bad "with --passkey-trials above 0 (the passkey prompt's fixed sentences take" eval --model "$base" --corpus $kjv --lengths 64 --eval-tokens 1024
 bad "--eval-tokens must be at least 4353 for --lengths 4096" eval --model "$base" --corpus $kjv --lengths 4096 --eval-tokens 1024
 bad "--prompt must be text to continue; got ''" generate --model "$base" --prompt ""
+bad "--seed must be left out with greedy decoding (--temperature 0, the default)" generate --model "$base" --prompt hi --seed 5 --max-new-tokens 1
 bad "--max-new-tokens must be at most 125 (the model's context of 128 tokens less the prompt's 3); got 100000" generate --model "$base" --prompt hi --max-new-tokens 100000
 bad "Unknown option 'seed'" eval --seed 3 --model "$base" --corpus $kjv
 # An option of one value given twice: the parser would keep the last silently (--corpus is a list and may repeat).

@@ -457,11 +457,10 @@ public sealed class EvalCommand : Command<EvalSettings>
 /// <summary>Options of <c>generate</c>.</summary>
 public sealed class GenerateSettings : AdapterSettings
 {
-    /// <summary>Seed of weights and data (every command that draws: not eval, whose passkey trials take LongLoRA's seeds 0..n-1).</summary>
+    /// <summary>Seed of the sampling (null: 1); greedy decoding draws nothing, so a seed with it is refused rather than ignored.</summary>
     [CommandOption("--seed <N>")]
-    [Description(SeedDescription)]
-    [DefaultValue(1)]
-    public int Seed { get; init; } = 1;
+    [Description("Seed of the sampling, with --temperature above 0 (default 1).")]
+    public int? Seed { get; init; }
 
     /// <summary>Prompt.</summary>
     [CommandOption("--prompt <TEXT>")]
@@ -485,11 +484,14 @@ public sealed class GenerateSettings : AdapterSettings
     {
         var common = base.Validate();
         if (!common.Successful) return common;
-        if (SeedError(Seed) is { } seed) return seed;
+        if (Seed is int given && SeedError(given) is { } seed) return seed;
         if (Prompt is null) return ValidationResult.Error("--prompt <TEXT> is required.");
         if (string.IsNullOrWhiteSpace(Prompt)) return ValidationResult.Error($"--prompt must be text to continue; got '{Prompt}'.");
         if (MaxNewTokens < 1) return ValidationResult.Error($"--max-new-tokens must be at least 1; got {MaxNewTokens}.");
         if (Temperature < 0 || !double.IsFinite(Temperature)) return ValidationResult.Error($"--temperature must be 0 or positive; got {Temperature}.");
+        if (Seed is int unused && Temperature == 0)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                $"--seed must be left out with greedy decoding (--temperature 0, the default), which draws nothing; give a --temperature above 0 to sample; got --seed {unused}."));
         // The prompt and the new tokens within the context the model (with the adapter's rope) was trained for.
         long context = LongLora.ContextLength(LlamaConfig.Load(Adapter ?? Model!));
         int promptTokens;
@@ -519,7 +521,7 @@ public sealed class GenerateCommand : Command<GenerateSettings>
             MaxNewTokens = settings.MaxNewTokens,
             Greedy = settings.Temperature == 0,
             Temperature = settings.Temperature == 0 ? 1.0 : settings.Temperature,
-            Seed = settings.Seed,
+            Seed = settings.Seed ?? 1,
             StopTokenIds = tokenizer.SpecialTokens.Eos is int eos ? [eos] : [],
         };
         int[] prompt = tokenizer.Encode(settings.Prompt!);
