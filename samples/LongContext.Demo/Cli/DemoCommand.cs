@@ -130,10 +130,31 @@ public sealed class DemoSettings : CommonSettings
             return ValidationResult.Error(output);
         var experiment = Checked(() => Experiment().Validated(baseSettings!.Context), OptionNames);   // --methods too: Experiment parses it, ParseMethods checks it
         if (!experiment.Successful) return experiment;
+        if (Unused(Experiment().Methods) is { } unused) return ValidationResult.Error(unused);
         if (EvalTokens is int asked && DemoInputs.HeldOutTokens(DemoInputs.DataFolder) is var heldOut && asked > heldOut)
             return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
                 $"--eval-tokens must be at most {heldOut} (the held-out text, {KjvCorpus.FirstHeldOutBook}..Revelation); got {asked}."));
         return experiment;
+    }
+
+    /// <summary>
+    /// The error of a fine-tuning option given with methods none of which it affects (--steps with --methods none,pi;
+    /// --lora-rank with only methods that train every weight), or null: nothing given is ignored silently.
+    /// </summary>
+    /// <param name="methods">The methods that run.</param>
+    private string? Unused(IReadOnlyList<Method> methods)
+    {
+        string list = string.Join(",", methods.Select(Methods.Key));
+        bool trains = methods.Any(Methods.Trains), lora = methods.Any(Methods.HasAdapter);
+        foreach (var (option, value, used) in new (string, object?, bool)[]
+                 {
+                     ("--steps", Steps, trains), ("--batch", Batch, trains), ("--lr", LearningRate, trains),
+                     ("--passkey-fraction", PasskeyFraction, trains), ("--lora-rank", LoraRank, lora),
+                 })
+            if (value is not null && !used)
+                return string.Create(CultureInfo.InvariantCulture,
+                    $"{option} must be left out with --methods {list}: no method there {(trains ? "trains LoRA" : "fine-tunes")}, so it would have no effect; got {value}.");
+        return null;
     }
 
     /// <summary>The methods asked for, in table order (a method named twice runs once).</summary>
