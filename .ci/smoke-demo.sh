@@ -99,6 +99,8 @@ bad "--target-length must be at least the model's context of 128 tokens" extend 
 bad "--grad-accum must be at least 1; got 0" extend --model "$base" --corpus $kjv --target-length 256 --grad-accum 0
 bad "--corpus must hold text; '$out/empty.txt' is empty" extend --model "$base" --corpus "$out/empty.txt" --target-length 256
 bad "the folder '$out/no-text' holds no .txt file" eval --model "$base" --corpus "$out/no-text"
+bad "--adapter must be a folder extend wrote; got the file '$out/empty.txt'." generate --model "$base" --adapter "$out/empty.txt" --prompt hi
+bad "--tokens must be a uint16 token file; got the folder '$out/no-text'." eval --model "$base" --tokens "$out/no-text"
 fails "--corpus gives 6 tokens, not one full row of --target-length 256" extend --model "$base" --corpus "$out/short.txt" --target-length 256 --output "$out/x"
 fails "--corpus gives 7 tokens; --lengths 128 needs at least 385" eval --model "$base" --corpus "$out/short.txt" --lengths 128 --eval-tokens 1024 --output "$out/x"
 bad "--lengths must be a comma-separated list of distinct integers of at least 16; got '128,128'" eval --model "$base" --corpus $kjv --lengths 128,128

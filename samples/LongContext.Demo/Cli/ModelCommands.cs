@@ -88,7 +88,8 @@ public class AdapterSettings : ModelSettings
         var common = base.Validate();
         if (!common.Successful) return common;
         if (Adapter is null) return ValidationResult.Success();
-        if (!Directory.Exists(Adapter)) return ValidationResult.Error($"--adapter: folder '{Adapter}' does not exist.");
+        if (!Directory.Exists(Adapter))
+            return ValidationResult.Error(File.Exists(Adapter) ? $"--adapter must be a folder extend wrote; got the file '{Adapter}'." : $"--adapter: folder '{Adapter}' does not exist.");
         foreach (string file in new[] { "adapter_config.json", "adapter_model.safetensors", "config.json" })
             if (!File.Exists(Path.Combine(Adapter, file)))
                 return ValidationResult.Error($"--adapter must be a folder extend wrote (adapter_config.json, adapter_model.safetensors and the config.json of the rope it was trained with); '{Adapter}' holds no {file}.");
@@ -359,7 +360,8 @@ public sealed class EvalSettings : AdapterSettings
         if (!common.Successful) return common;
         if ((Corpus.Length == 0) == (Tokens is null)) return ValidationResult.Error("give exactly one of --corpus <PATH> and --tokens <FILE>.");
         if (Corpus.Length > 0 && CorpusInput.Problem(Corpus) is { } corpus) return ValidationResult.Error(corpus);
-        if (Tokens is not null && !File.Exists(Tokens)) return ValidationResult.Error($"--tokens: '{Tokens}' does not exist.");
+        if (Tokens is not null && !File.Exists(Tokens))
+            return ValidationResult.Error(Directory.Exists(Tokens) ? $"--tokens must be a uint16 token file; got the folder '{Tokens}'." : $"--tokens: '{Tokens}' does not exist.");
         if (OutputFolders.Problem("--output", Output, OutputEntries) is { } output) return ValidationResult.Error(output);
         if (ParseLengths(Lengths) is not { Length: > 0 } lengths || lengths.Any(l => l < 16) || lengths.Distinct().Count() != lengths.Length)
             return ValidationResult.Error($"--lengths must be a comma-separated list of distinct integers of at least 16; got '{Lengths}'.");
