@@ -63,6 +63,8 @@ run generate --model "$base" --adapter "$out/extend/adapter" --prompt "In the be
 for c in "" demo pretrain extend eval generate; do
   msg=$(run $c --help 2>&1) && grep -q "OPTIONS:" <<<"$msg" || { echo "smoke-demo: '$c --help' failed: $msg" >&2; exit 1; }
 done
+# The examples of --help can be pasted into a shell: a prompt of several words is quoted.
+run generate --help 2>&1 | grep -qF -- '--prompt "In the beginning"' || { echo "smoke-demo: generate --help's example should quote its prompt" >&2; exit 1; }
 run demo --steps 0 >/dev/null 2>&1; [ $? -eq 2 ] || { echo "smoke-demo: a bad value should exit with 2" >&2; exit 1; }
 run pretrain --rope-theta 0.5 >/dev/null 2>&1; [ $? -eq 2 ] || { echo "smoke-demo: pretrain --rope-theta 0.5 should exit with 2" >&2; exit 1; }
 run pretrain --heads 3 >/dev/null 2>&1; [ $? -eq 2 ] || { echo "smoke-demo: pretrain --heads 3 (not a divisor of 128) should exit with 2" >&2; exit 1; }

@@ -25,7 +25,7 @@ app.Configure(config =>
         .WithExample("eval", "--model", "llama-2-7b-hf", "--adapter", "run/adapter", "--corpus", "pg19/test", "--lengths", "4096,8192,16384");
     config.AddCommand<GenerateCommand>("generate")
         .WithDescription("Generate text from a model folder (+ adapter) with the KV cache.")
-        .WithExample("generate", "--model", "llama-2-7b-hf", "--prompt", "In the beginning");
+        .WithExample("generate", "--model", "llama-2-7b-hf", "--prompt", "\"In the beginning\"");   // quoted: the help prints the words as typed
     config.SetExceptionHandler((exception, _) =>
     {
         switch (exception)
