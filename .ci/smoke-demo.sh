@@ -124,6 +124,8 @@ bad "--output must be a new or empty folder, or one this command wrote before (w
 bad "--base must be a base made by pretrain (a folder with manifest.json), or a new or empty folder" demo --base "$out/no-tokenizer"
 bad "--output must be a new or empty folder, or one this command wrote before (with manifest.json)" pretrain --output "$out/no-tokenizer"
 bad "--output: '$out/empty.txt/sub' cannot be created: '$out/empty.txt' is a file" eval --model "$base" --corpus $kjv --output "$out/empty.txt/sub"
+bad "--output must be a new or empty folder, or one this command wrote before; got ''." demo --output ""
+bad "--base must be a base made by pretrain (a folder with manifest.json), or a new or empty folder to pretrain one into; got ''." demo --base ""
 head -c 8000 /dev/zero > "$out/zeros.bin"   # 4000 uint16 tokens; --eval-tokens 1024 leaves 3 windows of 128
 run eval --model "$base" --tokens "$out/zeros.bin" --lengths 128 --eval-tokens 1024 --passkey-trials 0 --output "$out/eval-tokens" >/dev/null \
   && grep -q '^longlora,128,3,' "$out/eval-tokens/perplexity.csv" || { echo "smoke-demo: eval --tokens should take at most --eval-tokens tokens" >&2; exit 1; }
