@@ -116,6 +116,10 @@ bad "--prompt must be text to continue; got ''" generate --model "$base" --promp
 bad "--seed must be left out with greedy decoding (--temperature 0, the default)" generate --model "$base" --prompt hi --seed 5 --max-new-tokens 1
 bad "--max-new-tokens must be at most 125 (the model's context of 128 tokens less the prompt's 3); got 100000" generate --model "$base" --prompt hi --max-new-tokens 100000
 bad "Unknown option 'seed'" eval --seed 3 --model "$base" --corpus $kjv
+# A value missing (the parser took its default command's name, '__default_command', as the value) or an empty number (read as "not given").
+bad "--prompt needs a value; got none" generate --model "$base" --max-new-tokens 1 --prompt
+bad "--steps needs a value, an integer (at most 2147483647); got none." demo --steps --quick
+bad "--steps must be an integer (at most 2147483647); got ''." demo --quick --methods none --output "$out/d" --steps ""
 # An option of one value given twice: the parser would keep the last silently (--corpus is a list and may repeat).
 bad "--lengths must be given once; got '128', '256'." eval --model "$base" --corpus $kjv --lengths 128 --lengths=256 --eval-tokens 1024 --passkey-trials 0 --output "$out/x"
 mkdir -p "$out/user" && echo keep > "$out/user/notes.txt"

@@ -44,9 +44,10 @@ app.Configure(config =>
         }
     });
 });
-if (ArgumentErrors.Repeated(args) is { } repeated)   // the parser would keep the last value and drop the others silently
+// What the parser would misread silently: a value missing or empty, an option given twice (it keeps the last).
+if ((ArgumentErrors.MissingValue(args) ?? ArgumentErrors.Repeated(args)) is { } misread)
 {
-    AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(repeated)}");
+    AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(misread)}");
     Console.Error.WriteLine("Run with --help for the options.");
     return ExitCodes.BadArguments;
 }

@@ -33,6 +33,33 @@ public static partial class ArgumentErrors
     }
 
     /// <summary>
+    /// The error of an option that takes a value given without one (last on the line, or followed by another option:
+    /// the parser would take the name of its default command, "__default_command", as the value), or of a number option
+    /// given an empty value (the parser would read '' as "not given" for the options whose default depends on others);
+    /// null when there is none.
+    /// </summary>
+    /// <param name="args">The command line.</param>
+    public static string? MissingValue(IReadOnlyList<string> args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        for (int i = 0; i < args.Count; i++)
+        {
+            string a = args[i];
+            if (!a.StartsWith("--", StringComparison.Ordinal)) continue;
+            int eq = a.IndexOf('=', StringComparison.Ordinal);
+            string option = eq > 0 ? a[..eq] : a;
+            if (OptionType(option) is not { } type || type == typeof(bool)) continue;
+            bool number = type == typeof(int) || type == typeof(double);
+            if (eq < 0 && (i + 1 == args.Count || args[i + 1].StartsWith("--", StringComparison.Ordinal)))
+                return number ? $"{option} needs a value, {Expected(option)}; got none."
+                    : $"{option} needs a value; got none (a value that begins with -- is given as {option}=VALUE).";
+            string value = eq > 0 ? a[(eq + 1)..] : args[i + 1];
+            if (value.Length == 0 && number) return $"{option} must be {Expected(option)}; got ''.";
+        }
+        return null;
+    }
+
+    /// <summary>
     /// The error of an option that takes one value given more than once ("--steps 1 --steps 2": the parser keeps the
     /// last and would drop the others silently), or null; options declared as lists (<c>--corpus</c>) may repeat.
     /// </summary>
