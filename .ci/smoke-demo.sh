@@ -33,6 +33,10 @@ rc=$?
 [ "$(wc -l < "$out/full/results.csv")" -eq 7 ] || { echo "smoke-demo: the full fine-tuning run's results.csv should hold 2 methods x 3 lengths" >&2; exit 1; }
 run eval --model "$out/full/runs/pi-full/model" --corpus samples/LongContext.Demo/data/kjv.txt --lengths 512 --eval-tokens 1024 \
   --passkey-trials 1 --output "$out/eval-full" >/dev/null || { echo "smoke-demo: eval of the saved pi-full model failed" >&2; exit 1; }
+# A second demo into the same folder replaces the first one's files: no runs/ of methods it did not run are left.
+run --quick --methods none,pi --output "$out/full" >/dev/null
+[ ! -e "$out/full/runs" ] && [ "$(wc -l < "$out/full/results.csv")" -eq 7 ] \
+  || { echo "smoke-demo: demo --methods none,pi into a previous demo's folder left its runs/ (or wrote no results)" >&2; exit 1; }
 
 base=samples/LongContext.Demo/data/base
 run extend --model "$base" --corpus samples/LongContext.Demo/data/kjv.txt --target-length 256 --method longlora \

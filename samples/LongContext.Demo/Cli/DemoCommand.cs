@@ -126,7 +126,7 @@ public sealed class DemoSettings : CommonSettings
         if (!File.Exists(Path.Combine(BaseFolder, TinyBase.ManifestFile))
             && OutputFolders.Problem("--base", BaseFolder, [], expected: $"a base made by pretrain (a folder with {TinyBase.ManifestFile}), or a new or empty folder to pretrain one into") is { } baseFolder)
             return ValidationResult.Error(baseFolder);
-        if (OutputFolders.Problem("--output", Output, [ResultFiles.Csv, ResultFiles.Markdown, ResultFiles.Plot, ExtensionExperiment.RunsFolderName]) is { } output)
+        if (OutputFolders.Problem("--output", Output, OutputEntries) is { } output)
             return ValidationResult.Error(output);
         var experiment = Checked(() => Experiment().Validated(baseSettings!.Context), OptionNames);   // --methods too: Experiment parses it, ParseMethods checks it
         if (!experiment.Successful) return experiment;
@@ -136,6 +136,9 @@ public sealed class DemoSettings : CommonSettings
                 $"--eval-tokens must be at most {heldOut} (the held-out text, {KjvCorpus.FirstHeldOutBook}..Revelation); got {asked}."));
         return experiment;
     }
+
+    /// <summary>What the demo writes in <see cref="Output"/>: the result files and the per-method runs.</summary>
+    public static IReadOnlyList<string> OutputEntries { get; } = [ResultFiles.Csv, ResultFiles.Markdown, ResultFiles.Plot, ExtensionExperiment.RunsFolderName];
 
     /// <summary>
     /// The error of a fine-tuning option given with methods none of which it affects (--steps with --methods none,pi;
@@ -218,6 +221,7 @@ public sealed class DemoCommand : Command<DemoSettings>
         var pretrain = settings.Pretrain();
         string output = Path.GetFullPath(settings.Output);
         Directory.CreateDirectory(output);
+        OutputFolders.Clear(output, DemoSettings.OutputEntries);   // a previous demo's: no run of a method this one skips is left beside its results
         string baseFolder = settings.BaseFolder;
         AnsiConsole.MarkupLine($"[bold]Context extension[/] of a tiny Llama ({pretrain.Layers} layers, d {pretrain.Hidden}, {pretrain.Heads} heads, RoPE base {pretrain.RopeTheta}) pretrained at L = {pretrain.Context} on the KJV, to 4L = {experiment.Factor * pretrain.Context}.");
         AnsiConsole.MarkupLine(Markup.Escape($"{experiment.Steps} updates x {experiment.Batch} rows of {experiment.Factor * pretrain.Context} tokens per method ({experiment.PasskeyFraction:P0} passkey rows), lr {experiment.LearningRate}, LoRA r {experiment.LoraRank}; eval: {experiment.EvalTokens} held-out tokens (Acts..Revelation), LongLoRA windows every {experiment.EvalStep}, {experiment.PasskeyTrials} passkey trials per length."));
