@@ -108,6 +108,8 @@ bad "the folder '$out/no-text' holds no .txt file" eval --model "$base" --corpus
 bad "--adapter must be a folder extend wrote; got the file '$out/empty.txt'." generate --model "$base" --adapter "$out/empty.txt" --prompt hi
 bad "--tokens must be a uint16 token file; got the folder '$out/no-text'." eval --model "$base" --tokens "$out/no-text"
 fails "--corpus gives 6 tokens, not one full row of --target-length 256" extend --model "$base" --corpus "$out/short.txt" --target-length 256 --output "$out/x"
+head -c 6000 $kjv > "$out/small.txt"   # 7 rows of 256 tokens
+fails "--corpus gives 7 rows of --target-length 256, fewer than --batch 8" extend --model "$base" --corpus "$out/small.txt" --target-length 256 --steps 1 --batch 8 --grad-accum 1 --output "$out/x"
 fails "--corpus gives 7 tokens; --lengths 128 needs at least 385" eval --model "$base" --corpus "$out/short.txt" --lengths 128 --eval-tokens 1024 --output "$out/x"
 bad "--lengths must be a comma-separated list of distinct integers of at least 16; got '128,128'" eval --model "$base" --corpus $kjv --lengths 128,128
 for l in 128,,256 ,128 128,; do   # an empty item is a typo, not a length to skip

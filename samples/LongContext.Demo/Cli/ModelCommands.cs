@@ -293,6 +293,9 @@ public sealed class ExtendCommand : Command<ExtendSettings>
         if (rows.Count == 0)
             throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
                 $"--corpus gives {corpusTokens:N0} tokens, not one full row of --target-length {target}; give a longer corpus or a shorter --target-length."));
+        if (rows.Count < settings.Batch)   // a micro-batch takes distinct rows
+            throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                $"--corpus gives {rows.Count} rows of --target-length {target}, fewer than --batch {settings.Batch} (a micro-batch's rows); give a longer corpus or a smaller --batch."));
         if (rows.Count < rowsNeeded)
             AnsiConsole.MarkupLine(Markup.Escape($"note: the corpus gives {rows.Count} rows of {target} tokens; {rowsNeeded} updates' worth are served by repeating them in order."));
         long[] ids = rows.SelectMany(r => r.InputIds.Select(i => (long)i)).ToArray();
