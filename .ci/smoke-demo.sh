@@ -103,6 +103,8 @@ mkdir -p "$out/no-text" && : > "$out/empty.txt" && echo "short text" > "$out/sho
 bad "--target-length must be a multiple of 8 for --method longlora" extend --model "$base" --corpus $kjv --target-length 260
 bad "--target-length must be at least the model's context of 128 tokens" extend --model "$base" --corpus $kjv --target-length 64
 bad "--grad-accum must be at least 1; got 0" extend --model "$base" --corpus $kjv --target-length 256 --grad-accum 0
+bad "--seed must be left out with --method pi-full on this model: nothing is drawn" extend --model "$base" --corpus $kjv --target-length 256 --method pi-full --seed 3 \
+  --steps 1 --batch 1 --grad-accum 1 --output "$out/x"
 bad "--corpus must hold text; '$out/empty.txt' is empty" extend --model "$base" --corpus "$out/empty.txt" --target-length 256
 bad "the folder '$out/no-text' holds no .txt file" eval --model "$base" --corpus "$out/no-text"
 bad "--adapter must be a folder extend wrote; got the file '$out/empty.txt'." generate --model "$base" --adapter "$out/empty.txt" --prompt hi

@@ -180,11 +180,13 @@ public static class CorpusInput
 /// <summary>Options of <c>extend</c>.</summary>
 public sealed class ExtendSettings : ModelSettings
 {
-    /// <summary>Seed of weights and data (every command that draws: not eval, whose passkey trials take LongLoRA's seeds 0..n-1).</summary>
+    /// <summary>
+    /// Seed of the LoRA initialization and of dropout (null: 1); the rows are served in corpus order, so a seed given
+    /// where nothing is drawn (every weight trained, no attention dropout) is refused rather than ignored.
+    /// </summary>
     [CommandOption("--seed <N>")]
-    [Description(SeedDescription)]
-    [DefaultValue(1)]
-    public int Seed { get; init; } = 1;
+    [Description("Seed of the LoRA initialization and of dropout (default 1); the corpus's rows are served in order.")]
+    public int? Seed { get; init; }
 
     /// <summary>Corpus.</summary>
     [CommandOption("--corpus <PATH>")]
@@ -242,7 +244,7 @@ public sealed class ExtendSettings : ModelSettings
     {
         var common = base.Validate();
         if (!common.Successful) return common;
-        if (SeedError(Seed) is { } seed) return seed;
+        if (Seed is int given && SeedError(given) is { } seed) return seed;
         if (CorpusInput.Problem(Corpus) is { } corpus) return ValidationResult.Error(corpus);
         if (OutputFolders.Problem("--output", Output, Runs.RunFolderEntries, marker: LongLoraTrainer.LogFile) is { } output) return ValidationResult.Error(output);
         if (TargetLength is not int target || target < 16)
@@ -255,10 +257,14 @@ public sealed class ExtendSettings : ModelSettings
             return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture, $"--batch x --grad-accum must be at most {int.MaxValue}; got {Batch} x {GradAccum}."));
         if (!double.IsFinite(LearningRate) || LearningRate <= 0)
             return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture, $"--lr must be a positive number; got {LearningRate}."));
-        long context = LongLora.ContextLength(LlamaConfig.Load(Model!));
+        var config = LlamaConfig.Load(Model!);
+        long context = LongLora.ContextLength(config);
         if (target < context)
             return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
                 $"--target-length must be at least the model's context of {context} tokens (extend lengthens it); got {target}."));
+        if (Seed is int unused && Methods.TrainsEveryWeight(Methods.Parse(Method)) && config.AttentionDropout == 0)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                $"--seed must be left out with --method {Method} on this model: nothing is drawn (no LoRA to initialize, attention_dropout 0), so it would have no effect; got {unused}."));
         if (Methods.UsesS2(Methods.Parse(Method)))
         {
             try
@@ -300,7 +306,7 @@ public sealed class ExtendCommand : Command<ExtendSettings>
             AnsiConsole.MarkupLine(Markup.Escape($"note: the corpus gives {rows.Count} rows of {target} tokens; {rowsNeeded} updates' worth are served by repeating them in order."));
         long[] ids = rows.SelectMany(r => r.InputIds.Select(i => (long)i)).ToArray();
         using var model = LlamaCheckpoint.Load(settings.Model!, settings.ScalarType, device);
-        torch.manual_seed(settings.Seed);
+        torch.manual_seed(settings.Seed ?? 1);
         Method method = Methods.Parse(settings.Method);
         var report = Methods.Prepare(model, method, target, gradientCheckpointing: !settings.NoGradientCheckpointing);
         string trained = report is null ? $"every weight trained: {model.parameters().Sum(p => p.numel()):N0} parameters" : report.Parameters.ToString();
