@@ -142,6 +142,8 @@ head -c 8000 /dev/zero > "$out/zeros.bin"   # 4000 uint16 tokens; --eval-tokens 
 run eval --model "$base" --tokens "$out/zeros.bin" --lengths 128 --eval-tokens 1024 --passkey-trials 0 --output "$out/eval-tokens" >/dev/null \
   && grep -q '^longlora,128,3,' "$out/eval-tokens/perplexity.csv" || { echo "smoke-demo: eval --tokens should take at most --eval-tokens tokens" >&2; exit 1; }
 bad "--threads must be in [0, " generate --model "$base" --prompt hi --threads 100000
+# More memory than the machine has (a 1 TB MLP weight): libtorch's allocation failure is said without its native backtrace.
+fails "out of memory: " pretrain --intermediate 2000000000 --steps 1 --batch 1 --output "$out/p-oom"
 bad "--steps must be at most 167 with Batch 100000 at Context 128" pretrain --steps 100000 --batch 100000 --output "$out/p"
 bad "--steps must be at most 41943 with Batch 100 at 4 x L = 512 tokens" demo --steps 100000000 --batch 100 --output "$out/d"
 # A fine-tuning option that no method of --methods uses would be ignored silently.

@@ -35,7 +35,7 @@ app.Configure(config =>
                 Console.Error.WriteLine("Run with --help for the options.");
                 return ExitCodes.BadArguments;
             case var e when ArgumentErrors.IsExpected(e):   // a file, the data, the machine: the message says what, no trace
-                AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+                AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(ArgumentErrors.Brief(e))}");
                 return ExitCodes.Error;
             default:
                 AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(exception.GetType().Name)}: {Markup.Escape(exception.Message)}");

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Reflection;
+using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using Spectre.Console.Cli;
 
@@ -90,7 +91,32 @@ public static partial class ArgumentErrors
     /// </summary>
     /// <param name="exception">What the run threw.</param>
     public static bool IsExpected(Exception exception) =>
-        exception is IOException or InvalidDataException or NotSupportedException or UnauthorizedAccessException or OutOfMemoryException;
+        exception is IOException or InvalidDataException or NotSupportedException or UnauthorizedAccessException or OutOfMemoryException
+        || IsTorchAllocationFailure(exception);
+
+    /// <summary>
+    /// Whether libtorch's allocator refused memory (CPU "can't allocate memory", CUDA "out of memory"): the machine is too
+    /// small for the sizes asked for, not a defect. TorchSharp throws these as <see cref="ExternalException"/>.
+    /// </summary>
+    /// <param name="exception">What the run threw.</param>
+    public static bool IsTorchAllocationFailure(Exception exception) =>
+        exception is ExternalException e
+        && (e.Message.Contains("can't allocate memory", StringComparison.Ordinal) || e.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>
+    /// The message of an expected failure for the user: libtorch's native backtrace ("frame #0: ...", "Exception raised
+    /// from ...") cut off, and an allocation failure said as such.
+    /// </summary>
+    /// <param name="exception">An exception <see cref="IsExpected"/> accepts.</param>
+    public static string Brief(Exception exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        string message = string.Join("\n", exception.Message.Split('\n')
+            .TakeWhile(line => !line.StartsWith("frame #", StringComparison.Ordinal) && !line.StartsWith("Exception raised from", StringComparison.Ordinal))).Trim();
+        return IsTorchAllocationFailure(exception)
+            ? $"out of memory: {message} (smaller sizes, e.g. --batch or the lengths, need less)"
+            : message;
+    }
 
     private static string? OptionWithValue(string value, IReadOnlyList<string> args)
     {
