@@ -87,7 +87,7 @@ public sealed class DemoSettings : CommonSettings
 
     /// <summary>LoRA rank.</summary>
     [CommandOption("--lora-rank <N>")]
-    [Description("LoRA rank, alpha = 2 x rank (default 8).")]
+    [Description("LoRA rank, alpha = 2 x rank, at most the base's hidden and MLP sizes (default 8).")]
     public int? LoraRank { get; init; }
 
     /// <summary>Evaluation tokens.</summary>
@@ -131,6 +131,9 @@ public sealed class DemoSettings : CommonSettings
         var experiment = Checked(() => Experiment().Validated(baseSettings!.Context), OptionNames);   // --methods too: Experiment parses it, ParseMethods checks it
         if (!experiment.Successful) return experiment;
         if (Unused(Experiment().Methods) is { } unused) return ValidationResult.Error(unused);
+        if (LoraRank is int rank && Math.Min(baseSettings!.Hidden, baseSettings.Intermediate) is var width && rank > width)   // rank(B A) <= the layer's width
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                $"--lora-rank must be at most {width}, the narrowest layer the adapters wrap (hidden {baseSettings.Hidden}, MLP {baseSettings.Intermediate}): a higher rank adds nothing; got {rank}."));
         if (EvalTokens is int asked && DemoInputs.HeldOutTokens(DemoInputs.DataFolder) is var heldOut && asked > heldOut)
             return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
                 $"--eval-tokens must be at most {heldOut} (the held-out text, {KjvCorpus.FirstHeldOutBook}..Revelation); got {asked}."));
