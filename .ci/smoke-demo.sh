@@ -151,6 +151,8 @@ bad "--steps must be left out with --methods none,pi: no method there fine-tunes
 bad "--lora-rank must be left out with --methods pi-full: no method there trains LoRA, so it would have no effect; got 4." demo --methods pi-full --lora-rank 4 --quick --steps 1 --output "$out/d"
 bad "--eval-tokens must be at most 159233 (the held-out text, Acts..Revelation); got 100000000" demo --eval-tokens 100000000 --output "$out/d"
 bad "--lora-rank must be at most 128, the narrowest layer the adapters wrap (hidden 128, MLP 384): a higher rank adds nothing; got 129." demo --lora-rank 129 --output "$out/d"
+cp -r "$base" "$out/bad-manifest" && echo '{' > "$out/bad-manifest/manifest.json"
+fails "manifest.json' is not valid JSON" demo --quick --methods none --base "$out/bad-manifest" --output "$out/d"
 cp -r "$base" "$out/base-1024" && sed -i 's/"Context": 128,/"Context": 1024,/' "$out/base-1024/manifest.json"   # only the settings are read before the run
 bad "--eval-tokens must be at least 4353 for windows of 4 x L = 4096 tokens" demo --quick --base "$out/base-1024" --output "$out/d"
 echo "smoke-demo: passed in $(( $(date +%s) - start ))s (demo --quick ${demo_s}s)"
