@@ -33,6 +33,10 @@ rc=$?
 [ "$(wc -l < "$out/full/results.csv")" -eq 7 ] || { echo "smoke-demo: the full fine-tuning run's results.csv should hold 2 methods x 3 lengths" >&2; exit 1; }
 run eval --model "$out/full/runs/pi-full/model" --corpus samples/LongContext.Demo/data/kjv.txt --lengths 512 --eval-tokens 1024 \
   --passkey-trials 1 --output "$out/eval-full" >/dev/null || { echo "smoke-demo: eval of the saved pi-full model failed" >&2; exit 1; }
+# A second demo into the same folder replaces the first one's files: no runs/ of methods it did not run are left.
+run --quick --methods none,pi --output "$out/full" >/dev/null
+[ ! -e "$out/full/runs" ] && [ "$(wc -l < "$out/full/results.csv")" -eq 7 ] \
+  || { echo "smoke-demo: demo --methods none,pi into a previous demo's folder left its runs/ (or wrote no results)" >&2; exit 1; }
 
 base=samples/LongContext.Demo/data/base
 run extend --model "$base" --corpus samples/LongContext.Demo/data/kjv.txt --target-length 256 --method longlora \
@@ -43,6 +47,10 @@ run eval --model "$base" --adapter "$out/extend/adapter" --corpus samples/LongCo
 for f in evaluation.md perplexity.csv passkey.csv evaluation.png; do
   [ -s "$out/eval/$f" ] || { echo "smoke-demo: eval did not write $f" >&2; exit 1; }
 done
+# A second eval into the same folder replaces the first one's files: without a passkey test, no passkey.csv of the first is left.
+run eval --model "$base" --corpus samples/LongContext.Demo/data/kjv.txt --lengths 128 --eval-tokens 1024 --passkey-trials 0 --output "$out/eval" >/dev/null \
+  || { echo "smoke-demo: a second eval into the same folder failed" >&2; exit 1; }
+[ ! -e "$out/eval/passkey.csv" ] || { echo "smoke-demo: eval --passkey-trials 0 left the previous eval's passkey.csv beside its results" >&2; exit 1; }
 # The Llama 3.1 rope scaling travels in the adapter's config.json and is applied again by eval.
 run extend --model "$base" --corpus samples/LongContext.Demo/data/kjv.txt --target-length 256 --method llama3-lora \
   --steps 1 --batch 1 --grad-accum 1 --lr 1e-3 --no-gradient-checkpointing --output "$out/extend-llama3" || { echo "smoke-demo: extend --method llama3-lora failed" >&2; exit 1; }
@@ -59,6 +67,8 @@ run generate --model "$base" --adapter "$out/extend/adapter" --prompt "In the be
 for c in "" demo pretrain extend eval generate; do
   msg=$(run $c --help 2>&1) && grep -q "OPTIONS:" <<<"$msg" || { echo "smoke-demo: '$c --help' failed: $msg" >&2; exit 1; }
 done
+# The examples of --help can be pasted into a shell: a prompt of several words is quoted.
+run generate --help 2>&1 | grep -qF -- '--prompt "In the beginning"' || { echo "smoke-demo: generate --help's example should quote its prompt" >&2; exit 1; }
 run demo --steps 0 >/dev/null 2>&1; [ $? -eq 2 ] || { echo "smoke-demo: a bad value should exit with 2" >&2; exit 1; }
 run pretrain --rope-theta 0.5 >/dev/null 2>&1; [ $? -eq 2 ] || { echo "smoke-demo: pretrain --rope-theta 0.5 should exit with 2" >&2; exit 1; }
 run pretrain --heads 3 >/dev/null 2>&1; [ $? -eq 2 ] || { echo "smoke-demo: pretrain --heads 3 (not a divisor of 128) should exit with 2" >&2; exit 1; }
@@ -93,29 +103,56 @@ mkdir -p "$out/no-text" && : > "$out/empty.txt" && echo "short text" > "$out/sho
 bad "--target-length must be a multiple of 8 for --method longlora" extend --model "$base" --corpus $kjv --target-length 260
 bad "--target-length must be at least the model's context of 128 tokens" extend --model "$base" --corpus $kjv --target-length 64
 bad "--grad-accum must be at least 1; got 0" extend --model "$base" --corpus $kjv --target-length 256 --grad-accum 0
+bad "--seed must be left out with --method pi-full on this model: nothing is drawn" extend --model "$base" --corpus $kjv --target-length 256 --method pi-full --seed 3 \
+  --steps 1 --batch 1 --grad-accum 1 --output "$out/x"
 bad "--corpus must hold text; '$out/empty.txt' is empty" extend --model "$base" --corpus "$out/empty.txt" --target-length 256
 bad "the folder '$out/no-text' holds no .txt file" eval --model "$base" --corpus "$out/no-text"
+bad "--adapter must be a folder extend wrote; got the file '$out/empty.txt'." generate --model "$base" --adapter "$out/empty.txt" --prompt hi
+bad "--tokens must be a uint16 token file; got the folder '$out/no-text'." eval --model "$base" --tokens "$out/no-text"
 fails "--corpus gives 6 tokens, not one full row of --target-length 256" extend --model "$base" --corpus "$out/short.txt" --target-length 256 --output "$out/x"
+head -c 6000 $kjv > "$out/small.txt"   # 7 rows of 256 tokens
+fails "--corpus gives 7 rows of --target-length 256, fewer than --batch 8" extend --model "$base" --corpus "$out/small.txt" --target-length 256 --steps 1 --batch 8 --grad-accum 1 --output "$out/x"
 fails "--corpus gives 7 tokens; --lengths 128 needs at least 385" eval --model "$base" --corpus "$out/short.txt" --lengths 128 --eval-tokens 1024 --output "$out/x"
 bad "--lengths must be a comma-separated list of distinct integers of at least 16; got '128,128'" eval --model "$base" --corpus $kjv --lengths 128,128
+for l in 128,,256 ,128 128,; do   # an empty item is a typo, not a length to skip
+  bad "--lengths must be a comma-separated list of distinct integers of at least 16; got '$l'" eval --model "$base" --corpus $kjv --lengths $l \
+    --eval-tokens 1024 --passkey-trials 0 --output "$out/x"
+done
 bad "with --passkey-trials above 0 (the passkey prompt's fixed sentences take" eval --model "$base" --corpus $kjv --lengths 64 --eval-tokens 1024
 bad "--eval-tokens must be at least 4353 for --lengths 4096" eval --model "$base" --corpus $kjv --lengths 4096 --eval-tokens 1024
 bad "--prompt must be text to continue; got ''" generate --model "$base" --prompt ""
+bad "--seed must be left out with greedy decoding (--temperature 0, the default)" generate --model "$base" --prompt hi --seed 5 --max-new-tokens 1
 bad "--max-new-tokens must be at most 125 (the model's context of 128 tokens less the prompt's 3); got 100000" generate --model "$base" --prompt hi --max-new-tokens 100000
 bad "Unknown option 'seed'" eval --seed 3 --model "$base" --corpus $kjv
+# A value missing (the parser took its default command's name, '__default_command', as the value) or an empty number (read as "not given").
+bad "--prompt needs a value; got none" generate --model "$base" --max-new-tokens 1 --prompt
+bad "--steps needs a value, an integer (at most 2147483647); got none." demo --steps --quick
+bad "--steps must be an integer (at most 2147483647); got ''." demo --quick --methods none --output "$out/d" --steps ""
+# An option of one value given twice: the parser would keep the last silently (--corpus is a list and may repeat).
+bad "--lengths must be given once; got '128', '256'." eval --model "$base" --corpus $kjv --lengths 128 --lengths=256 --eval-tokens 1024 --passkey-trials 0 --output "$out/x"
 mkdir -p "$out/user" && echo keep > "$out/user/notes.txt"
 bad "--output must be a new or empty folder, or one this command wrote before (with train_log.csv); '$out/user' holds notes.txt" extend --model "$base" --corpus $kjv --target-length 256 --output "$out/user"
 [ -s "$out/user/notes.txt" ] || { echo "smoke-demo: extend --output removed a file it did not write" >&2; exit 1; }
 bad "--base must be a base made by pretrain (a folder with manifest.json), or a new or empty folder" demo --base "$out/no-tokenizer"
 bad "--output must be a new or empty folder, or one this command wrote before (with manifest.json)" pretrain --output "$out/no-tokenizer"
 bad "--output: '$out/empty.txt/sub' cannot be created: '$out/empty.txt' is a file" eval --model "$base" --corpus $kjv --output "$out/empty.txt/sub"
+bad "--output must be a new or empty folder, or one this command wrote before; got ''." demo --output ""
+bad "--base must be a base made by pretrain (a folder with manifest.json), or a new or empty folder to pretrain one into; got ''." demo --base ""
 head -c 8000 /dev/zero > "$out/zeros.bin"   # 4000 uint16 tokens; --eval-tokens 1024 leaves 3 windows of 128
 run eval --model "$base" --tokens "$out/zeros.bin" --lengths 128 --eval-tokens 1024 --passkey-trials 0 --output "$out/eval-tokens" >/dev/null \
   && grep -q '^longlora,128,3,' "$out/eval-tokens/perplexity.csv" || { echo "smoke-demo: eval --tokens should take at most --eval-tokens tokens" >&2; exit 1; }
 bad "--threads must be in [0, " generate --model "$base" --prompt hi --threads 100000
+# More memory than the machine has (a 1 TB MLP weight): libtorch's allocation failure is said without its native backtrace.
+fails "out of memory: " pretrain --intermediate 2000000000 --steps 1 --batch 1 --output "$out/p-oom"
 bad "--steps must be at most 167 with Batch 100000 at Context 128" pretrain --steps 100000 --batch 100000 --output "$out/p"
 bad "--steps must be at most 41943 with Batch 100 at 4 x L = 512 tokens" demo --steps 100000000 --batch 100 --output "$out/d"
+# A fine-tuning option that no method of --methods uses would be ignored silently.
+bad "--steps must be left out with --methods none,pi: no method there fine-tunes, so it would have no effect; got 5." demo --methods none,pi --steps 5 --quick --output "$out/d"
+bad "--lora-rank must be left out with --methods pi-full: no method there trains LoRA, so it would have no effect; got 4." demo --methods pi-full --lora-rank 4 --quick --steps 1 --output "$out/d"
 bad "--eval-tokens must be at most 159233 (the held-out text, Acts..Revelation); got 100000000" demo --eval-tokens 100000000 --output "$out/d"
+bad "--lora-rank must be at most 128, the narrowest layer the adapters wrap (hidden 128, MLP 384): a higher rank adds nothing; got 129." demo --lora-rank 129 --output "$out/d"
+cp -r "$base" "$out/bad-manifest" && echo '{' > "$out/bad-manifest/manifest.json"
+fails "manifest.json' is not valid JSON" demo --quick --methods none --base "$out/bad-manifest" --output "$out/d"
 cp -r "$base" "$out/base-1024" && sed -i 's/"Context": 128,/"Context": 1024,/' "$out/base-1024/manifest.json"   # only the settings are read before the run
 bad "--eval-tokens must be at least 4353 for windows of 4 x L = 4096 tokens" demo --quick --base "$out/base-1024" --output "$out/d"
 echo "smoke-demo: passed in $(( $(date +%s) - start ))s (demo --quick ${demo_s}s)"

@@ -28,6 +28,7 @@ public static class OutputFolders
     {
         ArgumentNullException.ThrowIfNull(ownEntries);
         expected ??= $"a new or empty folder, or one this command wrote before{(marker is null ? "" : $" (with {marker})")}";
+        if (string.IsNullOrWhiteSpace(path)) return $"{option} must be {expected}; got '{path}'.";
         if (File.Exists(path)) return $"{option} must be {expected}; '{path}' is a file.";
         string full = Path.GetFullPath(path);
         if (Directory.Exists(full))

@@ -25,7 +25,7 @@ app.Configure(config =>
         .WithExample("eval", "--model", "llama-2-7b-hf", "--adapter", "run/adapter", "--corpus", "pg19/test", "--lengths", "4096,8192,16384");
     config.AddCommand<GenerateCommand>("generate")
         .WithDescription("Generate text from a model folder (+ adapter) with the KV cache.")
-        .WithExample("generate", "--model", "llama-2-7b-hf", "--prompt", "In the beginning");
+        .WithExample("generate", "--model", "llama-2-7b-hf", "--prompt", "\"In the beginning\"");   // quoted: the help prints the words as typed
     config.SetExceptionHandler((exception, _) =>
     {
         switch (exception)
@@ -35,7 +35,7 @@ app.Configure(config =>
                 Console.Error.WriteLine("Run with --help for the options.");
                 return ExitCodes.BadArguments;
             case var e when ArgumentErrors.IsExpected(e):   // a file, the data, the machine: the message says what, no trace
-                AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+                AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(ArgumentErrors.Brief(e))}");
                 return ExitCodes.Error;
             default:
                 AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(exception.GetType().Name)}: {Markup.Escape(exception.Message)}");
@@ -44,4 +44,11 @@ app.Configure(config =>
         }
     });
 });
+// What the parser would misread silently: a value missing or empty, an option given twice (it keeps the last).
+if ((ArgumentErrors.MissingValue(args) ?? ArgumentErrors.Repeated(args)) is { } misread)
+{
+    AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(misread)}");
+    Console.Error.WriteLine("Run with --help for the options.");
+    return ExitCodes.BadArguments;
+}
 return app.Run(args);

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Reflection;
+using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using Spectre.Console.Cli;
 
@@ -33,12 +34,89 @@ public static partial class ArgumentErrors
     }
 
     /// <summary>
+    /// The error of an option that takes a value given without one (last on the line, or followed by another option:
+    /// the parser would take the name of its default command, "__default_command", as the value), or of a number option
+    /// given an empty value (the parser would read '' as "not given" for the options whose default depends on others);
+    /// null when there is none.
+    /// </summary>
+    /// <param name="args">The command line.</param>
+    public static string? MissingValue(IReadOnlyList<string> args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        for (int i = 0; i < args.Count; i++)
+        {
+            string a = args[i];
+            if (!a.StartsWith("--", StringComparison.Ordinal)) continue;
+            int eq = a.IndexOf('=', StringComparison.Ordinal);
+            string option = eq > 0 ? a[..eq] : a;
+            if (OptionType(option) is not { } type || type == typeof(bool)) continue;
+            bool number = type == typeof(int) || type == typeof(double);
+            if (eq < 0 && (i + 1 == args.Count || args[i + 1].StartsWith("--", StringComparison.Ordinal)))
+                return number ? $"{option} needs a value, {Expected(option)}; got none."
+                    : $"{option} needs a value; got none (a value that begins with -- is given as {option}=VALUE).";
+            string value = eq > 0 ? a[(eq + 1)..] : args[i + 1];
+            if (value.Length == 0 && number) return $"{option} must be {Expected(option)}; got ''.";
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// The error of an option that takes one value given more than once ("--steps 1 --steps 2": the parser keeps the
+    /// last and would drop the others silently), or null; options declared as lists (<c>--corpus</c>) may repeat.
+    /// </summary>
+    /// <param name="args">The command line.</param>
+    public static string? Repeated(IReadOnlyList<string> args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        var values = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        for (int i = 0; i < args.Count; i++)
+        {
+            string a = args[i];
+            if (!a.StartsWith("--", StringComparison.Ordinal)) continue;
+            int eq = a.IndexOf('=', StringComparison.Ordinal);
+            string option = eq > 0 ? a[..eq] : a;
+            if (OptionType(option) is not { } type || type == typeof(bool) || type.IsArray) continue;
+            string value = eq > 0 ? a[(eq + 1)..] : i + 1 < args.Count ? args[i + 1] : "";
+            if (!values.TryGetValue(option, out var list)) values[option] = list = [];
+            list.Add(value);
+        }
+        return values.FirstOrDefault(kv => kv.Value.Count > 1) is { Key: { } repeated, Value: var given }
+            ? $"{repeated} must be given once; got {string.Join(", ", given.Select(v => $"'{v}'"))}."
+            : null;
+    }
+
+    /// <summary>
     /// Whether an exception is an expected way for a run to fail (a file, the data, the machine: the message says what),
     /// printed without a stack trace; any other exception is a defect of the program and keeps its trace.
     /// </summary>
     /// <param name="exception">What the run threw.</param>
     public static bool IsExpected(Exception exception) =>
-        exception is IOException or InvalidDataException or NotSupportedException or UnauthorizedAccessException or OutOfMemoryException;
+        exception is IOException or InvalidDataException or NotSupportedException or UnauthorizedAccessException or OutOfMemoryException
+        || IsTorchAllocationFailure(exception);
+
+    /// <summary>
+    /// Whether libtorch's allocator refused memory (CPU "can't allocate memory", CUDA "out of memory"): the machine is too
+    /// small for the sizes asked for, not a defect. TorchSharp throws these as <see cref="ExternalException"/>.
+    /// </summary>
+    /// <param name="exception">What the run threw.</param>
+    public static bool IsTorchAllocationFailure(Exception exception) =>
+        exception is ExternalException e
+        && (e.Message.Contains("can't allocate memory", StringComparison.Ordinal) || e.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>
+    /// The message of an expected failure for the user: libtorch's native backtrace ("frame #0: ...", "Exception raised
+    /// from ...") cut off, and an allocation failure said as such.
+    /// </summary>
+    /// <param name="exception">An exception <see cref="IsExpected"/> accepts.</param>
+    public static string Brief(Exception exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        string message = string.Join("\n", exception.Message.Split('\n')
+            .TakeWhile(line => !line.StartsWith("frame #", StringComparison.Ordinal) && !line.StartsWith("Exception raised from", StringComparison.Ordinal))).Trim();
+        return IsTorchAllocationFailure(exception)
+            ? $"out of memory: {message} (smaller sizes, e.g. --batch or the lengths, need less)"
+            : message;
+    }
 
     private static string? OptionWithValue(string value, IReadOnlyList<string> args)
     {
@@ -53,14 +131,20 @@ public static partial class ArgumentErrors
         return null;
     }
 
-    private static string Expected(string option)
+    /// <summary>The type an option's settings property holds (nullable unwrapped), or null when no command declares the option.</summary>
+    private static Type? OptionType(string option)
     {
         string name = option.TrimStart('-');
         Type? type = typeof(ArgumentErrors).Assembly.GetTypes()
             .Where(t => typeof(CommandSettings).IsAssignableFrom(t))
             .SelectMany(t => t.GetProperties())
             .FirstOrDefault(p => p.GetCustomAttribute<CommandOptionAttribute>() is { } o && o.LongNames.Contains(name))?.PropertyType;
-        type = type is null ? null : Nullable.GetUnderlyingType(type) ?? type;
+        return type is null ? null : Nullable.GetUnderlyingType(type) ?? type;
+    }
+
+    private static string Expected(string option)
+    {
+        Type? type = OptionType(option);
         return type == typeof(int) ? "an integer (at most 2147483647)"
             : type == typeof(double) ? "a number (e.g. 0.5 or 1e-3)"
             : "a value of the option's type (see --help)";

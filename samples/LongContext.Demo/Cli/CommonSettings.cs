@@ -17,8 +17,9 @@ public class CommonSettings : CommandSettings
     public string Device { get; init; } = "cpu";
 
     /// <summary>
-    /// The description of <c>--seed</c>, declared by each command that draws anything (demo, pretrain, extend,
-    /// generate); eval takes none, so a seed given to it is refused as an unknown option rather than ignored.
+    /// The description of <c>--seed</c>, declared by each command that draws weights and data (demo, pretrain; extend
+    /// and generate declare their own: the seed of the LoRA initialization, of the sampling); eval takes none, so a
+    /// seed given to it is refused as an unknown option rather than ignored.
     /// </summary>
     protected const string SeedDescription = "Seed of initialization and data (default 1).";
 

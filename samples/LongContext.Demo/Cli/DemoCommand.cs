@@ -87,7 +87,7 @@ public sealed class DemoSettings : CommonSettings
 
     /// <summary>LoRA rank.</summary>
     [CommandOption("--lora-rank <N>")]
-    [Description("LoRA rank, alpha = 2 x rank (default 8).")]
+    [Description("LoRA rank, alpha = 2 x rank, at most the base's hidden and MLP sizes (default 8).")]
     public int? LoraRank { get; init; }
 
     /// <summary>Evaluation tokens.</summary>
@@ -126,14 +126,41 @@ public sealed class DemoSettings : CommonSettings
         if (!File.Exists(Path.Combine(BaseFolder, TinyBase.ManifestFile))
             && OutputFolders.Problem("--base", BaseFolder, [], expected: $"a base made by pretrain (a folder with {TinyBase.ManifestFile}), or a new or empty folder to pretrain one into") is { } baseFolder)
             return ValidationResult.Error(baseFolder);
-        if (OutputFolders.Problem("--output", Output, [ResultFiles.Csv, ResultFiles.Markdown, ResultFiles.Plot, ExtensionExperiment.RunsFolderName]) is { } output)
+        if (OutputFolders.Problem("--output", Output, OutputEntries) is { } output)
             return ValidationResult.Error(output);
         var experiment = Checked(() => Experiment().Validated(baseSettings!.Context), OptionNames);   // --methods too: Experiment parses it, ParseMethods checks it
         if (!experiment.Successful) return experiment;
+        if (Unused(Experiment().Methods) is { } unused) return ValidationResult.Error(unused);
+        if (LoraRank is int rank && Math.Min(baseSettings!.Hidden, baseSettings.Intermediate) is var width && rank > width)   // rank(B A) <= the layer's width
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                $"--lora-rank must be at most {width}, the narrowest layer the adapters wrap (hidden {baseSettings.Hidden}, MLP {baseSettings.Intermediate}): a higher rank adds nothing; got {rank}."));
         if (EvalTokens is int asked && DemoInputs.HeldOutTokens(DemoInputs.DataFolder) is var heldOut && asked > heldOut)
             return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
                 $"--eval-tokens must be at most {heldOut} (the held-out text, {KjvCorpus.FirstHeldOutBook}..Revelation); got {asked}."));
         return experiment;
+    }
+
+    /// <summary>What the demo writes in <see cref="Output"/>: the result files and the per-method runs.</summary>
+    public static IReadOnlyList<string> OutputEntries { get; } = [ResultFiles.Csv, ResultFiles.Markdown, ResultFiles.Plot, ExtensionExperiment.RunsFolderName];
+
+    /// <summary>
+    /// The error of a fine-tuning option given with methods none of which it affects (--steps with --methods none,pi;
+    /// --lora-rank with only methods that train every weight), or null: nothing given is ignored silently.
+    /// </summary>
+    /// <param name="methods">The methods that run.</param>
+    private string? Unused(IReadOnlyList<Method> methods)
+    {
+        string list = string.Join(",", methods.Select(Methods.Key));
+        bool trains = methods.Any(Methods.Trains), lora = methods.Any(Methods.HasAdapter);
+        foreach (var (option, value, used) in new (string, object?, bool)[]
+                 {
+                     ("--steps", Steps, trains), ("--batch", Batch, trains), ("--lr", LearningRate, trains),
+                     ("--passkey-fraction", PasskeyFraction, trains), ("--lora-rank", LoraRank, lora),
+                 })
+            if (value is not null && !used)
+                return string.Create(CultureInfo.InvariantCulture,
+                    $"{option} must be left out with --methods {list}: no method there {(trains ? "trains LoRA" : "fine-tunes")}, so it would have no effect; got {value}.");
+        return null;
     }
 
     /// <summary>The methods asked for, in table order (a method named twice runs once).</summary>
@@ -197,6 +224,7 @@ public sealed class DemoCommand : Command<DemoSettings>
         var pretrain = settings.Pretrain();
         string output = Path.GetFullPath(settings.Output);
         Directory.CreateDirectory(output);
+        OutputFolders.Clear(output, DemoSettings.OutputEntries);   // a previous demo's: no run of a method this one skips is left beside its results
         string baseFolder = settings.BaseFolder;
         AnsiConsole.MarkupLine($"[bold]Context extension[/] of a tiny Llama ({pretrain.Layers} layers, d {pretrain.Hidden}, {pretrain.Heads} heads, RoPE base {pretrain.RopeTheta}) pretrained at L = {pretrain.Context} on the KJV, to 4L = {experiment.Factor * pretrain.Context}.");
         AnsiConsole.MarkupLine(Markup.Escape($"{experiment.Steps} updates x {experiment.Batch} rows of {experiment.Factor * pretrain.Context} tokens per method ({experiment.PasskeyFraction:P0} passkey rows), lr {experiment.LearningRate}, LoRA r {experiment.LoraRank}; eval: {experiment.EvalTokens} held-out tokens (Acts..Revelation), LongLoRA windows every {experiment.EvalStep}, {experiment.PasskeyTrials} passkey trials per length."));

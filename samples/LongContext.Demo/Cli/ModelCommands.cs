@@ -88,7 +88,8 @@ public class AdapterSettings : ModelSettings
         var common = base.Validate();
         if (!common.Successful) return common;
         if (Adapter is null) return ValidationResult.Success();
-        if (!Directory.Exists(Adapter)) return ValidationResult.Error($"--adapter: folder '{Adapter}' does not exist.");
+        if (!Directory.Exists(Adapter))
+            return ValidationResult.Error(File.Exists(Adapter) ? $"--adapter must be a folder extend wrote; got the file '{Adapter}'." : $"--adapter: folder '{Adapter}' does not exist.");
         foreach (string file in new[] { "adapter_config.json", "adapter_model.safetensors", "config.json" })
             if (!File.Exists(Path.Combine(Adapter, file)))
                 return ValidationResult.Error($"--adapter must be a folder extend wrote (adapter_config.json, adapter_model.safetensors and the config.json of the rope it was trained with); '{Adapter}' holds no {file}.");
@@ -179,11 +180,13 @@ public static class CorpusInput
 /// <summary>Options of <c>extend</c>.</summary>
 public sealed class ExtendSettings : ModelSettings
 {
-    /// <summary>Seed of weights and data (every command that draws: not eval, whose passkey trials take LongLoRA's seeds 0..n-1).</summary>
+    /// <summary>
+    /// Seed of the LoRA initialization and of dropout (null: 1); the rows are served in corpus order, so a seed given
+    /// where nothing is drawn (every weight trained, no attention dropout) is refused rather than ignored.
+    /// </summary>
     [CommandOption("--seed <N>")]
-    [Description(SeedDescription)]
-    [DefaultValue(1)]
-    public int Seed { get; init; } = 1;
+    [Description("Seed of the LoRA initialization and of dropout (default 1); the corpus's rows are served in order.")]
+    public int? Seed { get; init; }
 
     /// <summary>Corpus.</summary>
     [CommandOption("--corpus <PATH>")]
@@ -241,7 +244,7 @@ public sealed class ExtendSettings : ModelSettings
     {
         var common = base.Validate();
         if (!common.Successful) return common;
-        if (SeedError(Seed) is { } seed) return seed;
+        if (Seed is int given && SeedError(given) is { } seed) return seed;
         if (CorpusInput.Problem(Corpus) is { } corpus) return ValidationResult.Error(corpus);
         if (OutputFolders.Problem("--output", Output, Runs.RunFolderEntries, marker: LongLoraTrainer.LogFile) is { } output) return ValidationResult.Error(output);
         if (TargetLength is not int target || target < 16)
@@ -254,10 +257,14 @@ public sealed class ExtendSettings : ModelSettings
             return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture, $"--batch x --grad-accum must be at most {int.MaxValue}; got {Batch} x {GradAccum}."));
         if (!double.IsFinite(LearningRate) || LearningRate <= 0)
             return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture, $"--lr must be a positive number; got {LearningRate}."));
-        long context = LongLora.ContextLength(LlamaConfig.Load(Model!));
+        var config = LlamaConfig.Load(Model!);
+        long context = LongLora.ContextLength(config);
         if (target < context)
             return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
                 $"--target-length must be at least the model's context of {context} tokens (extend lengthens it); got {target}."));
+        if (Seed is int unused && Methods.TrainsEveryWeight(Methods.Parse(Method)) && config.AttentionDropout == 0)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                $"--seed must be left out with --method {Method} on this model: nothing is drawn (no LoRA to initialize, attention_dropout 0), so it would have no effect; got {unused}."));
         if (Methods.UsesS2(Methods.Parse(Method)))
         {
             try
@@ -292,11 +299,14 @@ public sealed class ExtendCommand : Command<ExtendSettings>
         if (rows.Count == 0)
             throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
                 $"--corpus gives {corpusTokens:N0} tokens, not one full row of --target-length {target}; give a longer corpus or a shorter --target-length."));
+        if (rows.Count < settings.Batch)   // a micro-batch takes distinct rows
+            throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                $"--corpus gives {rows.Count} rows of --target-length {target}, fewer than --batch {settings.Batch} (a micro-batch's rows); give a longer corpus or a smaller --batch."));
         if (rows.Count < rowsNeeded)
             AnsiConsole.MarkupLine(Markup.Escape($"note: the corpus gives {rows.Count} rows of {target} tokens; {rowsNeeded} updates' worth are served by repeating them in order."));
         long[] ids = rows.SelectMany(r => r.InputIds.Select(i => (long)i)).ToArray();
         using var model = LlamaCheckpoint.Load(settings.Model!, settings.ScalarType, device);
-        torch.manual_seed(settings.Seed);
+        torch.manual_seed(settings.Seed ?? 1);
         Method method = Methods.Parse(settings.Method);
         var report = Methods.Prepare(model, method, target, gradientCheckpointing: !settings.NoGradientCheckpointing);
         string trained = report is null ? $"every weight trained: {model.parameters().Sum(p => p.numel()):N0} parameters" : report.Parameters.ToString();
@@ -359,7 +369,8 @@ public sealed class EvalSettings : AdapterSettings
         if (!common.Successful) return common;
         if ((Corpus.Length == 0) == (Tokens is null)) return ValidationResult.Error("give exactly one of --corpus <PATH> and --tokens <FILE>.");
         if (Corpus.Length > 0 && CorpusInput.Problem(Corpus) is { } corpus) return ValidationResult.Error(corpus);
-        if (Tokens is not null && !File.Exists(Tokens)) return ValidationResult.Error($"--tokens: '{Tokens}' does not exist.");
+        if (Tokens is not null && !File.Exists(Tokens))
+            return ValidationResult.Error(Directory.Exists(Tokens) ? $"--tokens must be a uint16 token file; got the folder '{Tokens}'." : $"--tokens: '{Tokens}' does not exist.");
         if (OutputFolders.Problem("--output", Output, OutputEntries) is { } output) return ValidationResult.Error(output);
         if (ParseLengths(Lengths) is not { Length: > 0 } lengths || lengths.Any(l => l < 16) || lengths.Distinct().Count() != lengths.Length)
             return ValidationResult.Error($"--lengths must be a comma-separated list of distinct integers of at least 16; got '{Lengths}'.");
@@ -399,11 +410,11 @@ public sealed class EvalSettings : AdapterSettings
         return ValidationResult.Success();
     }
 
-    /// <summary>Comma-separated non-negative integers, or null when one is not.</summary>
+    /// <summary>Comma-separated non-negative integers, or null when one is not (an empty item, as in "128,,256", included).</summary>
     private static int[]? ParseLengths(string list)
     {
         var lengths = new List<int>();
-        foreach (string item in list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        foreach (string item in list.Split(',', StringSplitOptions.TrimEntries))
         {
             if (!int.TryParse(item, NumberStyles.None, CultureInfo.InvariantCulture, out int length)) return null;
             lengths.Add(length);
@@ -444,6 +455,8 @@ public sealed class EvalCommand : Command<EvalSettings>
                 throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
                     $"{(settings.Tokens is null ? "--corpus" : "--tokens")} gives {tokens.Count:N0} tokens; --lengths {settings.Lengths} needs at least {EvalSettings.MinimumTokens(settings.LengthList)} (LongLoRA's windows: the longest length + {PerplexityWindows.LongLoraStep}, and the last window is dropped)."));
             using var model = settings.Load(device);
+            // A previous eval's files go first: a passkey.csv of an earlier run must not sit beside results without a passkey test.
+            OutputFolders.Clear(settings.Output, EvalSettings.OutputEntries);
             var report = Runs.Evaluate(model, "evaluate", tokens, tokenizer, settings.LengthList, settings.PasskeyTrials, outputFolder: settings.Output);
             AnsiConsole.WriteLine(report.ToMarkdown());
             AnsiConsole.MarkupLine(Markup.Escape($"Wrote {EvaluationReport.TableFile}, {EvaluationReport.PerplexityCsvFile}, {(settings.PasskeyTrials > 0 ? EvaluationReport.PasskeyCsvFile + ", " : "")}{EvaluationReport.PlotFile} to {Path.GetFullPath(settings.Output)}."));
@@ -455,11 +468,10 @@ public sealed class EvalCommand : Command<EvalSettings>
 /// <summary>Options of <c>generate</c>.</summary>
 public sealed class GenerateSettings : AdapterSettings
 {
-    /// <summary>Seed of weights and data (every command that draws: not eval, whose passkey trials take LongLoRA's seeds 0..n-1).</summary>
+    /// <summary>Seed of the sampling (null: 1); greedy decoding draws nothing, so a seed with it is refused rather than ignored.</summary>
     [CommandOption("--seed <N>")]
-    [Description(SeedDescription)]
-    [DefaultValue(1)]
-    public int Seed { get; init; } = 1;
+    [Description("Seed of the sampling, with --temperature above 0 (default 1).")]
+    public int? Seed { get; init; }
 
     /// <summary>Prompt.</summary>
     [CommandOption("--prompt <TEXT>")]
@@ -483,11 +495,14 @@ public sealed class GenerateSettings : AdapterSettings
     {
         var common = base.Validate();
         if (!common.Successful) return common;
-        if (SeedError(Seed) is { } seed) return seed;
+        if (Seed is int given && SeedError(given) is { } seed) return seed;
         if (Prompt is null) return ValidationResult.Error("--prompt <TEXT> is required.");
         if (string.IsNullOrWhiteSpace(Prompt)) return ValidationResult.Error($"--prompt must be text to continue; got '{Prompt}'.");
         if (MaxNewTokens < 1) return ValidationResult.Error($"--max-new-tokens must be at least 1; got {MaxNewTokens}.");
         if (Temperature < 0 || !double.IsFinite(Temperature)) return ValidationResult.Error($"--temperature must be 0 or positive; got {Temperature}.");
+        if (Seed is int unused && Temperature == 0)
+            return ValidationResult.Error(string.Create(CultureInfo.InvariantCulture,
+                $"--seed must be left out with greedy decoding (--temperature 0, the default), which draws nothing; give a --temperature above 0 to sample; got --seed {unused}."));
         // The prompt and the new tokens within the context the model (with the adapter's rope) was trained for.
         long context = LongLora.ContextLength(LlamaConfig.Load(Adapter ?? Model!));
         int promptTokens;
@@ -517,7 +532,7 @@ public sealed class GenerateCommand : Command<GenerateSettings>
             MaxNewTokens = settings.MaxNewTokens,
             Greedy = settings.Temperature == 0,
             Temperature = settings.Temperature == 0 ? 1.0 : settings.Temperature,
-            Seed = settings.Seed,
+            Seed = settings.Seed ?? 1,
             StopTokenIds = tokenizer.SpecialTokens.Eos is int eos ? [eos] : [],
         };
         int[] prompt = tokenizer.Encode(settings.Prompt!);

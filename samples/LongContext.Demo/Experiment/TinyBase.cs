@@ -83,12 +83,12 @@ public static class TinyBase
         string manifestPath = Path.Combine(folder, ManifestFile);
         if (!File.Exists(manifestPath))
             throw new FileNotFoundException($"'{folder}' holds no {ManifestFile}; make the base with the pretrain command.", manifestPath);
-        JsonObject manifest = JsonNode.Parse(File.ReadAllText(manifestPath))!.AsObject();
-        string expected = manifest["model_safetensors_sha256"]!.GetValue<string>();
+        JsonObject manifest = ReadManifest(manifestPath);
+        string expected = Text(manifest, "model_safetensors_sha256", manifestPath);
         string actual = Sha256(Path.Combine(folder, "model.safetensors"));
         if (actual != expected)
             throw new InvalidDataException($"'{folder}/model.safetensors' has SHA-256 {actual}; its manifest says {expected}. Re-make it with the pretrain command.");
-        string fingerprint = manifest["tokenizer_fingerprint"]!.GetValue<string>();
+        string fingerprint = Text(manifest, "tokenizer_fingerprint", manifestPath);
         if (fingerprint != tokenizerFingerprint)
             throw new InvalidDataException($"'{manifestPath}' was made with tokenizer {fingerprint}; the tokenizer in use is {tokenizerFingerprint}.");
         PretrainSettings saved = SettingsOf(manifest, manifestPath);
@@ -104,8 +104,30 @@ public static class TinyBase
     public static PretrainSettings? ReadSettings(string folder)
     {
         string manifestPath = Path.Combine(folder, ManifestFile);
-        return File.Exists(manifestPath) ? SettingsOf(JsonNode.Parse(File.ReadAllText(manifestPath))!.AsObject(), manifestPath) : null;
+        return File.Exists(manifestPath) ? SettingsOf(ReadManifest(manifestPath), manifestPath) : null;
     }
+
+    /// <summary>The manifest's JSON object.</summary>
+    /// <exception cref="InvalidDataException">The file is not a JSON object (a truncated or hand-edited manifest), naming it.</exception>
+    private static JsonObject ReadManifest(string manifestPath)
+    {
+        try
+        {
+            return JsonNode.Parse(File.ReadAllText(manifestPath)) as JsonObject
+                   ?? throw new InvalidDataException($"'{manifestPath}' must be a JSON object; re-make the base with the pretrain command.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"'{manifestPath}' is not valid JSON ({e.Message}); re-make the base with the pretrain command.", e);
+        }
+    }
+
+    /// <summary>A string field of the manifest.</summary>
+    /// <exception cref="InvalidDataException">The field is missing or not a string.</exception>
+    private static string Text(JsonObject manifest, string key, string manifestPath) =>
+        manifest[key] is JsonValue v && v.TryGetValue(out string? text)
+            ? text
+            : throw new InvalidDataException($"'{manifestPath}' must have a string '{key}'; re-make the base with the pretrain command.");
 
     private static PretrainSettings SettingsOf(JsonObject manifest, string manifestPath)
     {
@@ -118,6 +140,10 @@ public static class TinyBase
         {
             throw new InvalidDataException($"'{manifestPath}' settings: {e.Message}", e);
         }
+        catch (JsonException e)   // a setting of the wrong type
+        {
+            throw new InvalidDataException($"'{manifestPath}' settings: {e.Message}", e);
+        }
     }
 
     /// <summary>The measurements recorded in the manifest, or null.</summary>
@@ -125,7 +151,7 @@ public static class TinyBase
     public static JsonObject? Measured(string folder)
     {
         string path = Path.Combine(folder, ManifestFile);
-        return File.Exists(path) ? JsonNode.Parse(File.ReadAllText(path))?["measured"]?.AsObject() : null;
+        return File.Exists(path) ? ReadManifest(path)["measured"] as JsonObject : null;
     }
 
     /// <summary>Invariant-culture number for the manifest.</summary>

@@ -34,6 +34,14 @@ public abstract class CorpusSource
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     public static CorpusSource Jsonl(string path, string field = "text") => new JsonlSource(path, field);
 
+    /// <summary>UTF-8 that refuses bytes it cannot decode instead of replacing them with U+FFFD (a binary or Latin-1 file is not silently garbled).</summary>
+    private protected static readonly Encoding StrictUtf8 = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>The error of bytes of <paramref name="where"/> that are not UTF-8.</summary>
+    private protected static InvalidDataException NotUtf8(string where, DecoderFallbackException e) =>
+        new($"{where}: not UTF-8 text (bytes {string.Join(" ", (e.BytesUnknown ?? []).Select(b => b.ToString("X2", CultureInfo.InvariantCulture)))} " +
+            "cannot be decoded); convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8).", e);
+
     private protected static string FileIdentity(string file)
     {
         var info = new FileInfo(file);
@@ -67,7 +75,19 @@ internal sealed class TextFilesSource : CorpusSource
     public override IEnumerable<CorpusDocument> Documents()
     {
         foreach (string file in _files)
-            yield return new CorpusDocument(File.ReadAllText(file, Encoding.UTF8), file, new FileInfo(file).Length);
+            yield return new CorpusDocument(Read(file), file, new FileInfo(file).Length);
+    }
+
+    private static string Read(string file)
+    {
+        try
+        {
+            return File.ReadAllText(file, StrictUtf8);
+        }
+        catch (DecoderFallbackException e)
+        {
+            throw NotUtf8($"'{file}'", e);
+        }
     }
 }
 
@@ -91,9 +111,9 @@ internal sealed class JsonlSource : CorpusSource
 
     public override IEnumerable<CorpusDocument> Documents()
     {
-        using var reader = new StreamReader(_path, Encoding.UTF8);
+        using var reader = new StreamReader(_path, StrictUtf8);
         long lineNumber = 0;
-        while (reader.ReadLine() is { } line)
+        while (ReadLine(reader, lineNumber + 1) is { } line)
         {
             lineNumber++;
             long bytes = Encoding.UTF8.GetByteCount(line) + 1;
@@ -116,6 +136,18 @@ internal sealed class JsonlSource : CorpusSource
                 throw new InvalidDataException($"{origin}: not valid JSON: {e.Message}", e);
             }
             yield return new CorpusDocument(text, origin, bytes);
+        }
+    }
+
+    private string? ReadLine(StreamReader reader, long lineNumber)
+    {
+        try
+        {
+            return reader.ReadLine();
+        }
+        catch (DecoderFallbackException e)
+        {
+            throw NotUtf8($"{_path}:{lineNumber}", e);   // the decoder reads ahead: the bad bytes are on this line or a later one
         }
     }
 }

@@ -114,6 +114,23 @@ public sealed class CorpusFilesTests
     }
 
     [Fact]
+    public void NotUtf8_IsRefusedNamingTheFile_NotReplacedSilently()
+    {
+        using var temp = new TempFolder();
+        string txt = temp.File("latin1.txt"), jsonl = temp.File("c.jsonl");
+        File.WriteAllBytes(txt, [.. "caf"u8, 0xE9, .. " au lait"u8]);   // Latin-1 'é'
+        var e = Assert.Throws<InvalidDataException>(() => CorpusSource.TextFiles(txt).Documents().ToList());
+        Assert.Contains(txt, e.Message);
+        Assert.Contains("not UTF-8", e.Message);
+        Assert.Contains("E9", e.Message);
+        File.WriteAllBytes(jsonl, [.. "{\"text\": \"ok\"}\n{\"text\": \"caf"u8, 0xE9, .. "\"}\n"u8]);
+        Assert.Contains("not UTF-8", Assert.Throws<InvalidDataException>(() => CorpusSource.Jsonl(jsonl).Documents().ToList()).Message);
+        // valid UTF-8, with or without a byte order mark, reads as before
+        File.WriteAllBytes(txt, [0xEF, 0xBB, 0xBF, .. "café"u8]);
+        Assert.Equal("café", CorpusSource.TextFiles(txt).Documents().Single().Text);
+    }
+
+    [Fact]
     public void TextFiles_EmptyFolder_NamesFolderAndPattern()
     {
         using var temp = new TempFolder();
