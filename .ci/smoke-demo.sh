@@ -91,6 +91,10 @@ fails() {
     || { echo "smoke-demo: '$*' should exit with 1 saying '$want' without a stack trace; got $rc: $msg" >&2; exit 1; }
 }
 bad "--steps must be an integer (at most 2147483647); got '1.5'" demo --steps=1.5
+for m in pi,pi none,,pi pi,; do   # a method twice or an empty item: refused, not run once or skipped
+  bad "--methods must be a comma-separated list of one or more of none, pi," demo --methods "$m"
+  bad "each once; got '$m'" demo --methods "$m"
+done
 bad "--lr must be a number (e.g. 0.5 or 1e-3); got 'inf'" extend --lr inf
 bad "--device must be cpu on this machine: " eval --device cuda --model "$base" --corpus samples/LongContext.Demo/data/kjv.txt
 mkdir -p "$out/no-tokenizer" "$out/bad-config" && cp "$base/config.json" "$base/model.safetensors" "$out/no-tokenizer/" && cp "$base"/* "$out/bad-config/" && echo '{' > "$out/bad-config/config.json"

@@ -163,26 +163,26 @@ public sealed class DemoSettings : CommonSettings
         return null;
     }
 
-    /// <summary>The methods asked for, in table order (a method named twice runs once).</summary>
-    /// <param name="list">Comma-separated keys.</param>
+    /// <summary>The methods asked for, in table order.</summary>
+    /// <param name="list">Comma-separated keys, each named once.</param>
     /// <exception cref="SettingOutOfRangeException">
-    /// The list names no method or a key that is none (setting <see cref="ExperimentSettings.Methods"/>, so
-    /// <see cref="Validate"/> reports it as <c>--methods</c>).
+    /// The list names no method, a key that is none, a method twice or has an empty item (setting
+    /// <see cref="ExperimentSettings.Methods"/>, so <see cref="Validate"/> reports it as <c>--methods</c>).
     /// </exception>
     public static IReadOnlyList<Method> ParseMethods(string list)
     {
         ArgumentNullException.ThrowIfNull(list);
-        HashSet<Method> chosen;
+        var chosen = new List<Method>();
         try
         {
-            chosen = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Methods.Parse).ToHashSet();
+            chosen = list.Split(',', StringSplitOptions.TrimEntries).Select(Methods.Parse).ToList();
         }
         catch (ArgumentException)
         {
-            chosen = [];
+            chosen.Clear();
         }
-        if (chosen.Count == 0)
-            throw SettingChecks.Bad($"'{list}'", $"a comma-separated list of one or more of {string.Join(", ", Methods.All.Select(Methods.Key))}",
+        if (chosen.Count == 0 || chosen.Distinct().Count() != chosen.Count)
+            throw SettingChecks.Bad($"'{list}'", $"a comma-separated list of one or more of {string.Join(", ", Methods.All.Select(Methods.Key))}, each once",
                 nameof(ExperimentSettings.Methods));
         return Methods.All.Where(chosen.Contains).ToList();
     }

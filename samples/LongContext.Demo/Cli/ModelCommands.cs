@@ -79,7 +79,7 @@ public class AdapterSettings : ModelSettings
 
     /// <summary>NF4 base.</summary>
     [CommandOption("--quantize")]
-    [Description("Load the base in NF4 (needed for an adapter trained with --method longqlora).")]
+    [Description("Load the base in NF4, as --method longqlora trained over it. Without it a longqlora adapter runs over the full-precision base (valid, as in peft, but not the model that was trained; an adapter file does not record which base it was trained over).")]
     public bool Quantize { get; init; }
 
     /// <inheritdoc />
