@@ -190,6 +190,18 @@ public sealed class PasskeyTests
         Assert.All(results, r => Assert.All(r.Trials, t => Assert.InRange(t.PromptTokens, r.TargetLength - 3, r.TargetLength)));
     }
 
+    [Theory]
+    [InlineData(EvaluationModels.Vocab)]
+    [InlineData(-1)]
+    public void FullForwardGreedyDecoder_PromptIdOutsideTheVocabulary_NamesIndexAndValue(long id)
+    {
+        // A tokenizer larger than the model's vocabulary (not the model's) gave libtorch's "index out of range in self".
+        using var model = EvaluationModels.Random();
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new FullForwardGreedyDecoder(model).Generate([1, 2, id], 1));
+        Assert.Equal("prompt", e.ParamName);
+        Assert.Contains($"prompt token 2 is id {id}, outside the model's vocabulary [0, {EvaluationModels.Vocab})", e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void FullForwardGreedyDecoder_EqualsArgmaxOfThePlainForward()
     {
