@@ -99,7 +99,7 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
     /// <summary>Loads the tokenizer of a checkpoint folder.</summary>
     /// <param name="folder">The folder (with <c>tokenizer.json</c> or <c>tokenizer.model</c>, optionally <c>tokenizer_config.json</c>, <c>generation_config.json</c>, <c>config.json</c>).</param>
     /// <param name="options">Which file to read; default: <c>tokenizer.json</c> if present.</param>
-    /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
+    /// <exception cref="DirectoryNotFoundException">The folder does not exist, or the path is a file (e.g. the tokenizer file itself).</exception>
     /// <exception cref="FileNotFoundException">The folder has no tokenizer file (or not the one asked for).</exception>
     /// <exception cref="NotSupportedException">The tokenizer type is not supported (named in the message).</exception>
     /// <exception cref="InvalidDataException">A file is malformed or names a token the vocabulary lacks (file, field and value named).</exception>
@@ -108,6 +108,9 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
         ArgumentException.ThrowIfNullOrEmpty(folder);
         options ??= new TokenizerLoadOptions();
         string dir = Path.GetFullPath(folder);
+        if (File.Exists(dir))
+            throw new DirectoryNotFoundException(
+                $"Tokenizer folder '{dir}' is a file; pass the folder that holds it (with {TokenizerJsonName} or {SentencePieceModelName}), and choose the file with {nameof(TokenizerLoadOptions)}.{nameof(TokenizerLoadOptions.File)}.");
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"Tokenizer folder '{dir}' does not exist.");
         string json = Path.Combine(dir, TokenizerJsonName), spm = Path.Combine(dir, SentencePieceModelName);
         bool useJson = options.File switch

@@ -122,6 +122,15 @@ public sealed class TokenizerLoadingTests(TokenizerFixtures fixtures) : IClassFi
     }
 
     [Fact]
+    public void Load_TheTokenizerFileInsteadOfItsFolder_SaysItIsAFile()
+    {
+        // Before: "Tokenizer folder '.../tokenizer.model' does not exist", though it does.
+        string file = Path.Combine(SpmFolder(), "tokenizer.model");
+        var e = Assert.Throws<DirectoryNotFoundException>(() => HfTokenizer.Load(file));
+        Assert.Contains($"'{file}' is a file; pass the folder that holds it", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Load_FolderWithoutTokenizerFiles_NamesBothFiles()
     {
         using var temp = new TempFolder();
