@@ -202,6 +202,21 @@ public sealed class TokenizerLoadingTests(TokenizerFixtures fixtures) : IClassFi
     }
 
     [Fact]
+    public void Load_NegativeIdsInConfigJson_ReadAsNone_WithAWarning()
+    {
+        // Llama-1 conversions (transformers 4.28) write "pad_token_id": -1; transformers warns and loads. Before: an
+        // InvalidDataException, so such a folder did not load at all.
+        using var temp = new TempFolder().CopyFrom(SpmFolder());
+        File.WriteAllText(temp.File("config.json"), """{"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": -1}""");
+        File.WriteAllText(temp.File("generation_config.json"), """{"eos_token_id": [-1], "pad_token_id": -1}""");
+        using var t = HfTokenizer.Load(temp.Path);
+        Assert.Null(t.SpecialTokens.Pad);
+        Assert.Equal([2], t.SpecialTokens.StopIds);                    // generation_config's only id dropped: config.json's
+        Assert.Contains(t.Warnings, w => w.StartsWith("config.json: 'pad_token_id' is -1", StringComparison.Ordinal));
+        Assert.Contains(t.Warnings, w => w.StartsWith("generation_config.json: 'eos_token_id' is -1", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Load_CleanUpTokenizationSpacesAlone_IsNotAppliedToBpe_AndIsReportedAsAWarning()
     {
         // As transformers 5.7+: the flag alone is skipped for a BPE model (TokenizationSpacesTests covers the rest).
