@@ -22,7 +22,9 @@ public static class LlamaEvaluation
     /// <param name="decoder">Greedy decoder; null uses <see cref="FullForwardGreedyDecoder"/>.</param>
     /// <param name="outputFolder">When given, the report's files are written there (<see cref="EvaluationReport.Write"/>).</param>
     /// <param name="progress">Progress lines, or null.</param>
-    /// <exception cref="ArgumentException">A missing input, or a length the model's S2 evaluation attention cannot take.</exception>
+    /// <exception cref="ArgumentException">A missing input, a stream too short for a perplexity length, a passkey length
+    /// <see cref="PasskeyRetrieval.Prompt"/> refuses, or a length the model's S2 evaluation attention cannot take; all checked
+    /// before any work, except the S2 fit of a passkey prompt (checked as each prompt is built).</exception>
     public static EvaluationReport Run(LlamaForCausalLM model, EvaluationOptions options, TokenSequence? tokens = null,
         ITextTokenizer? tokenizer = null, IGreedyDecoder? decoder = null, string? outputFolder = null, IProgress<string>? progress = null)
     {
@@ -38,6 +40,7 @@ public static class LlamaEvaluation
                 foreach (int length in p.Lengths)
                     foreach (int windowLength in SlidingWindowPerplexity.Windows(protocol, tokens!.Count, length, p).Select(w => w.Length).Distinct())
                         CheckS2(windowLength, s2, "perplexity window");
+        if (options.Passkey is { } passkeyOptions) PasskeyRetrieval.CheckLengths(tokenizer!, passkeyOptions);   // before the perplexity run
 
         bool wasTraining = model.training;
         model.eval();

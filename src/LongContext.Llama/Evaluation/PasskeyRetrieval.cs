@@ -76,12 +76,14 @@ public static class PasskeyRetrieval
     /// <param name="checkPromptLength">Called with each prompt's token count before decoding (e.g. to reject lengths the model cannot take); may throw.</param>
     /// <param name="progress">Reports one line per trial, or null.</param>
     /// <returns>One result per length, in the options' order.</returns>
+    /// <exception cref="ArgumentException">A length <see cref="Prompt"/> refuses (checked for every length before any trial runs).</exception>
     public static IReadOnlyList<PasskeyResult> Run(IGreedyDecoder decoder, ITextTokenizer tokenizer, PasskeyOptions options,
         Action<int>? checkPromptLength = null, IProgress<string>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(decoder);
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(options);
+        CheckLengths(tokenizer, options);
         var results = new List<PasskeyResult>();
         foreach (int length in options.Lengths)
         {
@@ -101,6 +103,15 @@ public static class PasskeyRetrieval
             results.Add(new PasskeyResult(length, trials));
         }
         return results;
+    }
+
+    /// <summary>
+    /// Builds the first trial's prompt at every length, so a length <see cref="Prompt"/> refuses fails before any
+    /// model work (a later length's error would otherwise come after the earlier lengths, or a whole perplexity run).
+    /// </summary>
+    internal static void CheckLengths(ITextTokenizer tokenizer, PasskeyOptions options)
+    {
+        foreach (int length in options.Lengths) _ = Prompt(tokenizer, length, options.FirstSeed, options.LengthMode);
     }
 
     /// <summary>

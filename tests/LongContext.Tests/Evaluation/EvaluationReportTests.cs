@@ -47,6 +47,28 @@ public sealed class EvaluationReportTests : IDisposable
     }
 
     [Fact]
+    public void Run_APasskeyLengthThePromptRefuses_FailsBeforeThePerplexityRun()
+    {
+        // Before: the whole perplexity run came first, then the passkey length failed and no report was written.
+        using var model = EvaluationModels.Uniform();
+        using var tokens = TokenSequence.FromArray(EvaluationModels.RandomTokens(700, 7));
+        var options = new EvaluationOptions
+        {
+            Perplexity = new PerplexityOptions { Lengths = [64], Stride = 64 },
+            Passkey = new PasskeyOptions { Lengths = [100], Trials = 1 },                 // LongLoRA's ratio: 0 filler characters
+        };
+        var lines = new List<string>();
+        var e = Assert.Throws<ArgumentException>(() => LlamaEvaluation.Run(model, options, tokens, new CharTokenizer(), progress: new Lines(lines)));
+        Assert.Contains("target length 100", e.Message, StringComparison.Ordinal);
+        Assert.Empty(lines);
+    }
+
+    private sealed class Lines(List<string> lines) : IProgress<string>
+    {
+        public void Report(string value) => lines.Add(value);
+    }
+
+    [Fact]
     public void PasskeyCsv_HoldsEveryTrialWithTheAnswerAndWhatWasGenerated()
     {
         var report = new EvaluationReport([], [

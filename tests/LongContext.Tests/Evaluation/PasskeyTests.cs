@@ -190,6 +190,17 @@ public sealed class PasskeyTests
         Assert.All(results, r => Assert.All(r.Trials, t => Assert.InRange(t.PromptTokens, r.TargetLength - 3, r.TargetLength)));
     }
 
+    [Fact]
+    public void Run_ALengthThePromptRefuses_FailsBeforeAnyTrial()
+    {
+        // Before: the 4 trials at 300 ran, then length 100 failed and their results were lost.
+        var decoder = new ScriptedDecoder(right: true);
+        var options = new PasskeyOptions { Lengths = [300, 100], Trials = 4, LengthMode = PasskeyLengthMode.LongLoraCharacterRatio };
+        var e = Assert.Throws<ArgumentException>(() => PasskeyRetrieval.Run(decoder, new CharTokenizer(), options));
+        Assert.Contains("target length 100", e.Message, StringComparison.Ordinal);
+        Assert.Empty(decoder.Counts);
+    }
+
     [Theory]
     [InlineData(EvaluationModels.Vocab)]
     [InlineData(-1)]
