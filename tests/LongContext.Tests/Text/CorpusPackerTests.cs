@@ -135,6 +135,27 @@ public sealed class CorpusPackerTests
         CorpusPacker.CheckFits(4096, 4096);
     }
 
+    public static TheoryData<string, PackingMode?, int[][], string> BadDocuments() => new()
+    {
+        { "a -100 label in a document (Concatenate)", PackingMode.Concatenate, [[10], [20, -100]], "document 1 holds -100 at position 1" },
+        { "a negative id (TruncateOrPad)", PackingMode.TruncateOrPad, [[-5, 10]], "document 0 holds -5 at position 0" },
+        { "a null document", PackingMode.Concatenate, [[10], null!], "document 1 is null" },
+        { "a negative id in a stream chunk", null, [[10, 11], [12, -1]], "chunk 1 holds -1 at position 1" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadDocuments))]
+    public void Pack_NullDocumentOrNegativeId_NamesDocumentPositionAndValue(string name, PackingMode? mode, int[][] documents, string fragment)
+    {
+        // Before: a negative id went into the rows as it was (failing later in the embedding), a null one was a NullReferenceException.
+        IEnumerable<PackedRow> rows = mode is { } m
+            ? CorpusPacker.Pack(documents, Special, new PackingOptions { RowLength = 4, Mode = m })
+            : CorpusPacker.PackStream(documents, 4, 0);
+        var e = Assert.ThrowsAny<ArgumentException>(() => rows.ToList());
+        Assert.True(e.Message.Contains(fragment, StringComparison.Ordinal), $"{name}: {e.Message}");
+        Assert.Equal(mode is null ? "chunks" : "documents", e.ParamName);
+    }
+
     [Fact]
     public void Pack_WithoutEos_InConcatenateMode_SaysSo()
     {
