@@ -15,9 +15,12 @@ public static class PasskeyRetrieval
     /// <param name="seed">numpy seed.</param>
     /// <param name="mode">Length mode.</param>
     /// <exception cref="ArgumentException">The target is too short for the fixed sentences, or too long for the filler text.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="mode"/> is not a defined <see cref="PasskeyLengthMode"/>.</exception>
     public static PasskeyCase Prompt(ITextTokenizer tokenizer, int targetTokens, long seed, PasskeyLengthMode mode)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
+        if (!Enum.IsDefined(mode))
+            throw new ArgumentOutOfRangeException(nameof(mode), mode, $"{nameof(mode)} must be LongLoraCharacterRatio or TokenBudget; got {(int)mode}.");
         if (mode == PasskeyLengthMode.LongLoraCharacterRatio)
         {
             int chars = PasskeyPrompt.LongLoraGarbageCharacters(targetTokens);

@@ -146,6 +146,15 @@ public sealed class PasskeyTests
     }
 
     [Fact]
+    public void Prompt_UndefinedLengthMode_IsAnErrorNamingIt()
+    {
+        // Before: any value other than LongLoraCharacterRatio was taken as TokenBudget.
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => PasskeyRetrieval.Prompt(new CharTokenizer(), 1000, 0, (PasskeyLengthMode)7));
+        Assert.Equal("mode", e.ParamName);
+        Assert.Contains("got 7", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void LongLoraRatio_TargetTooShort_IsAnError()
     {
         var e = Assert.Throws<ArgumentException>(() => PasskeyRetrieval.Prompt(new WordTokenizer(), 100, 0, PasskeyLengthMode.LongLoraCharacterRatio));
