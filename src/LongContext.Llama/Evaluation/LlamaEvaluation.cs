@@ -42,7 +42,7 @@ public static class LlamaEvaluation
                 foreach (int length in p.Lengths)
                     foreach (int windowLength in SlidingWindowPerplexity.Windows(protocol, tokens!.Count, length, p).Select(w => w.Length).Distinct())
                         CheckS2(windowLength, s2, "perplexity window");
-        if (options.Passkey is { } passkeyOptions) PasskeyRetrieval.CheckLengths(tokenizer!, passkeyOptions);   // before the perplexity run
+        if (options.Passkey is { } passkeyOptions) PasskeyRetrieval.CheckOptions(tokenizer!, passkeyOptions);   // before the perplexity run
         if (outputFolder is not null)
         {
             ArgumentException.ThrowIfNullOrWhiteSpace(outputFolder);

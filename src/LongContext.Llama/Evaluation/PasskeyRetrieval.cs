@@ -79,14 +79,14 @@ public static class PasskeyRetrieval
     /// <param name="checkPromptLength">Called with each prompt's token count before decoding (e.g. to reject lengths the model cannot take); may throw.</param>
     /// <param name="progress">Reports one line per trial, or null.</param>
     /// <returns>One result per length, in the options' order.</returns>
-    /// <exception cref="ArgumentException">A length <see cref="Prompt"/> refuses (checked for every length before any trial runs).</exception>
+    /// <exception cref="ArgumentException">A length <see cref="Prompt"/> refuses, or trials whose last seed passes 2^32 - 1 (checked before any trial runs).</exception>
     public static IReadOnlyList<PasskeyResult> Run(IGreedyDecoder decoder, ITextTokenizer tokenizer, PasskeyOptions options,
         Action<int>? checkPromptLength = null, IProgress<string>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(decoder);
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(options);
-        CheckLengths(tokenizer, options);
+        CheckOptions(tokenizer, options);
         var results = new List<PasskeyResult>();
         foreach (int length in options.Lengths)
         {
@@ -109,11 +109,17 @@ public static class PasskeyRetrieval
     }
 
     /// <summary>
-    /// Builds the first trial's prompt at every length, so a length <see cref="Prompt"/> refuses fails before any
-    /// model work (a later length's error would otherwise come after the earlier lengths, or a whole perplexity run).
+    /// Checks that the last trial's seed is one numpy takes and builds the first trial's prompt at every length, so
+    /// options <see cref="Prompt"/> refuses fail before any model work (a later length's error would otherwise come
+    /// after the earlier lengths, or a whole perplexity run).
     /// </summary>
-    internal static void CheckLengths(ITextTokenizer tokenizer, PasskeyOptions options)
+    internal static void CheckOptions(ITextTokenizer tokenizer, PasskeyOptions options)
     {
+        long lastSeed = options.FirstSeed + options.Trials - 1;
+        if (lastSeed > uint.MaxValue)
+            throw new ArgumentException(
+                $"{nameof(PasskeyOptions.FirstSeed)} {options.FirstSeed} with {options.Trials} {nameof(PasskeyOptions.Trials)} makes the last seed {lastSeed}, " +
+                $"past numpy's 2^32 - 1; lower one of them.", nameof(options));
         foreach (int length in options.Lengths) _ = Prompt(tokenizer, length, options.FirstSeed, options.LengthMode);
     }
 

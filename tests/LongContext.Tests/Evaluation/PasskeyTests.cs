@@ -210,6 +210,17 @@ public sealed class PasskeyTests
         Assert.Empty(decoder.Counts);
     }
 
+    [Fact]
+    public void Run_TrialsWhoseLastSeedPassesNumpysRange_FailBeforeAnyTrial()
+    {
+        // Before: 100,001 trials ran, then seed 2^32 failed in PasskeyPrompt.Generate.
+        var decoder = new ScriptedDecoder(right: true);
+        var options = new PasskeyOptions { Lengths = [300], Trials = 100_002, FirstSeed = uint.MaxValue - 100_000L };
+        var e = Assert.Throws<ArgumentException>(() => PasskeyRetrieval.Run(decoder, new CharTokenizer(), options));
+        Assert.Contains("the last seed 4294967296", e.Message, StringComparison.Ordinal);
+        Assert.Empty(decoder.Counts);
+    }
+
     [Theory]
     [InlineData(EvaluationModels.Vocab)]
     [InlineData(-1)]
