@@ -116,6 +116,25 @@ public sealed class CorpusPackerTests
         Assert.Equal([1L, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0, 0], batch.AttentionMask.data<long>().ToArray());
     }
 
+    public static TheoryData<string, PackedRow[], int[]?, string, string> BadBatches() => new()
+    {
+        { "a token count above L", [new([1, 2, 3], 5)], null, "rows", "Row 0 has 5 tokens; expected a count in [0, 3]" },
+        { "a negative token count", [new([1, 2, 3], 3), new([1, 2, 3], -1)], null, "rows", "Row 1 has -1 tokens" },
+        { "a null row", [new([1, 2, 3], 3), null!], null, "rows", "Row 1 (or its ids) is null" },
+        { "row indices not one per row", [new([1, 2, 3], 3), new([1, 2, 3], 3)], [7], "rowIndices", "1 entries for 2 rows" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadBatches))]
+    public void Batch_BadRowsOrIndices_AreNamed(string name, PackedRow[] rows, int[]? indices, string parameter, string fragment)
+    {
+        // Before: a count outside [0, L] silently masked everything (or nothing), a null row was a NullReferenceException,
+        // and RowIndices could disagree with the rows.
+        var e = Assert.ThrowsAny<ArgumentException>(() => TrainingBatch.FromRows(rows, indices).Dispose());
+        Assert.Equal(parameter, e.ParamName);
+        Assert.True(e.Message.Contains(fragment, StringComparison.Ordinal), $"{name}: {e.Message}");
+    }
+
     [Fact]
     public void Options_RejectRowLengthBelowTwo_AndUndefinedMode()
     {
