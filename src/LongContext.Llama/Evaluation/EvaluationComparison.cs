@@ -20,11 +20,13 @@ public sealed class EvaluationComparison
     /// <summary>Compares reports.</summary>
     /// <param name="rows">Named reports, at least one, names distinct and non-empty.</param>
     /// <param name="protocol">The perplexity protocol shown.</param>
-    /// <exception cref="ArgumentException">No rows, an empty or repeated name.</exception>
+    /// <exception cref="ArgumentException">No rows, a null row or report, an empty or repeated name.</exception>
     public EvaluationComparison(IReadOnlyList<NamedReport> rows, PerplexityProtocol protocol = PerplexityProtocol.LongLora)
     {
         ArgumentNullException.ThrowIfNull(rows);
         if (rows.Count == 0) throw new ArgumentException("the comparison needs at least one report.", nameof(rows));
+        for (int i = 0; i < rows.Count; i++)
+            if (rows[i]?.Report is null) throw new ArgumentException($"row {i} (or its report) is null.", nameof(rows));
         if (rows.FirstOrDefault(r => string.IsNullOrWhiteSpace(r.Name)) is { } empty)
             throw new ArgumentException("every row needs a name; got an empty one.", nameof(rows));
         if (rows.GroupBy(r => r.Name).FirstOrDefault(g => g.Count() > 1) is { } repeated)
@@ -147,5 +149,6 @@ public sealed class EvaluationComparison
     // were cut off at the image's edge).
     private static void SideLegend(Plot plot) => plot.ShowLegend(Edge.Right);
 
-    private static string Quote(string s) => s.Contains(',') || s.Contains('"') ? $"\"{s.Replace("\"", "\"\"")}\"" : s;
+    // RFC 4180: a field holding a comma, a quote or a line break is quoted.
+    private static string Quote(string s) => s.AsSpan().IndexOfAny(",\"\r\n") >= 0 ? $"\"{s.Replace("\"", "\"\"")}\"" : s;
 }

@@ -112,7 +112,7 @@ public sealed record EvaluationReport(IReadOnlyList<PerplexityResult> Perplexity
     /// <returns>The paths written.</returns>
     public IReadOnlyList<string> Write(string folder)
     {
-        ArgumentNullException.ThrowIfNull(folder);
+        ArgumentException.ThrowIfNullOrWhiteSpace(folder);
         Directory.CreateDirectory(folder);
         var written = new List<string>();
         void Text(string name, string content)

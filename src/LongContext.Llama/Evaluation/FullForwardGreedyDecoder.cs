@@ -18,11 +18,18 @@ public sealed class FullForwardGreedyDecoder : IGreedyDecoder
     public FullForwardGreedyDecoder(LlamaForCausalLM model) => this.model = model ?? throw new ArgumentNullException(nameof(model));
 
     /// <inheritdoc />
+    /// <exception cref="ArgumentException">An empty prompt.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A prompt id outside the model's vocabulary (index and value named), or <paramref name="count"/> below 1.</exception>
     public long[] Generate(IReadOnlyList<long> prompt, int count)
     {
         ArgumentNullException.ThrowIfNull(prompt);
         if (prompt.Count == 0) throw new ArgumentException("the prompt must hold at least one token.", nameof(prompt));
         if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, $"{nameof(count)} must be at least 1; got {count}.");
+        int vocab = model.Config.VocabSize;
+        for (int i = 0; i < prompt.Count; i++)
+            if (prompt[i] < 0 || prompt[i] >= vocab)
+                throw new ArgumentOutOfRangeException(nameof(prompt), prompt[i],
+                    $"prompt token {i} is id {prompt[i]}, outside the model's vocabulary [0, {vocab}); is the tokenizer the model's?");
         using var noGrad = torch.no_grad();
         Device device = LlamaHead.Weight(model).device;
         var sequence = prompt.ToList();

@@ -20,9 +20,13 @@ public static class LlamaEvaluation
     /// <param name="tokens">The perplexity stream (e.g. LongLoRA's PG19 <c>test.bin</c>); required when perplexity runs.</param>
     /// <param name="tokenizer">The model's tokenizer (e.g. <see cref="HfTokenizer.Load"/> of its folder); required when the passkey test runs.</param>
     /// <param name="decoder">Greedy decoder; null uses <see cref="FullForwardGreedyDecoder"/>.</param>
-    /// <param name="outputFolder">When given, the report's files are written there (<see cref="EvaluationReport.Write"/>).</param>
+    /// <param name="outputFolder">When given, the report's files are written there (<see cref="EvaluationReport.Write"/>); the folder is
+    /// created before the evaluations run, so a path that cannot be one (empty, an existing file) fails first.</param>
     /// <param name="progress">Progress lines, or null.</param>
-    /// <exception cref="ArgumentException">A missing input, or a length the model's S2 evaluation attention cannot take.</exception>
+    /// <exception cref="ArgumentException">A missing input, a stream too short for a perplexity length, a passkey length
+    /// <see cref="PasskeyRetrieval.Prompt"/> refuses, or a length the model's S2 evaluation attention cannot take; all checked
+    /// before any work, except the S2 fit of a passkey prompt (checked as each prompt is built).</exception>
+    /// <exception cref="IOException"><paramref name="outputFolder"/> cannot be created (e.g. a file of that name exists); before any work.</exception>
     public static EvaluationReport Run(LlamaForCausalLM model, EvaluationOptions options, TokenSequence? tokens = null,
         ITextTokenizer? tokenizer = null, IGreedyDecoder? decoder = null, string? outputFolder = null, IProgress<string>? progress = null)
     {
@@ -38,6 +42,12 @@ public static class LlamaEvaluation
                 foreach (int length in p.Lengths)
                     foreach (int windowLength in SlidingWindowPerplexity.Windows(protocol, tokens!.Count, length, p).Select(w => w.Length).Distinct())
                         CheckS2(windowLength, s2, "perplexity window");
+        if (options.Passkey is { } passkeyOptions) PasskeyRetrieval.CheckOptions(tokenizer!, passkeyOptions);   // before the perplexity run
+        if (outputFolder is not null)
+        {
+            ArgumentException.ThrowIfNullOrWhiteSpace(outputFolder);
+            Directory.CreateDirectory(outputFolder);      // as Write will: a path that cannot be a folder fails now, not after the run
+        }
 
         bool wasTraining = model.training;
         model.eval();

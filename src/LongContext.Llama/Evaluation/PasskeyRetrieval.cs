@@ -15,9 +15,12 @@ public static class PasskeyRetrieval
     /// <param name="seed">numpy seed.</param>
     /// <param name="mode">Length mode.</param>
     /// <exception cref="ArgumentException">The target is too short for the fixed sentences, or too long for the filler text.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="mode"/> is not a defined <see cref="PasskeyLengthMode"/>.</exception>
     public static PasskeyCase Prompt(ITextTokenizer tokenizer, int targetTokens, long seed, PasskeyLengthMode mode)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
+        if (!Enum.IsDefined(mode))
+            throw new ArgumentOutOfRangeException(nameof(mode), mode, $"{nameof(mode)} must be LongLoraCharacterRatio or TokenBudget; got {(int)mode}.");
         if (mode == PasskeyLengthMode.LongLoraCharacterRatio)
         {
             int chars = PasskeyPrompt.LongLoraGarbageCharacters(targetTokens);
@@ -76,12 +79,14 @@ public static class PasskeyRetrieval
     /// <param name="checkPromptLength">Called with each prompt's token count before decoding (e.g. to reject lengths the model cannot take); may throw.</param>
     /// <param name="progress">Reports one line per trial, or null.</param>
     /// <returns>One result per length, in the options' order.</returns>
+    /// <exception cref="ArgumentException">A length <see cref="Prompt"/> refuses, or trials whose last seed passes 2^32 - 1 (checked before any trial runs).</exception>
     public static IReadOnlyList<PasskeyResult> Run(IGreedyDecoder decoder, ITextTokenizer tokenizer, PasskeyOptions options,
         Action<int>? checkPromptLength = null, IProgress<string>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(decoder);
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(options);
+        CheckOptions(tokenizer, options);
         var results = new List<PasskeyResult>();
         foreach (int length in options.Lengths)
         {
@@ -101,6 +106,21 @@ public static class PasskeyRetrieval
             results.Add(new PasskeyResult(length, trials));
         }
         return results;
+    }
+
+    /// <summary>
+    /// Checks that the last trial's seed is one numpy takes and builds the first trial's prompt at every length, so
+    /// options <see cref="Prompt"/> refuses fail before any model work (a later length's error would otherwise come
+    /// after the earlier lengths, or a whole perplexity run).
+    /// </summary>
+    internal static void CheckOptions(ITextTokenizer tokenizer, PasskeyOptions options)
+    {
+        long lastSeed = options.FirstSeed + options.Trials - 1;
+        if (lastSeed > uint.MaxValue)
+            throw new ArgumentException(
+                $"{nameof(PasskeyOptions.FirstSeed)} {options.FirstSeed} with {options.Trials} {nameof(PasskeyOptions.Trials)} makes the last seed {lastSeed}, " +
+                $"past numpy's 2^32 - 1; lower one of them.", nameof(options));
+        foreach (int length in options.Lengths) _ = Prompt(tokenizer, length, options.FirstSeed, options.LengthMode);
     }
 
     /// <summary>

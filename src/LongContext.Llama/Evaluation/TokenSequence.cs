@@ -72,8 +72,9 @@ public sealed class TokenSequence : IDisposable
     /// <exception cref="InvalidDataException">A token id is outside the vocabulary.</exception>
     public long[] Read(long start, int count, long vocabSize)
     {
-        if (start < 0 || count < 0 || start + count > Count)
-            throw new ArgumentOutOfRangeException(nameof(start), start, $"tokens [{start}, {start + count}) leave '{Source}' of {Count} tokens.");
+        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), count, $"{nameof(count)} must be non-negative; got {count}.");
+        if (start < 0 || start > Count - count)   // not start + count: it overflows for a start near long.MaxValue
+            throw new ArgumentOutOfRangeException(nameof(start), start, $"tokens [{start}, {start} + {count}) leave '{Source}' of {Count} tokens.");
         var result = new long[count];
         if (array is not null) Array.Copy(array, start, result, 0, count);
         else if (elementSize == 2)

@@ -151,14 +151,19 @@ public sealed class LlamaGenerator
                 throw new ArgumentException($"{string.Join(", ", ignored)} shape sampling, which greedy decoding does not do; set Greedy = false to sample.", nameof(options));
         }
         int longest = prompts.Max(p => p.Count);
+        long needed = (long)longest + options.MaxNewTokens;      // in long: MaxNewTokens may be near int.MaxValue
         if (Options.CacheCapacity is int capacity)
         {
             if (longest > capacity)
                 throw new ArgumentException($"a prompt of {longest} tokens is longer than the cache's capacity of {capacity} positions.", nameof(prompts));
-            if (longest + options.MaxNewTokens > capacity)
+            if (needed > capacity)
                 throw new ArgumentException(
-                    $"a prompt of {longest} tokens plus {options.MaxNewTokens} new tokens needs {longest + options.MaxNewTokens} positions; the cache holds {capacity}.", nameof(prompts));
+                    $"a prompt of {longest} tokens plus {options.MaxNewTokens} new tokens needs {needed} positions; the cache holds {capacity}.", nameof(prompts));
         }
+        else if (needed > int.MaxValue)
+            throw new ArgumentException(
+                $"a prompt of {longest} tokens plus {nameof(DecodingOptions.MaxNewTokens)} {options.MaxNewTokens} needs {needed} cache positions, " +
+                $"more than a KV cache holds ({int.MaxValue}); the cache is allocated for the prompt plus {nameof(DecodingOptions.MaxNewTokens)}, so lower it.", nameof(options));
         if (_model.training)
             throw new InvalidOperationException("generation runs in evaluation mode (full attention, no dropout); call model.eval() first.");
         var s2 = _model.Model.Layers.Select((l, i) => (l.SelfAttention.Core.EvaluationOptions.Mode, i)).FirstOrDefault(x => x.Mode == AttentionMode.ShiftedSparse);

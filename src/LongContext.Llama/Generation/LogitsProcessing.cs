@@ -14,14 +14,25 @@ public static class LogitsProcessing
     /// <paramref name="penalty"/> and a negative one multiplied by it.
     /// </summary>
     /// <param name="logits">(B, vocab).</param>
-    /// <param name="seen">Per row, the ids so far (duplicates allowed).</param>
-    /// <param name="penalty">Positive; 1 returns the logits unchanged (copied).</param>
+    /// <param name="seen">Per row, the ids so far (duplicates allowed), each in [0, vocab).</param>
+    /// <param name="penalty">Positive and finite; 1 returns the logits unchanged (copied).</param>
+    /// <exception cref="ArgumentOutOfRangeException">A penalty that is not positive and finite, or a seen id outside [0, vocab).</exception>
     public static Tensor RepetitionPenalty(Tensor logits, IReadOnlyList<IReadOnlyCollection<int>> seen, double penalty)
     {
         ArgumentNullException.ThrowIfNull(logits);
         ArgumentNullException.ThrowIfNull(seen);
+        if (!(penalty > 0 && double.IsFinite(penalty)))
+            throw new ArgumentOutOfRangeException(nameof(penalty), penalty, $"{nameof(penalty)} must be a positive finite number; got {penalty}.");
         if (seen.Count != logits.shape[0])
             throw new ArgumentException($"{nameof(seen)} has {seen.Count} rows; the logits have {logits.shape[0]}.", nameof(seen));
+        long vocab = logits.shape[^1];
+        for (int row = 0; row < seen.Count; row++)
+        {
+            ArgumentNullException.ThrowIfNull(seen[row], $"{nameof(seen)}[{row}]");
+            foreach (int id in seen[row])
+                if (id < 0 || id >= vocab)
+                    throw new ArgumentOutOfRangeException(nameof(seen), id, $"{nameof(seen)}[{row}] holds token id {id}, outside the vocabulary [0, {vocab}) of the logits.");
+        }
         var result = logits.clone();
         if (penalty == 1.0) return result;
         using var scope = NewDisposeScope();

@@ -20,10 +20,11 @@ public static class CorpusPacker
     public const int IgnoreIndex = -100;
 
     /// <summary>Packs documents into rows.</summary>
-    /// <param name="documents">Each document's ids, without special tokens, in order.</param>
+    /// <param name="documents">Each document's ids, without special tokens, in order; ids are non-negative.</param>
     /// <param name="specialTokens">BOS (if <see cref="PackingOptions.AddBos"/>), EOS (to join, in Concatenate mode), pad.</param>
     /// <param name="options">Row length and scheme.</param>
     /// <exception cref="InvalidOperationException">BOS or EOS is needed and the tokenizer has none.</exception>
+    /// <exception cref="ArgumentException">As the rows are enumerated: a null document, or a negative id (document, position and value named).</exception>
     public static IEnumerable<PackedRow> Pack(IEnumerable<int[]> documents, SpecialTokenIds specialTokens, PackingOptions options)
     {
         ArgumentNullException.ThrowIfNull(documents);
@@ -33,21 +34,37 @@ public static class CorpusPacker
             ? specialTokens.Bos ?? throw new InvalidOperationException($"{nameof(PackingOptions.AddBos)} is set but the tokenizer has no BOS token.")
             : null;
         int pad = options.PadId ?? specialTokens.Pad ?? specialTokens.Eos ?? 0;
-        if (options.Mode == PackingMode.TruncateOrPad) return TruncateOrPad(documents, bos, pad, options.RowLength);
+        if (options.Mode == PackingMode.TruncateOrPad) return TruncateOrPad(Checked(documents, "document", nameof(documents)), bos, pad, options.RowLength);
         int eos = specialTokens.Eos ?? throw new InvalidOperationException("Concatenate packing joins documents with EOS, and the tokenizer has no EOS token.");
-        return Concatenate(Segments(documents, bos, eos, options.DocumentsPerGroup), pad, options.RowLength);
+        return Concatenate(Segments(Checked(documents, "document", nameof(documents)), bos, eos, options.DocumentsPerGroup), pad, options.RowLength);
     }
 
     /// <summary>
     /// Packs one continuous token stream (a token file: its chunks are not documents) into rows of L: no BOS or EOS
     /// added, the tail padded.
     /// </summary>
+    /// <exception cref="ArgumentException">As the rows are enumerated: a null chunk, or a negative id (chunk, position and value named).</exception>
     public static IEnumerable<PackedRow> PackStream(IEnumerable<int[]> chunks, int rowLength, int padId)
     {
         ArgumentNullException.ThrowIfNull(chunks);
         ArgumentOutOfRangeException.ThrowIfLessThan(rowLength, 2);
         ArgumentOutOfRangeException.ThrowIfNegative(padId);
-        return Concatenate(chunks.Select(c => (c, false)), padId, rowLength);
+        return Concatenate(Checked(chunks, "chunk", nameof(chunks)).Select(c => (c, false)), padId, rowLength);
+    }
+
+    /// <summary>The arrays as they come, each checked: not null, every id non-negative (a -100 label is not an id).</summary>
+    private static IEnumerable<int[]> Checked(IEnumerable<int[]> arrays, string what, string parameter)
+    {
+        int index = 0;
+        foreach (int[] ids in arrays)
+        {
+            if (ids is null) throw new ArgumentException($"{what} {index} is null; expected an array of token ids.", parameter);
+            int at = Array.FindIndex(ids, id => id < 0);
+            if (at >= 0)
+                throw new ArgumentOutOfRangeException(parameter, ids[at], $"{what} {index} holds {ids[at]} at position {at}; token ids are non-negative.");
+            index++;
+            yield return ids;
+        }
     }
 
     /// <summary>The token stream of Concatenate mode; the flag marks the end of a group (pad the row there).</summary>

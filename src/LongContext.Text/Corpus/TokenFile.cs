@@ -34,6 +34,7 @@ public static class TokenFile
     /// <exception cref="InvalidDataException">Its length is not a multiple of the element size.</exception>
     public static long Count(string path, TokenFileFormat format)
     {
+        ArgumentException.ThrowIfNullOrEmpty(path);
         int size = ElementSize(format);
         var info = new FileInfo(path);
         if (!info.Exists) throw new FileNotFoundException($"Token file '{info.FullName}' does not exist.", info.FullName);

@@ -29,11 +29,22 @@ public sealed class TrainingBatch : IDisposable
     public IReadOnlyList<int> RowIndices { get; }
 
     /// <summary>Builds a batch from rows of equal length.</summary>
-    /// <exception cref="ArgumentException">No rows, or rows of different lengths.</exception>
+    /// <param name="rows">The rows: each non-null, with the same number of ids and a token count in [0, that number].</param>
+    /// <param name="rowIndices">Their indices in the rows file, one per row; null for 0, 1, ...</param>
+    /// <exception cref="ArgumentException">No rows, a null row, rows of different lengths, a token count outside [0, L], or
+    /// <paramref name="rowIndices"/> not one per row.</exception>
     public static TrainingBatch FromRows(IReadOnlyList<PackedRow> rows, int[]? rowIndices = null)
     {
         ArgumentNullException.ThrowIfNull(rows);
         if (rows.Count == 0) throw new ArgumentException("A batch needs at least one row.", nameof(rows));
+        if (rowIndices is not null && rowIndices.Length != rows.Count)
+            throw new ArgumentException($"{nameof(rowIndices)} has {rowIndices.Length} entries for {rows.Count} rows; expected one per row.", nameof(rowIndices));
+        for (int b = 0; b < rows.Count; b++)
+        {
+            if (rows[b] is not { InputIds: not null } r) throw new ArgumentException($"Row {b} (or its ids) is null.", nameof(rows));
+            if (r.Length < 0 || r.Length > r.InputIds.Length)
+                throw new ArgumentOutOfRangeException(nameof(rows), r.Length, $"Row {b} has {r.Length} tokens; expected a count in [0, {r.InputIds.Length}] (its ids).");
+        }
         int length = rows[0].InputIds.Length;
         var ids = new long[rows.Count * length];
         var labels = new long[ids.Length];

@@ -99,7 +99,7 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
     /// <summary>Loads the tokenizer of a checkpoint folder.</summary>
     /// <param name="folder">The folder (with <c>tokenizer.json</c> or <c>tokenizer.model</c>, optionally <c>tokenizer_config.json</c>, <c>generation_config.json</c>, <c>config.json</c>).</param>
     /// <param name="options">Which file to read; default: <c>tokenizer.json</c> if present.</param>
-    /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
+    /// <exception cref="DirectoryNotFoundException">The folder does not exist, or the path is a file (e.g. the tokenizer file itself).</exception>
     /// <exception cref="FileNotFoundException">The folder has no tokenizer file (or not the one asked for).</exception>
     /// <exception cref="NotSupportedException">The tokenizer type is not supported (named in the message).</exception>
     /// <exception cref="InvalidDataException">A file is malformed or names a token the vocabulary lacks (file, field and value named).</exception>
@@ -108,6 +108,9 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
         ArgumentException.ThrowIfNullOrEmpty(folder);
         options ??= new TokenizerLoadOptions();
         string dir = Path.GetFullPath(folder);
+        if (File.Exists(dir))
+            throw new DirectoryNotFoundException(
+                $"Tokenizer folder '{dir}' is a file; pass the folder that holds it (with {TokenizerJsonName} or {SentencePieceModelName}), and choose the file with {nameof(TokenizerLoadOptions)}.{nameof(TokenizerLoadOptions.File)}.");
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"Tokenizer folder '{dir}' does not exist.");
         string json = Path.Combine(dir, TokenizerJsonName), spm = Path.Combine(dir, SentencePieceModelName);
         bool useJson = options.File switch
@@ -219,16 +222,29 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
                 : throw new InvalidDataException($"{TokenizerConfigName}: '{field}' is '{token}', which is not in the vocabulary ({vocabSize} tokens).");
         }
         int? Checked(int? id, string file, string field)
-            => id is null || (id >= 0 && id < vocabSize)
-                ? id
-                : throw new InvalidDataException($"{file}: '{field}' is {id}, outside the vocabulary [0, {vocabSize}).");
+        {
+            if (id is null || (id >= 0 && id < vocabSize)) return id;
+            if (id < 0)
+            {
+                // Llama-1 conversions write "pad_token_id": -1; transformers warns about a negative id and goes on.
+                warnings.Add($"{file}: '{field}' is {id}, a negative id (an old placeholder for no such token); read as none, as transformers only warns about it.");
+                return null;
+            }
+            throw new InvalidDataException($"{file}: '{field}' is {id}, outside the vocabulary [0, {vocabSize}).");
+        }
+        List<int>? CheckedList(IReadOnlyList<int>? ids, string file, string field)   // null when absent or only negative ids
+        {
+            if (ids is null) return null;
+            var kept = ids.Select(i => Checked(i, file, field)).OfType<int>().ToList();
+            return kept.Count == 0 && ids.Count > 0 ? null : kept;
+        }
         int? FromSpm(int id) => id >= 0 && id < vocabSize ? id : (int?)null;
         static int? First(List<int>? list) => list is { Count: > 0 } ? list[0] : (int?)null;
 
         int? genBos = Checked(folder.Generation?.BosId, GenerationConfigName, "bos_token_id"), cfgBos = Checked(folder.Model?.BosId, ConfigName, "bos_token_id");
         int? genPad = Checked(folder.Generation?.PadId, GenerationConfigName, "pad_token_id"), cfgPad = Checked(folder.Model?.PadId, ConfigName, "pad_token_id");
-        var genEos = folder.Generation?.EosIds?.Select(i => Checked(i, GenerationConfigName, "eos_token_id")!.Value).ToList();
-        var cfgEos = folder.Model?.EosIds?.Select(i => Checked(i, ConfigName, "eos_token_id")!.Value).ToList();
+        var genEos = CheckedList(folder.Generation?.EosIds, GenerationConfigName, "eos_token_id");
+        var cfgEos = CheckedList(folder.Model?.EosIds, ConfigName, "eos_token_id");
 
         int? bos = Named(config.BosToken, "bos_token") ?? genBos ?? cfgBos ?? (spmIds is { } s1 ? FromSpm(s1.Bos) : null);
         int? eos = Named(config.EosToken, "eos_token") ?? First(genEos) ?? First(cfgEos) ?? (spmIds is { } s2 ? FromSpm(s2.Eos) : null);

@@ -34,7 +34,9 @@ public interface ITextTokenizer
     /// <param name="skipSpecialTokens">Drop special tokens (BOS, EOS, ...) instead of rendering them.</param>
     /// <param name="cleanUpTokenizationSpaces">
     /// Run <see cref="TokenizationSpaces.CleanUp"/> on the text (transformers' <c>decode(...,
-    /// clean_up_tokenization_spaces=...)</c>); null: <see cref="CleanUpTokenizationSpaces"/>.
+    /// clean_up_tokenization_spaces=...)</c>); null: <see cref="CleanUpTokenizationSpaces"/>. An explicit value is
+    /// applied as given, as transformers 4.x did; transformers 5.7 and later ignore an explicit true for a BPE
+    /// tokenizer (with a warning) unless <c>clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output</c> is set.
     /// </param>
     /// <exception cref="ArgumentOutOfRangeException">An id is outside [0, <see cref="VocabSize"/>).</exception>
     string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = false, bool? cleanUpTokenizationSpaces = null);

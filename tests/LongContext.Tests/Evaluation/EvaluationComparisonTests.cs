@@ -49,6 +49,18 @@ public sealed class EvaluationComparisonTests : IDisposable
     }
 
     [Fact]
+    public void Csv_QuotesANameWithALineBreak_AndANullRowIsAnError()
+    {
+        // Before: "two\nlines" was written bare, splitting the CSV row in two; a null row was a NullReferenceException.
+        var r = Report(1, 2, true);
+        string csv = new EvaluationComparison([new NamedReport("two\nlines", r)]).ToCsv();
+        Assert.Contains("\n\"two\nlines\",128,", csv, StringComparison.Ordinal);
+        var e = Assert.Throws<ArgumentException>(() => new EvaluationComparison([new NamedReport("a", r), null!]));
+        Assert.Contains("row 1", e.Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => new EvaluationComparison([new NamedReport("a", null!)]));
+    }
+
+    [Fact]
     public void RepeatedOrEmptyNames_AreAnError()
     {
         var r = Report(1, 2, true);

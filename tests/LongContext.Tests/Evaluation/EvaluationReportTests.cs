@@ -47,6 +47,57 @@ public sealed class EvaluationReportTests : IDisposable
     }
 
     [Fact]
+    public void Run_APasskeyLengthThePromptRefuses_FailsBeforeThePerplexityRun()
+    {
+        // Before: the whole perplexity run came first, then the passkey length failed and no report was written.
+        using var model = EvaluationModels.Uniform();
+        using var tokens = TokenSequence.FromArray(EvaluationModels.RandomTokens(700, 7));
+        var options = new EvaluationOptions
+        {
+            Perplexity = new PerplexityOptions { Lengths = [64], Stride = 64 },
+            Passkey = new PasskeyOptions { Lengths = [100], Trials = 1 },                 // LongLoRA's ratio: 0 filler characters
+        };
+        var lines = new List<string>();
+        var e = Assert.Throws<ArgumentException>(() => LlamaEvaluation.Run(model, options, tokens, new CharTokenizer(), progress: new Lines(lines)));
+        Assert.Contains("target length 100", e.Message, StringComparison.Ordinal);
+        Assert.Empty(lines);
+    }
+
+    [Theory]
+    [InlineData("file")]
+    [InlineData("")]
+    [InlineData("  ")]
+    public void Run_AnOutputFolderThatCannotBeOne_FailsBeforeTheEvaluations(string kind)
+    {
+        // Before: the evaluations ran to the end, then writing the report failed and the results were lost.
+        using var model = EvaluationModels.Uniform();
+        using var tokens = TokenSequence.FromArray(EvaluationModels.RandomTokens(700, 7));
+        Directory.CreateDirectory(folder);
+        string output = kind == "file" ? Path.Combine(folder, "taken") : kind;
+        if (kind == "file") File.WriteAllText(output, "a file, not a folder");
+        var options = new EvaluationOptions { Perplexity = new PerplexityOptions { Lengths = [64], Stride = 64 }, Passkey = null };
+        var lines = new List<string>();
+        var e = Assert.ThrowsAny<Exception>(() => LlamaEvaluation.Run(model, options, tokens, outputFolder: output, progress: new Lines(lines)));
+        Assert.True(e is IOException or ArgumentException, e.ToString());
+        if (kind == "file") Assert.Contains(output, e.Message, StringComparison.Ordinal);
+        else Assert.Equal("outputFolder", ((ArgumentException)e).ParamName);
+        Assert.Empty(lines);
+    }
+
+    [Fact]
+    public void Write_AWhitespaceFolder_IsRefused()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new EvaluationReport([], []).Write("   "));
+        Assert.Equal("folder", e.ParamName);
+        Assert.False(Directory.Exists("   "));
+    }
+
+    private sealed class Lines(List<string> lines) : IProgress<string>
+    {
+        public void Report(string value) => lines.Add(value);
+    }
+
+    [Fact]
     public void PasskeyCsv_HoldsEveryTrialWithTheAnswerAndWhatWasGenerated()
     {
         var report = new EvaluationReport([], [

@@ -146,6 +146,15 @@ public sealed class PasskeyTests
     }
 
     [Fact]
+    public void Prompt_UndefinedLengthMode_IsAnErrorNamingIt()
+    {
+        // Before: any value other than LongLoraCharacterRatio was taken as TokenBudget.
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => PasskeyRetrieval.Prompt(new CharTokenizer(), 1000, 0, (PasskeyLengthMode)7));
+        Assert.Equal("mode", e.ParamName);
+        Assert.Contains("got 7", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void LongLoraRatio_TargetTooShort_IsAnError()
     {
         var e = Assert.Throws<ArgumentException>(() => PasskeyRetrieval.Prompt(new WordTokenizer(), 100, 0, PasskeyLengthMode.LongLoraCharacterRatio));
@@ -188,6 +197,40 @@ public sealed class PasskeyTests
         Assert.Equal(keys, decoder.Counts);
         Assert.Equal([0L, 1, 2, 3], results[0].Trials.Select(t => t.Seed));
         Assert.All(results, r => Assert.All(r.Trials, t => Assert.InRange(t.PromptTokens, r.TargetLength - 3, r.TargetLength)));
+    }
+
+    [Fact]
+    public void Run_ALengthThePromptRefuses_FailsBeforeAnyTrial()
+    {
+        // Before: the 4 trials at 300 ran, then length 100 failed and their results were lost.
+        var decoder = new ScriptedDecoder(right: true);
+        var options = new PasskeyOptions { Lengths = [300, 100], Trials = 4, LengthMode = PasskeyLengthMode.LongLoraCharacterRatio };
+        var e = Assert.Throws<ArgumentException>(() => PasskeyRetrieval.Run(decoder, new CharTokenizer(), options));
+        Assert.Contains("target length 100", e.Message, StringComparison.Ordinal);
+        Assert.Empty(decoder.Counts);
+    }
+
+    [Fact]
+    public void Run_TrialsWhoseLastSeedPassesNumpysRange_FailBeforeAnyTrial()
+    {
+        // Before: 100,001 trials ran, then seed 2^32 failed in PasskeyPrompt.Generate.
+        var decoder = new ScriptedDecoder(right: true);
+        var options = new PasskeyOptions { Lengths = [300], Trials = 100_002, FirstSeed = uint.MaxValue - 100_000L };
+        var e = Assert.Throws<ArgumentException>(() => PasskeyRetrieval.Run(decoder, new CharTokenizer(), options));
+        Assert.Contains("the last seed 4294967296", e.Message, StringComparison.Ordinal);
+        Assert.Empty(decoder.Counts);
+    }
+
+    [Theory]
+    [InlineData(EvaluationModels.Vocab)]
+    [InlineData(-1)]
+    public void FullForwardGreedyDecoder_PromptIdOutsideTheVocabulary_NamesIndexAndValue(long id)
+    {
+        // A tokenizer larger than the model's vocabulary (not the model's) gave libtorch's "index out of range in self".
+        using var model = EvaluationModels.Random();
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new FullForwardGreedyDecoder(model).Generate([1, 2, id], 1));
+        Assert.Equal("prompt", e.ParamName);
+        Assert.Contains($"prompt token 2 is id {id}, outside the model's vocabulary [0, {EvaluationModels.Vocab})", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

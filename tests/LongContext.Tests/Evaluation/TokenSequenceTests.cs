@@ -60,6 +60,19 @@ public sealed class TokenSequenceTests : IDisposable
         Assert.Throws<ArgumentException>(() => TokenSequence.FromArray([]));
     }
 
+    [Theory]
+    [InlineData(long.MaxValue, 2, "start")]        // start + count overflowed past the bound check into Array.Copy's error
+    [InlineData(2, 2, "start")]
+    [InlineData(-1, 1, "start")]
+    [InlineData(0, -1, "count")]
+    public void Read_ARangeOutsideTheSequence_NamesTheParameter(long start, int count, string parameter)
+    {
+        using var tokens = TokenSequence.FromArray([1, 2, 3]);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => tokens.Read(start, count, 10));
+        Assert.Equal(parameter, e.ParamName);
+        Assert.Contains(parameter == "count" ? "non-negative" : "of 3 tokens", e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void MissingFile_IsNamed()
     {

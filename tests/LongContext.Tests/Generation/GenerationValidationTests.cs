@@ -37,6 +37,8 @@ public sealed class GenerationValidationTests
         { "a prompt id outside the vocabulary", [[3, 128]], new DecodingOptions(), null, "128" },
         { "a prompt longer than the cache", [new int[10]], new DecodingOptions(), new GeneratorOptions { CacheCapacity = 8 }, "10 tokens is longer than the cache's capacity of 8" },
         { "prompt and new tokens past the cache", [new int[6]], new DecodingOptions { MaxNewTokens = 4 }, new GeneratorOptions { CacheCapacity = 8 }, "needs 10 positions" },
+        { "MaxNewTokens int.MaxValue past a set cache (no overflow)", [new int[6]], new DecodingOptions { MaxNewTokens = int.MaxValue }, new GeneratorOptions { CacheCapacity = 8 }, "needs 2147483653 positions" },
+        { "MaxNewTokens int.MaxValue past any cache", [new int[2]], new DecodingOptions { MaxNewTokens = int.MaxValue }, null, "needs 2147483649 cache positions" },
         { "an unknown stop token", [[1]], new DecodingOptions { StopTokenIds = [500] }, null, "500" },
         { "stop strings without a tokenizer", [[1]], new DecodingOptions { StopStrings = ["\n"] }, null, "need a tokenizer" },
         { "temperature with greedy decoding", [[1]], new DecodingOptions { Temperature = 0.7 }, null, "Temperature 0.7" },

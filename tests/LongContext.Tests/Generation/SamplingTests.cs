@@ -52,6 +52,23 @@ public sealed class SamplingTests
         Close(penalized[0].data<double>().ToArray(), [1.0, -2.0, 0.5, -3.0], "penalty 2 on tokens 0 and 1");
     }
 
+    [Theory]
+    [InlineData(0.0, 1, "penalty", "0")]
+    [InlineData(-2.0, 1, "penalty", "-2")]
+    [InlineData(double.NaN, 1, "penalty", "NaN")]
+    [InlineData(double.PositiveInfinity, 1, "penalty", "must be a positive finite number")]
+    [InlineData(2.0, 4, "seen", "token id 4, outside the vocabulary [0, 4)")]
+    [InlineData(2.0, -1, "seen", "token id -1, outside the vocabulary [0, 4)")]
+    public void RepetitionPenalty_BadPenaltyOrSeenId_ThrowsNamingIt(double penalty, int seenId, string parameter, string fragment)
+    {
+        // Before the check: a penalty of 0 gave inf logits, a negative one flipped their sign, NaN spread; an id
+        // outside the vocabulary failed inside libtorch ("index out of range in self").
+        Tensor logits = tensor(new[] { 2.0, -1.0, 0.5, -3.0 }).unsqueeze(0);
+        var e = Assert.ThrowsAny<ArgumentException>(() => LogitsProcessing.RepetitionPenalty(logits, [new[] { 0, seenId }], penalty));
+        Assert.Equal(parameter, e.ParamName);
+        Assert.Contains(fragment, e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void TopK_KeepsTiesWithTheKthLogit()
     {

@@ -42,6 +42,15 @@ public sealed class CorpusFilesTests
     }
 
     [Fact]
+    public void TokenFile_NullOrEmptyPath_NamesPath()
+    {
+        // Before: FileInfo's own parameter, 'fileName', was named.
+        Assert.Equal("path", Assert.Throws<ArgumentNullException>(() => TokenFile.Count(null!, TokenFileFormat.UInt16)).ParamName);
+        Assert.Equal("path", Assert.Throws<ArgumentNullException>(() => TokenFile.Read(null!, TokenFileFormat.UInt16, 10)).ParamName);
+        Assert.Equal("path", Assert.Throws<ArgumentException>(() => TokenFile.ReadAll("", TokenFileFormat.UInt16, 10)).ParamName);
+    }
+
+    [Fact]
     public void TokenFile_LengthNotAMultipleOfTheElement_NamesFileAndLength()
     {
         using var temp = new TempFolder();

@@ -116,6 +116,25 @@ public sealed class CorpusPackerTests
         Assert.Equal([1L, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0, 0], batch.AttentionMask.data<long>().ToArray());
     }
 
+    public static TheoryData<string, PackedRow[], int[]?, string, string> BadBatches() => new()
+    {
+        { "a token count above L", [new([1, 2, 3], 5)], null, "rows", "Row 0 has 5 tokens; expected a count in [0, 3]" },
+        { "a negative token count", [new([1, 2, 3], 3), new([1, 2, 3], -1)], null, "rows", "Row 1 has -1 tokens" },
+        { "a null row", [new([1, 2, 3], 3), null!], null, "rows", "Row 1 (or its ids) is null" },
+        { "row indices not one per row", [new([1, 2, 3], 3), new([1, 2, 3], 3)], [7], "rowIndices", "1 entries for 2 rows" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadBatches))]
+    public void Batch_BadRowsOrIndices_AreNamed(string name, PackedRow[] rows, int[]? indices, string parameter, string fragment)
+    {
+        // Before: a count outside [0, L] silently masked everything (or nothing), a null row was a NullReferenceException,
+        // and RowIndices could disagree with the rows.
+        var e = Assert.ThrowsAny<ArgumentException>(() => TrainingBatch.FromRows(rows, indices).Dispose());
+        Assert.Equal(parameter, e.ParamName);
+        Assert.True(e.Message.Contains(fragment, StringComparison.Ordinal), $"{name}: {e.Message}");
+    }
+
     [Fact]
     public void Options_RejectRowLengthBelowTwo_AndUndefinedMode()
     {
@@ -133,6 +152,27 @@ public sealed class CorpusPackerTests
         Assert.Contains("4096", e.Message);
         Assert.Contains("max_position_embeddings", e.Message);
         CorpusPacker.CheckFits(4096, 4096);
+    }
+
+    public static TheoryData<string, PackingMode?, int[][], string> BadDocuments() => new()
+    {
+        { "a -100 label in a document (Concatenate)", PackingMode.Concatenate, [[10], [20, -100]], "document 1 holds -100 at position 1" },
+        { "a negative id (TruncateOrPad)", PackingMode.TruncateOrPad, [[-5, 10]], "document 0 holds -5 at position 0" },
+        { "a null document", PackingMode.Concatenate, [[10], null!], "document 1 is null" },
+        { "a negative id in a stream chunk", null, [[10, 11], [12, -1]], "chunk 1 holds -1 at position 1" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadDocuments))]
+    public void Pack_NullDocumentOrNegativeId_NamesDocumentPositionAndValue(string name, PackingMode? mode, int[][] documents, string fragment)
+    {
+        // Before: a negative id went into the rows as it was (failing later in the embedding), a null one was a NullReferenceException.
+        IEnumerable<PackedRow> rows = mode is { } m
+            ? CorpusPacker.Pack(documents, Special, new PackingOptions { RowLength = 4, Mode = m })
+            : CorpusPacker.PackStream(documents, 4, 0);
+        var e = Assert.ThrowsAny<ArgumentException>(() => rows.ToList());
+        Assert.True(e.Message.Contains(fragment, StringComparison.Ordinal), $"{name}: {e.Message}");
+        Assert.Equal(mode is null ? "chunks" : "documents", e.ParamName);
     }
 
     [Fact]

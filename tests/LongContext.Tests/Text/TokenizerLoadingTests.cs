@@ -122,6 +122,15 @@ public sealed class TokenizerLoadingTests(TokenizerFixtures fixtures) : IClassFi
     }
 
     [Fact]
+    public void Load_TheTokenizerFileInsteadOfItsFolder_SaysItIsAFile()
+    {
+        // Before: "Tokenizer folder '.../tokenizer.model' does not exist", though it does.
+        string file = Path.Combine(SpmFolder(), "tokenizer.model");
+        var e = Assert.Throws<DirectoryNotFoundException>(() => HfTokenizer.Load(file));
+        Assert.Contains($"'{file}' is a file; pass the folder that holds it", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Load_FolderWithoutTokenizerFiles_NamesBothFiles()
     {
         using var temp = new TempFolder();
@@ -190,6 +199,21 @@ public sealed class TokenizerLoadingTests(TokenizerFixtures fixtures) : IClassFi
         var e = Assert.Throws<InvalidDataException>(() => HfTokenizer.Load(temp.Path));
         Assert.Contains("generation_config.json", e.Message);
         Assert.Contains("99999999", e.Message);
+    }
+
+    [Fact]
+    public void Load_NegativeIdsInConfigJson_ReadAsNone_WithAWarning()
+    {
+        // Llama-1 conversions (transformers 4.28) write "pad_token_id": -1; transformers warns and loads. Before: an
+        // InvalidDataException, so such a folder did not load at all.
+        using var temp = new TempFolder().CopyFrom(SpmFolder());
+        File.WriteAllText(temp.File("config.json"), """{"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": -1}""");
+        File.WriteAllText(temp.File("generation_config.json"), """{"eos_token_id": [-1], "pad_token_id": -1}""");
+        using var t = HfTokenizer.Load(temp.Path);
+        Assert.Null(t.SpecialTokens.Pad);
+        Assert.Equal([2], t.SpecialTokens.StopIds);                    // generation_config's only id dropped: config.json's
+        Assert.Contains(t.Warnings, w => w.StartsWith("config.json: 'pad_token_id' is -1", StringComparison.Ordinal));
+        Assert.Contains(t.Warnings, w => w.StartsWith("generation_config.json: 'eos_token_id' is -1", StringComparison.Ordinal));
     }
 
     [Fact]
