@@ -24,6 +24,7 @@ public sealed record GeneratedToken(int Row, int Index, int TokenId, string Text
 
 /// <summary>What one prompt generated.</summary>
 /// <param name="TokenIds">The generated ids (a stop token included, the prompt excluded).</param>
-/// <param name="Text">Their text (cut before a stop string); empty without a tokenizer.</param>
+/// <param name="Text">Their text (cut before a stop string); empty without a tokenizer. Ids the tokenizer has no token
+/// for (a model vocabulary padded past the tokenizer's) add no text, as HF's decode skips them.</param>
 /// <param name="Finish">Why the row stopped.</param>
 public sealed record GenerationResult(IReadOnlyList<int> TokenIds, string Text, FinishReason Finish);

@@ -177,7 +177,7 @@ public sealed class LlamaGenerator
         Device device = _model.Model.EmbeddingWeight.device;
         ScalarType dtype = Options.CacheDtype ?? _model.Model.ComputeDtype;
         int capacity = Options.CacheCapacity ?? longest + options.MaxNewTokens;
-        var rows = prompts.Select(p => new RowState(p, options.StopStrings, tokenizer is null ? null : new IncrementalDecoder(tokenizer))).ToArray();
+        var rows = prompts.Select(p => new RowState(p, options.StopStrings, tokenizer is null ? null : new IncrementalDecoder(tokenizer), tokenizer?.VocabSize ?? 0)).ToArray();
         var generator = options.Greedy ? null : new Generator((ulong)(options.Seed ?? Random.Shared.Next()));
 
         using var cache = new KvCache(_model.Config, batch, capacity, dtype, device);
@@ -279,7 +279,9 @@ public sealed class LlamaGenerator
     }
 
     /// <summary>Per-row bookkeeping: ids seen (for the repetition penalty), text and stop strings, finish.</summary>
-    private sealed class RowState(IReadOnlyList<int> prompt, IReadOnlyList<string> stopStrings, IncrementalDecoder? text)
+    /// <remarks>Ids at or past the tokenizer's vocabulary (a model vocabulary padded past the tokenizer's, e.g. Qwen2's
+    /// 151,936 rows for 151,665 tokens) add no text, as HF's decode skips ids it has no token for.</remarks>
+    private sealed class RowState(IReadOnlyList<int> prompt, IReadOnlyList<string> stopStrings, IncrementalDecoder? text, int textVocab)
     {
         private readonly StopStringFilter _stops = new(stopStrings);
 
@@ -298,7 +300,7 @@ public sealed class LlamaGenerator
             }
             else if (text is not null)
             {
-                piece = _stops.Push(text.Append(id));
+                piece = _stops.Push(id < textVocab ? text.Append(id) : "");
                 if (_stops.Stopped) finish = FinishReason.StopString;
             }
             if (finish is null && last) finish = FinishReason.MaxNewTokens;

@@ -56,6 +56,32 @@ public sealed class StreamingTests
         Assert.Equal(FinishReason.MaxNewTokens, pieces[^1].Finish);
     }
 
+    /// <summary>
+    /// A model whose vocabulary is padded past its tokenizer's (Qwen2: 151,936 rows for 151,665 tokens) may generate an
+    /// id the tokenizer has no token for: it is kept in the ids and adds no text, as HF's decode skips ids without a
+    /// token. Reference: the tokenizer's whole decode of the chain without those ids (its ids checked against HF
+    /// tokenizers by the tokenizer fixtures). One padded id follows the first generated token, one sits inside the
+    /// byte-fallback pieces of a multi-byte character.
+    /// </summary>
+    [Fact]
+    public void IdsPastTheTokenizersVocabulary_AreKept_AndAddNoText()
+    {
+        using var tokenizer = Tokenizer();
+        int[] text = Chain(tokenizer);
+        int v = tokenizer.VocabSize;
+        int euro = Array.FindIndex(text, id => tokenizer.Decode([id]).Contains('\uFFFD'));
+        Assert.True(euro > 2, "the text should hold a byte-fallback character after its first tokens");
+        var chain = text.ToList();
+        chain.Insert(euro + 1, v + 5);   // between two bytes of one character
+        chain.Insert(2, v + 2);
+        using var model = GenerationModels.Scripted(v + 8, chain);
+        var pieces = new LlamaGenerator(model).Stream([chain[0]], new DecodingOptions { MaxNewTokens = chain.Count - 1 }, tokenizer).ToList();
+        Assert.Equal(chain.Skip(1), pieces.Select(p => p.TokenId));
+        Assert.Equal(tokenizer.Decode(text.Skip(1).ToArray()), string.Concat(pieces.Select(p => p.Text)));
+        Assert.Equal("", pieces.Single(p => p.TokenId == v + 2).Text);
+        Assert.Equal(FinishReason.MaxNewTokens, pieces[^1].Finish);
+    }
+
     public static TheoryData<string, string> StopStrings() => new()
     {
         { "a stop string inside one token's text", "then" },
