@@ -58,7 +58,7 @@ public static class LlamaEvaluation
                 ? SlidingWindowPerplexity.Evaluate(new LlamaScorer(model, options.ChunkSize), tokens!, po, progress)
                 : [];
             IReadOnlyList<PasskeyResult> passkey = options.Passkey is { } pk
-                ? PasskeyRetrieval.Run(decoder ?? new FullForwardGreedyDecoder(model), tokenizer!, pk,
+                ? PasskeyRetrieval.RunChecked(decoder ?? new FullForwardGreedyDecoder(model), tokenizer!, pk,
                     s2 is null ? null : n => CheckS2(n, s2, "passkey prompt"), progress)
                 : [];
             var report = new EvaluationReport(perplexity, passkey);

@@ -19,23 +19,9 @@ public static class PasskeyRetrieval
     public static PasskeyCase Prompt(ITextTokenizer tokenizer, int targetTokens, long seed, PasskeyLengthMode mode)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
-        if (!Enum.IsDefined(mode))
-            throw new ArgumentOutOfRangeException(nameof(mode), mode, $"{nameof(mode)} must be LongLoraCharacterRatio or TokenBudget; got {(int)mode}.");
+        CheckTarget(targetTokens, mode, TokenBudgetBounds(tokenizer, seed));
         if (mode == PasskeyLengthMode.LongLoraCharacterRatio)
-        {
-            int chars = PasskeyPrompt.LongLoraGarbageCharacters(targetTokens);
-            if (chars < 1)
-                throw new ArgumentException($"target length {targetTokens} gives {chars} filler characters under LongLoRA's ratio (3.75 per token in whole KiB); use at least 274 tokens.", nameof(targetTokens));
-            if (chars > PasskeyPrompt.MaxGarbageCharacters)
-                throw new ArgumentException($"target length {targetTokens} needs {chars} filler characters; the repeated filler has {PasskeyPrompt.MaxGarbageCharacters}.", nameof(targetTokens));
-            return PasskeyPrompt.Generate(chars, seed);
-        }
-        int shortest = ShortestTokenBudget(tokenizer, seed);
-        if (shortest > targetTokens)
-            throw new ArgumentException($"target length {targetTokens} is shorter than the prompt's fixed sentences with one filler character ({shortest} tokens).", nameof(targetTokens));
-        int longest = LongestTokenBudget(tokenizer, seed);
-        if (longest <= targetTokens)
-            throw new ArgumentException($"target length {targetTokens} exceeds the longest prompt the filler allows ({longest} tokens).", nameof(targetTokens));
+            return PasskeyPrompt.Generate(PasskeyPrompt.LongLoraGarbageCharacters(targetTokens), seed);
         int lo = 1, hi = PasskeyPrompt.MaxGarbageCharacters;            // invariant: Tokens(lo) <= target < Tokens(hi)
         while (hi - lo > 1)
         {
@@ -46,6 +32,34 @@ public static class PasskeyRetrieval
 
         int Tokens(int chars) => tokenizer.Encode(PasskeyPrompt.Generate(chars, seed).Prompt).Length;
     }
+
+    /// <summary>
+    /// The one check of a target length: what <see cref="Prompt"/> refuses, refused naming the target.
+    /// <paramref name="tokenBudget"/> (the accepted range [shortest, longest) of a trial's prompt) is only evaluated
+    /// under <see cref="PasskeyLengthMode.TokenBudget"/>: it costs an encoding of the whole filler.
+    /// </summary>
+    private static void CheckTarget(int targetTokens, PasskeyLengthMode mode, Lazy<(int Shortest, int Longest)> tokenBudget)
+    {
+        if (!Enum.IsDefined(mode))
+            throw new ArgumentOutOfRangeException(nameof(mode), mode, $"{nameof(mode)} must be LongLoraCharacterRatio or TokenBudget; got {(int)mode}.");
+        if (mode == PasskeyLengthMode.LongLoraCharacterRatio)
+        {
+            int chars = PasskeyPrompt.LongLoraGarbageCharacters(targetTokens);
+            if (chars < 1)
+                throw new ArgumentException($"target length {targetTokens} gives {chars} filler characters under LongLoRA's ratio (3.75 per token in whole KiB); use at least 274 tokens.", nameof(targetTokens));
+            if (chars > PasskeyPrompt.MaxGarbageCharacters)
+                throw new ArgumentException($"target length {targetTokens} needs {chars} filler characters; the repeated filler has {PasskeyPrompt.MaxGarbageCharacters}.", nameof(targetTokens));
+            return;
+        }
+        var (shortest, longest) = tokenBudget.Value;
+        if (shortest > targetTokens)
+            throw new ArgumentException($"target length {targetTokens} is shorter than the prompt's fixed sentences with one filler character ({shortest} tokens).", nameof(targetTokens));
+        if (longest <= targetTokens)
+            throw new ArgumentException($"target length {targetTokens} exceeds the longest prompt the filler allows ({longest} tokens).", nameof(targetTokens));
+    }
+
+    private static Lazy<(int Shortest, int Longest)> TokenBudgetBounds(ITextTokenizer tokenizer, long seed)
+        => new(() => (ShortestTokenBudget(tokenizer, seed), LongestTokenBudget(tokenizer, seed)));
 
     /// <summary>
     /// The shortest target length <see cref="Prompt"/> accepts under <see cref="PasskeyLengthMode.TokenBudget"/> for
@@ -87,6 +101,13 @@ public static class PasskeyRetrieval
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(options);
         CheckOptions(tokenizer, options);
+        return RunChecked(decoder, tokenizer, options, checkPromptLength, progress);
+    }
+
+    /// <summary><see cref="Run"/> after <see cref="CheckOptions"/> (which <see cref="LlamaEvaluation"/> calls before its perplexity run).</summary>
+    internal static IReadOnlyList<PasskeyResult> RunChecked(IGreedyDecoder decoder, ITextTokenizer tokenizer, PasskeyOptions options,
+        Action<int>? checkPromptLength, IProgress<string>? progress)
+    {
         var results = new List<PasskeyResult>();
         foreach (int length in options.Lengths)
         {
@@ -109,9 +130,9 @@ public static class PasskeyRetrieval
     }
 
     /// <summary>
-    /// Checks that the last trial's seed is one numpy takes and builds the first trial's prompt at every length, so
-    /// options <see cref="Prompt"/> refuses fail before any model work (a later length's error would otherwise come
-    /// after the earlier lengths, or a whole perplexity run).
+    /// Checks that the last trial's seed is one numpy takes and that <see cref="Prompt"/> takes every length (for the
+    /// first trial's seed, the token budget's bounds encoded once for all lengths), so options it refuses fail before
+    /// any model work (a later length's error would otherwise come after the earlier lengths, or a whole perplexity run).
     /// </summary>
     internal static void CheckOptions(ITextTokenizer tokenizer, PasskeyOptions options)
     {
@@ -120,7 +141,8 @@ public static class PasskeyRetrieval
             throw new ArgumentException(
                 $"{nameof(PasskeyOptions.FirstSeed)} {options.FirstSeed} with {options.Trials} {nameof(PasskeyOptions.Trials)} makes the last seed {lastSeed}, " +
                 $"past numpy's 2^32 - 1; lower one of them.", nameof(options));
-        foreach (int length in options.Lengths) _ = Prompt(tokenizer, length, options.FirstSeed, options.LengthMode);
+        var tokenBudget = TokenBudgetBounds(tokenizer, options.FirstSeed);
+        foreach (int length in options.Lengths) CheckTarget(length, options.LengthMode, tokenBudget);
     }
 
     /// <summary>
