@@ -43,18 +43,14 @@ public static partial class ArgumentErrors
     public static string? MissingValue(IReadOnlyList<string> args)
     {
         ArgumentNullException.ThrowIfNull(args);
-        for (int i = 0; i < args.Count; i++)
+        foreach (var (i, option, inline) in Options(args, "--"))
         {
-            string a = args[i];
-            if (!a.StartsWith("--", StringComparison.Ordinal)) continue;
-            int eq = a.IndexOf('=', StringComparison.Ordinal);
-            string option = eq > 0 ? a[..eq] : a;
             if (OptionType(option) is not { } type || type == typeof(bool)) continue;
             bool number = type == typeof(int) || type == typeof(double);
-            if (eq < 0 && (i + 1 == args.Count || args[i + 1].StartsWith("--", StringComparison.Ordinal)))
+            if (inline is null && (i + 1 == args.Count || args[i + 1].StartsWith("--", StringComparison.Ordinal)))
                 return number ? $"{option} needs a value, {Expected(option)}; got none."
                     : $"{option} needs a value; got none (a value that begins with -- is given as {option}=VALUE).";
-            string value = eq > 0 ? a[(eq + 1)..] : args[i + 1];
+            string value = inline ?? args[i + 1];
             if (value.Length == 0 && number) return $"{option} must be {Expected(option)}; got ''.";
         }
         return null;
@@ -69,14 +65,10 @@ public static partial class ArgumentErrors
     {
         ArgumentNullException.ThrowIfNull(args);
         var values = new Dictionary<string, List<string>>(StringComparer.Ordinal);
-        for (int i = 0; i < args.Count; i++)
+        foreach (var (i, option, inline) in Options(args, "--"))
         {
-            string a = args[i];
-            if (!a.StartsWith("--", StringComparison.Ordinal)) continue;
-            int eq = a.IndexOf('=', StringComparison.Ordinal);
-            string option = eq > 0 ? a[..eq] : a;
             if (OptionType(option) is not { } type || type == typeof(bool) || type.IsArray) continue;
-            string value = eq > 0 ? a[(eq + 1)..] : i + 1 < args.Count ? args[i + 1] : "";
+            string value = inline ?? (i + 1 < args.Count ? args[i + 1] : "");
             if (!values.TryGetValue(option, out var list)) values[option] = list = [];
             list.Add(value);
         }
@@ -120,15 +112,24 @@ public static partial class ArgumentErrors
 
     private static string? OptionWithValue(string value, IReadOnlyList<string> args)
     {
+        foreach (var (i, option, inline) in Options(args, "-"))
+            if (inline is not null ? inline == value : i + 1 < args.Count && args[i + 1] == value) return option;
+        return null;
+    }
+
+    /// <summary>
+    /// The options of a command line (arguments starting with <paramref name="prefix"/>): each with its position, its
+    /// name and its value when written as <c>--name=value</c> (null otherwise: the value, if any, is the next argument).
+    /// </summary>
+    private static IEnumerable<(int Index, string Option, string? Inline)> Options(IReadOnlyList<string> args, string prefix)
+    {
         for (int i = 0; i < args.Count; i++)
         {
             string a = args[i];
-            if (!a.StartsWith('-')) continue;
+            if (!a.StartsWith(prefix, StringComparison.Ordinal)) continue;
             int eq = a.IndexOf('=', StringComparison.Ordinal);
-            if (eq > 0 && a[(eq + 1)..] == value) return a[..eq];
-            if (eq < 0 && i + 1 < args.Count && args[i + 1] == value) return a;
+            yield return eq > 0 ? (i, a[..eq], a[(eq + 1)..]) : (i, a, null);
         }
-        return null;
     }
 
     /// <summary>The type an option's settings property holds (nullable unwrapped), or null when no command declares the option.</summary>

@@ -136,11 +136,7 @@ public static class TinyBase
             return (manifest["settings"]?.Deserialize<PretrainSettings>()
                 ?? throw new InvalidDataException($"'{manifestPath}' has no settings.")).Validated();
         }
-        catch (ArgumentOutOfRangeException e)
-        {
-            throw new InvalidDataException($"'{manifestPath}' settings: {e.Message}", e);
-        }
-        catch (JsonException e)   // a setting of the wrong type
+        catch (Exception e) when (e is ArgumentOutOfRangeException or JsonException)   // a setting out of range, or of the wrong type
         {
             throw new InvalidDataException($"'{manifestPath}' settings: {e.Message}", e);
         }
