@@ -532,7 +532,7 @@ public sealed class GenerateCommand : Command<GenerateSettings>
             MaxNewTokens = settings.MaxNewTokens,
             Greedy = settings.Temperature == 0,
             Temperature = settings.Temperature == 0 ? 1.0 : settings.Temperature,
-            Seed = settings.Seed ?? 1,
+            Seed = settings.Temperature == 0 ? null : settings.Seed ?? 1,   // greedy draws nothing (the library refuses a seed there)
             StopTokenIds = tokenizer.SpecialTokens.Eos is int eos ? [eos] : [],
         };
         int[] prompt = tokenizer.Encode(settings.Prompt!);

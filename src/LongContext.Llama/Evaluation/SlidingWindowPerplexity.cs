@@ -27,13 +27,15 @@ public static class SlidingWindowPerplexity
     /// <param name="options">Lengths, protocols, step, stride.</param>
     /// <param name="progress">Reports "protocol L: window i / n" lines, or null.</param>
     /// <returns>One result per (protocol, length), protocols outer.</returns>
-    /// <exception cref="ArgumentException">The stream is too short for a protocol at a length, or the stride exceeds a length.</exception>
+    /// <exception cref="ArgumentException">The stream is too short for a protocol at a length, the stride exceeds a length,
+    /// or a step or stride is set for a protocol the options do not run (<see cref="PerplexityOptions"/>); before any work.</exception>
     /// <exception cref="InvalidDataException">A token id is outside the scorer's vocabulary.</exception>
     public static IReadOnlyList<PerplexityResult> Evaluate(ICausalLmScorer scorer, TokenSequence tokens, PerplexityOptions options, IProgress<string>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(scorer);
         ArgumentNullException.ThrowIfNull(tokens);
         ArgumentNullException.ThrowIfNull(options);
+        options.CheckSettingsUsed(nameof(options));
         var plan = new List<(PerplexityProtocol Protocol, int Length, IReadOnlyList<PerplexityWindow> Windows)>();
         foreach (var protocol in options.Protocols)
             foreach (int length in options.Lengths)

@@ -35,10 +35,14 @@ public sealed class LongLoraTrainer
     /// <summary>Creates a trainer for a prepared model (trainable parameters set, on its device).</summary>
     /// <param name="model">The model.</param>
     /// <param name="options">Run settings.</param>
+    /// <exception cref="ArgumentException">A setting the others leave unused (see <see cref="LongLoraTrainerOptions.Evaluation"/>
+    /// and <see cref="LongLoraTrainerOptions.BaseModelNameOrPath"/>).</exception>
     public LongLoraTrainer(LlamaForCausalLM model, LongLoraTrainerOptions options)
     {
         this.model = model ?? throw new ArgumentNullException(nameof(model));
-        Options = options ?? throw new ArgumentNullException(nameof(options));
+        ArgumentNullException.ThrowIfNull(options);
+        options.CheckSettingsUsed(nameof(options));
+        Options = options;
     }
 
     /// <summary>The settings in force.</summary>
@@ -49,7 +53,8 @@ public sealed class LongLoraTrainer
     /// <param name="evaluationTokens">Held-out tokens for the periodic evaluation; required when <see cref="LongLoraTrainerOptions.EvaluateEvery"/> is set.</param>
     /// <param name="progress">Called after every update, or null.</param>
     /// <exception cref="ArgumentException">
-    /// Evaluation requested without tokens; a row length the model cannot take; on resume, a saved data cursor that
+    /// Evaluation requested without tokens, tokens given without <see cref="LongLoraTrainerOptions.EvaluateEvery"/>, a stream too
+    /// short for <see cref="LongLoraTrainerOptions.Evaluation"/>'s windows (all before any step); a row length the model cannot take; on resume, a saved data cursor that
     /// <paramref name="batches"/> rejects (the message names the state file, the cursor and the source's expected
     /// format; the source's exception is the inner one). Nothing is changed then: the model's parameters, the batches'
     /// position and the output folder are as they were.
@@ -59,6 +64,12 @@ public sealed class LongLoraTrainer
         ArgumentNullException.ThrowIfNull(batches);
         if (Options.EvaluateEvery is not null && evaluationTokens is null)
             throw new ArgumentException($"{nameof(LongLoraTrainerOptions.EvaluateEvery)} is set but no evaluation tokens were given.", nameof(evaluationTokens));
+        if (Options.EvaluateEvery is null && evaluationTokens is not null)
+            throw new ArgumentException(
+                $"evaluation tokens were given and {nameof(LongLoraTrainerOptions.EvaluateEvery)} is null, so nothing would read them; set {nameof(LongLoraTrainerOptions.EvaluateEvery)} or pass none.",
+                nameof(evaluationTokens));
+        if (Options.Evaluation is { } evaluation)      // the stream fits the windows: checked now, not after the first evaluation's steps
+            _ = SlidingWindowPerplexity.Windows(evaluation.Protocols[0], evaluationTokens!.Count, evaluation.Lengths[0], evaluation);
         string folder = Path.GetFullPath(Options.OutputFolder);
         Directory.CreateDirectory(folder);
         string logPath = Path.Combine(folder, LogFile), statePath = Path.Combine(folder, StateFile), adapterPath = Path.Combine(folder, AdapterFolderName);

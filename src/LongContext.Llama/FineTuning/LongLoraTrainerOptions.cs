@@ -45,7 +45,11 @@ public sealed record LongLoraTrainerOptions
         init => _evaluateEvery = value is null ? null : Positive(value.Value, nameof(EvaluateEvery));
     }
 
-    /// <summary>The periodic evaluation: strided perplexity at these settings. Default: the row length, stride = row length / 2, 8 windows.</summary>
+    /// <summary>
+    /// The periodic evaluation: perplexity at these settings, one protocol at one length (the log has one
+    /// evaluation loss per check). Null (default): strided at the row length, stride = row length / 2, 8 windows.
+    /// Setting it needs <see cref="EvaluateEvery"/>.
+    /// </summary>
     public PerplexityOptions? Evaluation { get; init; }
 
     /// <summary>Save the training state every this many updates (and after the last); null: only after the last.</summary>
@@ -71,11 +75,38 @@ public sealed record LongLoraTrainerOptions
         init => _outputFolder = !string.IsNullOrWhiteSpace(value) ? value : throw new ArgumentException($"{nameof(OutputFolder)} must name a folder.", nameof(OutputFolder));
     }
 
-    /// <summary>Written as the adapter's <c>base_model_name_or_path</c>.</summary>
+    /// <summary>Written as the adapter's <c>base_model_name_or_path</c>; needs <see cref="SaveAdapter"/>.</summary>
     public string? BaseModelNameOrPath { get; init; }
 
     /// <summary>The schedule in force: <see cref="Schedule"/> or LongLoRA's.</summary>
     public LearningRateSchedule EffectiveSchedule => Schedule ?? LearningRateSchedule.ConstantWithWarmup(Math.Min(20, TotalSteps), TotalSteps);
+
+    /// <summary>
+    /// Refuses settings that the others leave unused: <see cref="Evaluation"/> without <see cref="EvaluateEvery"/>,
+    /// or running more than one protocol or length (only one loss is logged), and <see cref="BaseModelNameOrPath"/>
+    /// without <see cref="SaveAdapter"/>, and <see cref="AdamW"/>'s decay rules without weight decay.
+    /// <see cref="LongLoraTrainer"/>'s constructor calls it.
+    /// </summary>
+    /// <param name="paramName">The parameter the options came in as, for the exception.</param>
+    internal void CheckSettingsUsed(string paramName)
+    {
+        _adamW.CheckSettingsUsed(paramName);
+        if (Evaluation is { } evaluation)
+        {
+            if (_evaluateEvery is null)
+                throw new ArgumentException(
+                    $"{nameof(Evaluation)} is set and {nameof(EvaluateEvery)} is null, so no periodic evaluation runs; set {nameof(EvaluateEvery)} or leave {nameof(Evaluation)} null.", paramName);
+            if (evaluation.Protocols.Count != 1 || evaluation.Lengths.Count != 1)
+                throw new ArgumentException(
+                    $"{nameof(Evaluation)} runs protocols [{string.Join(", ", evaluation.Protocols)}] at lengths [{string.Join(", ", evaluation.Lengths)}], " +
+                    "and the trainer logs one evaluation loss per check; give one protocol and one length.", paramName);
+            evaluation.CheckSettingsUsed(paramName);
+        }
+        if (BaseModelNameOrPath is not null && !SaveAdapter)
+            throw new ArgumentException(
+                $"{nameof(BaseModelNameOrPath)} '{BaseModelNameOrPath}' is written into the saved adapter, and {nameof(SaveAdapter)} is false (none is saved); " +
+                $"set {nameof(SaveAdapter)} or leave {nameof(BaseModelNameOrPath)} null.", paramName);
+    }
 
     private static int Positive(int value, string name)
         => value >= 1 ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be at least 1; got {value}.");

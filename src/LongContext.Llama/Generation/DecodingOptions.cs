@@ -3,7 +3,8 @@ namespace LongContext.Llama.Generation;
 /// <summary>
 /// How the next token is chosen and when generation stops (HF's <c>GenerationConfig</c> fields of the same names).
 /// Every property is checked in its <c>init</c> accessor; the generator also refuses sampling settings combined with
-/// <see cref="Greedy"/> (HF ignores them with a warning) and stop ids outside the vocabulary, naming the value.
+/// <see cref="Greedy"/> (temperature, top-k, top-p, seed; HF ignores the first three with a warning) and stop ids
+/// outside the vocabulary, naming the value.
 /// </summary>
 /// <remarks>
 /// Order of the logits processing, as HF applies it: repetition penalty, then (when sampling) temperature, top-k,
@@ -94,6 +95,6 @@ public sealed record DecodingOptions
         }
     }
 
-    /// <summary>Seed of the sampling generator: the same seed, prompt and model give the same tokens. Null draws one.</summary>
+    /// <summary>Seed of the sampling generator: the same seed, prompt and model give the same tokens. Null draws one. Sampling only.</summary>
     public int? Seed { get; init; }
 }

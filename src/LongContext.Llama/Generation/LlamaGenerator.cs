@@ -147,8 +147,9 @@ public sealed class LlamaGenerator
             if (options.Temperature != 1.0) ignored.Add($"{nameof(DecodingOptions.Temperature)} {options.Temperature}");
             if (options.TopK is int k) ignored.Add($"{nameof(DecodingOptions.TopK)} {k}");
             if (options.TopP != 1.0) ignored.Add($"{nameof(DecodingOptions.TopP)} {options.TopP}");
+            if (options.Seed is int seed) ignored.Add($"{nameof(DecodingOptions.Seed)} {seed}");
             if (ignored.Count > 0)
-                throw new ArgumentException($"{string.Join(", ", ignored)} shape sampling, which greedy decoding does not do; set Greedy = false to sample.", nameof(options));
+                throw new ArgumentException($"{string.Join(", ", ignored)} {(ignored.Count == 1 ? "is a sampling setting" : "are sampling settings")}, which greedy decoding does not use; set Greedy = false to sample.", nameof(options));
         }
         int longest = prompts.Max(p => p.Count);
         long needed = (long)longest + options.MaxNewTokens;      // in long: MaxNewTokens may be near int.MaxValue

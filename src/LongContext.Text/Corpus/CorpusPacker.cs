@@ -24,12 +24,14 @@ public static class CorpusPacker
     /// <param name="specialTokens">BOS (if <see cref="PackingOptions.AddBos"/>), EOS (to join, in Concatenate mode), pad.</param>
     /// <param name="options">Row length and scheme.</param>
     /// <exception cref="InvalidOperationException">BOS or EOS is needed and the tokenizer has none.</exception>
-    /// <exception cref="ArgumentException">As the rows are enumerated: a null document, or a negative id (document, position and value named).</exception>
+    /// <exception cref="ArgumentException">At once: <see cref="PackingOptions.DocumentsPerGroup"/> set away from its default in
+    /// TruncateOrPad mode. As the rows are enumerated: a null document, or a negative id (document, position and value named).</exception>
     public static IEnumerable<PackedRow> Pack(IEnumerable<int[]> documents, SpecialTokenIds specialTokens, PackingOptions options)
     {
         ArgumentNullException.ThrowIfNull(documents);
         ArgumentNullException.ThrowIfNull(specialTokens);
         ArgumentNullException.ThrowIfNull(options);
+        options.CheckSettingsUsed(nameof(options));
         int? bos = options.AddBos
             ? specialTokens.Bos ?? throw new InvalidOperationException($"{nameof(PackingOptions.AddBos)} is set but the tokenizer has no BOS token.")
             : null;

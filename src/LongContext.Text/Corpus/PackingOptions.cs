@@ -17,9 +17,12 @@ public enum PackingMode
 /// <summary>Options of <see cref="CorpusPacker"/>, validated as they are set.</summary>
 public sealed record PackingOptions
 {
+    /// <summary>Default <see cref="DocumentsPerGroup"/>: 1000, the batch size LongLoRA's <c>datasets.map(batched=True)</c> groups by.</summary>
+    public const int DefaultDocumentsPerGroup = 1000;
+
     private readonly int _rowLength = 8192;
     private readonly PackingMode _mode;
-    private readonly int? _documentsPerGroup = 1000;
+    private readonly int? _documentsPerGroup = DefaultDocumentsPerGroup;
     private readonly int? _padId;
 
     /// <summary>Tokens per row, L; at least 2. Default 8192 (LongLoRA's 7B fine-tuning length).</summary>
@@ -41,7 +44,8 @@ public sealed record PackingOptions
     /// <summary>
     /// <see cref="PackingMode.Concatenate"/>: documents joined per group, each group starting with BOS and its tail
     /// padded. Default 1000, the batch size of the <c>datasets.map(batched=True)</c> call LongLoRA tokenizes with;
-    /// null joins the whole corpus (one BOS, one padded tail). Positive.
+    /// null joins the whole corpus (one BOS, one padded tail). Positive. Read only in Concatenate mode: another value
+    /// (null included) with <see cref="PackingMode.TruncateOrPad"/> is refused by <see cref="CorpusPacker.Pack"/>.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">Zero or negative.</exception>
     public int? DocumentsPerGroup
@@ -62,5 +66,16 @@ public sealed record PackingOptions
     {
         get => _padId;
         init => _padId = value is null or >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(PadId), value, $"{nameof(PadId)} must be non-negative or null; got {value}.");
+    }
+
+    /// <summary>Refuses a <see cref="DocumentsPerGroup"/> other than the default in <see cref="PackingMode.TruncateOrPad"/>, which has no groups.</summary>
+    /// <param name="paramName">The parameter the options came in as, for the exception.</param>
+    internal void CheckSettingsUsed(string paramName)
+    {
+        if (_mode == PackingMode.TruncateOrPad && _documentsPerGroup != DefaultDocumentsPerGroup)
+            throw new ArgumentException(
+                $"{nameof(DocumentsPerGroup)} {(_documentsPerGroup is int n ? n.ToString(System.Globalization.CultureInfo.InvariantCulture) : "null (the whole corpus)")} groups documents in Concatenate mode, " +
+                $"and {nameof(Mode)} is {nameof(PackingMode.TruncateOrPad)} (one row per document); leave {nameof(DocumentsPerGroup)} at its default ({DefaultDocumentsPerGroup}) or choose Concatenate.",
+                paramName);
     }
 }

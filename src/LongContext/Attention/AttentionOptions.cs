@@ -23,6 +23,9 @@ public sealed record AttentionOptions
     /// <summary>
     /// S2 group size as a fraction of the sequence length, in (0, 1]; LongLoRA's default 1/4. The group size is
     /// G = floor(N * ratio) as in LongLoRA (<c>int(q_len * group_size_ratio)</c>); it must divide N and be even.
+    /// Read only in <see cref="AttentionMode.ShiftedSparse"/>; kept unread in Full mode (not refused, unlike other
+    /// options' unused settings) so that <c>s2 with { Mode = AttentionMode.Full }</c>, as <see cref="AttentionCore"/>
+    /// derives its evaluation options, keeps the training settings for the way back.
     /// </summary>
     public double GroupSizeRatio
     {
@@ -31,7 +34,10 @@ public sealed record AttentionOptions
             : throw new ArgumentOutOfRangeException(nameof(GroupSizeRatio), value, $"{nameof(GroupSizeRatio)} must be in (0, 1]; got {value}.");
     }
 
-    /// <summary>How the shifted heads treat the sequence ends; <see cref="S2WrapPolicy.NoWrap"/> (no future-token leak) by default.</summary>
+    /// <summary>
+    /// How the shifted heads treat the sequence ends; <see cref="S2WrapPolicy.NoWrap"/> (no future-token leak) by
+    /// default. Read only in <see cref="AttentionMode.ShiftedSparse"/> (see <see cref="GroupSizeRatio"/>).
+    /// </summary>
     public S2WrapPolicy WrapPolicy
     {
         get => _wrapPolicy;

@@ -29,13 +29,15 @@ public static class LoraInjector
     /// <see cref="EmbeddingBaseDescriptor"/> that states a padding index.
     /// </param>
     /// <returns>Which modules were wrapped and trained in full, and the parameter totals afterwards.</returns>
-    /// <exception cref="ArgumentException">No module matches the targets, or a <see cref="LoraOptions.ModulesToSave"/> name selects nothing.</exception>
+    /// <exception cref="ArgumentException">No module matches the targets, a <see cref="LoraOptions.ModulesToSave"/> name selects nothing,
+    /// or both <see cref="LoraOptions.TargetModules"/> and <see cref="LoraOptions.TargetRegex"/> are set.</exception>
     /// <exception cref="NotSupportedException">A matching module has no descriptor (neither linear-like nor an embedding).</exception>
     /// <exception cref="InvalidOperationException">The resolver described a different module than the one it was given.</exception>
     public static LoraInjectionReport Inject(nn.Module root, LoraOptions options, string adapterName = "default", LoraBaseResolver? resolve = null)
     {
         ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(options);
+        options.CheckSettingsUsed(nameof(options));
         var all = Candidates(root);
         var describers = new[] { root }.Concat(root.modules()).OfType<ILoraBaseDescriber>().Distinct().ToList();
         var targets = new List<(string Name, nn.Module Module, LoraBaseDescriptor? Descriptor)>();

@@ -68,7 +68,8 @@ public sealed record LoraOptions
 
     /// <summary>
     /// Module names to wrap: a name matches a module whose full name equals it or ends with <c>"." + name</c>
-    /// (peft's rule), or the single entry <see cref="AllLinear"/>. Ignored when <see cref="TargetRegex"/> is set.
+    /// (peft's rule), or the single entry <see cref="AllLinear"/>. Leave it null when <see cref="TargetRegex"/> is set
+    /// (peft's <c>target_modules</c> is one or the other; <see cref="LoraInjector.Inject"/> refuses both).
     /// Default null: the caller's default, <see cref="PeftDefaultTargetModules"/> (q_proj, v_proj, as peft) for
     /// <see cref="LoraInjector.Inject"/>, LongLoRA's q, k, v, o in the LongLoRA recipe; an explicit list, the same
     /// one included, is always used as given (see <see cref="ResolvedTargetModules"/>).
@@ -100,7 +101,7 @@ public sealed record LoraOptions
 
     /// <summary>
     /// When set, a module is wrapped if its full name matches this regex entirely (peft's string
-    /// <c>target_modules</c>); takes precedence over <see cref="TargetModules"/>.
+    /// <c>target_modules</c>). Setting it and <see cref="TargetModules"/> both is a conflict <see cref="LoraInjector.Inject"/> refuses.
     /// </summary>
     /// <exception cref="ArgumentException">The pattern is not a valid regex.</exception>
     public string? TargetRegex
@@ -136,4 +137,14 @@ public sealed record LoraOptions
 
     /// <summary>The factor s in <c>y = W x + s · B A x</c>: alpha/r, or alpha/sqrt(r) with rsLoRA.</summary>
     public double Scaling => UseRsLora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
+
+    /// <summary>Refuses <see cref="TargetModules"/> and <see cref="TargetRegex"/> both set (one of them would be ignored).</summary>
+    /// <param name="paramName">The parameter the options came in as, for the exception.</param>
+    internal void CheckSettingsUsed(string paramName)
+    {
+        if (_targetRegex is not null && _targetModules is not null)
+            throw new ArgumentException(
+                $"{nameof(TargetModules)} [{string.Join(", ", _targetModules)}] and {nameof(TargetRegex)} '{_targetRegex}' are both set, and a module is chosen by one rule " +
+                $"(peft's target_modules is a list or a regex); leave one of them null.", paramName);
+    }
 }

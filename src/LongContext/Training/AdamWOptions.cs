@@ -33,8 +33,21 @@ public sealed record AdamWOptions
             : throw new ArgumentOutOfRangeException(nameof(WeightDecay), value, $"{nameof(WeightDecay)} must be a non-negative finite number; got {value}.");
     }
 
-    /// <summary>Which parameters decay (<see cref="ParameterGroups"/>). Default: not biases, norms or embeddings.</summary>
+    /// <summary>
+    /// Which parameters decay (<see cref="ParameterGroups"/>). Default: not biases, norms or embeddings. Rules other than
+    /// the default with <see cref="WeightDecay"/> 0 are refused by <see cref="GroupedAdamW"/> (no parameter would decay).
+    /// </summary>
     public WeightDecayRules DecayRules { get => _decayRules; init => _decayRules = Guard.NotNull(value, nameof(DecayRules)); }
+
+    /// <summary>Refuses <see cref="DecayRules"/> other than the default when <see cref="WeightDecay"/> is 0, where they change nothing.</summary>
+    /// <param name="paramName">The parameter the options came in as, for the exception.</param>
+    internal void CheckSettingsUsed(string paramName)
+    {
+        if (_weightDecay == 0 && !_decayRules.IsDefault)
+            throw new ArgumentException(
+                $"{nameof(DecayRules)} ({_decayRules.Describe()}) choose which parameters decay, and {nameof(WeightDecay)} is 0 (none does); " +
+                $"set {nameof(WeightDecay)} or leave {nameof(DecayRules)} at its default.", paramName);
+    }
 
     private static double UnitInterval(double value, string name)
         => value >= 0 && value < 1 ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be in [0, 1); got {value}.");

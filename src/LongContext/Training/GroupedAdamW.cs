@@ -22,11 +22,13 @@ public sealed class GroupedAdamW : IDisposable
     /// <summary>Creates the optimizer over <paramref name="parameters"/>.</summary>
     /// <param name="parameters">Trainable parameters by name (e.g. <see cref="TrainableParameters.Select"/>); names unique.</param>
     /// <param name="options">Hyper-parameters and decay rules.</param>
-    /// <exception cref="ArgumentException">No parameters, a duplicate name, or a parameter that does not require gradients.</exception>
+    /// <exception cref="ArgumentException">No parameters, a duplicate name, a parameter that does not require gradients, or
+    /// <see cref="AdamWOptions.DecayRules"/> set with <see cref="AdamWOptions.WeightDecay"/> 0.</exception>
     public GroupedAdamW(IEnumerable<NamedParameter> parameters, AdamWOptions options)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(options);
+        options.CheckSettingsUsed(nameof(options));
         var list = parameters.ToList();
         if (list.Count == 0) throw new ArgumentException("no parameters to optimize; expected at least one trainable parameter.", nameof(parameters));
         foreach (NamedParameter p in list)

@@ -101,11 +101,12 @@ public sealed record LongLoraOptions
     /// <see cref="LoraOptions.ModulesToSave"/> = <see cref="TrainableExtras"/>.
     /// </summary>
     /// <exception cref="ArgumentException"><see cref="Lora"/>'s ModulesToSave is set and differs from
-    /// <see cref="TrainableExtras"/> (both named).</exception>
+    /// <see cref="TrainableExtras"/> (both named), or it sets both TargetModules and TargetRegex.</exception>
     public LoraOptions ResolveLora()
     {
         LoraOptions defaults = DefaultLora(Quantization is not null);
         LoraOptions lora = Lora ?? defaults;
+        lora.CheckSettingsUsed(nameof(Lora));
         if (lora.TargetModules is null && lora.TargetRegex is null) lora = lora with { TargetModules = defaults.TargetModules };
         if (lora.ModulesToSave.Count > 0 && !lora.ModulesToSave.SequenceEqual(TrainableExtras))
             throw new ArgumentException(

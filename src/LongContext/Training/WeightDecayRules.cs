@@ -34,4 +34,16 @@ public sealed record WeightDecayRules
             _noDecayNameContains = value.ToArray();
         }
     }
+
+    /// <summary>Whether every rule is at its default (only matrices decay, no further exemptions).</summary>
+    internal bool IsDefault => !DecayBiases && !DecayNorms && !DecayEmbeddings && _noDecayNameContains.Count == 0;
+
+    /// <summary>The rules set away from their defaults, e.g. <c>DecayNorms, NoDecayNameContains [lm_head]</c>.</summary>
+    internal string Describe() => string.Join(", ", new[]
+    {
+        DecayBiases ? nameof(DecayBiases) : null,
+        DecayNorms ? nameof(DecayNorms) : null,
+        DecayEmbeddings ? nameof(DecayEmbeddings) : null,
+        _noDecayNameContains.Count > 0 ? $"{nameof(NoDecayNameContains)} [{string.Join(", ", _noDecayNameContains)}]" : null,
+    }.OfType<string>());
 }

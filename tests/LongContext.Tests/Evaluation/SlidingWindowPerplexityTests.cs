@@ -23,7 +23,8 @@ public sealed class SlidingWindowPerplexityTests
     {
         using var model = EvaluationModels.Uniform();
         using var tokens = TokenSequence.FromArray(EvaluationModels.RandomTokens(900, 1));
-        var options = new PerplexityOptions { Lengths = [64, 128], Protocols = [protocol], Stride = 48 };
+        var options = new PerplexityOptions { Lengths = [64, 128], Protocols = [protocol] };
+        if (protocol == PerplexityProtocol.Strided) options = options with { Stride = 48 };
         var results = SlidingWindowPerplexity.Evaluate(new LlamaScorer(model, chunkSize: 50), tokens, options);
         Assert.Equal(2, results.Count);
         foreach (var r in results)
@@ -88,7 +89,8 @@ public sealed class SlidingWindowPerplexityTests
         using var model = EvaluationModels.Random();
         long[] ids = EvaluationModels.RandomTokens(700, 8);
         using var tokens = TokenSequence.FromArray(ids);
-        var options = new PerplexityOptions { Lengths = [length], Protocols = [protocol], Stride = protocol == PerplexityProtocol.Strided ? stride : length };
+        var options = new PerplexityOptions { Lengths = [length], Protocols = [protocol] };
+        if (protocol == PerplexityProtocol.Strided) options = options with { Stride = stride };
         var r = SlidingWindowPerplexity.Evaluate(new LlamaScorer(model, chunkSize: 37), tokens, options).Single();
 
         // (start, window length, first scored target position within the window), from the scripts.
@@ -144,6 +146,50 @@ public sealed class SlidingWindowPerplexityTests
             new PerplexityOptions { Lengths = [32], Protocols = [PerplexityProtocol.LongLora], MaxWindows = 2 }).Single();
         Assert.Equal(2, r.Windows);
         Assert.Equal(2 * 31, r.ScoredTokens);
+    }
+
+    /// <summary>A scorer that fails the test if it is asked for anything: the options must be refused before any work.</summary>
+    private sealed class NoWorkScorer : ICausalLmScorer
+    {
+        public long VocabSize => EvaluationModels.Vocab;
+        public (double NllSum, long Targets) Score(Tensor inputIds, Tensor labels) => throw new InvalidOperationException("scored a window");
+    }
+
+    public static TheoryData<string, PerplexityOptions, string> UnusedSpacings => new()
+    {
+        { "a step for the strided protocol only", new PerplexityOptions { Lengths = [64], Protocols = [PerplexityProtocol.Strided], Step = 128 }, "Step 128" },
+        { "a stride for the LongLoRA protocol only", new PerplexityOptions { Lengths = [64], Protocols = [PerplexityProtocol.LongLora], Stride = 32 }, "Stride 32" },
+    };
+
+    [Theory]
+    [MemberData(nameof(UnusedSpacings))]
+    public void ASpacingForAProtocolNotRun_IsRefusedBeforeAnyWindow(string name, PerplexityOptions options, string fragment)
+    {
+        using var tokens = TokenSequence.FromArray(EvaluationModels.RandomTokens(600, 9));
+        var e = Assert.Throws<ArgumentException>(() => SlidingWindowPerplexity.Evaluate(new NoWorkScorer(), tokens, options));
+        Assert.Equal("options", e.ParamName);
+        Assert.True(e.Message.Contains(fragment, StringComparison.Ordinal) && e.Message.Contains("does not run it", StringComparison.Ordinal), $"{name}: {e.Message}");
+    }
+
+    [Fact]
+    public void BothSpacingsWithBothProtocols_AndADefaultSpacingSetExplicitly_AreAccepted()
+    {
+        using var model = EvaluationModels.Uniform();
+        using var tokens = TokenSequence.FromArray(EvaluationModels.RandomTokens(600, 9));
+        var both = new PerplexityOptions { Lengths = [64], Step = 128, Stride = 32, MaxWindows = 1 };
+        Assert.Equal(2, SlidingWindowPerplexity.Evaluate(new LlamaScorer(model), tokens, both).Count);
+        var explicitDefault = new PerplexityOptions { Lengths = [256], Protocols = [PerplexityProtocol.Strided], Step = PerplexityWindows.LongLoraStep, MaxWindows = 1 };
+        Assert.Single(SlidingWindowPerplexity.Evaluate(new LlamaScorer(model), tokens, explicitDefault));
+    }
+
+    [Fact]
+    public void AChunkSizeWithPerplexitySkipped_IsRefused()
+    {
+        using var model = EvaluationModels.Random();
+        var e = Assert.Throws<ArgumentException>(() => LlamaEvaluation.Run(model, new EvaluationOptions { Perplexity = null, Passkey = null, ChunkSize = 7 }));
+        Assert.Equal("options", e.ParamName);
+        Assert.Contains("ChunkSize 7", e.Message);
+        Assert.Contains("Perplexity is null", e.Message);
     }
 
     [Fact]

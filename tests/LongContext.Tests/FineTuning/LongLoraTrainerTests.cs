@@ -120,7 +120,7 @@ public sealed class LongLoraTrainerTests : IDisposable
         using var model = LlamaCheckpoint.Load(ModelFolder, ScalarType.Float32);   // every parameter trainable, no LoRA
         using var rows = Rows(16);
         var before = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
-        var options = Options("plain", 3) with { EvaluateEvery = null, SaveAdapter = false };
+        var options = Options("plain", 3) with { EvaluateEvery = null, SaveAdapter = false, BaseModelNameOrPath = null };
 
         TrainerResult result = new LongLoraTrainer(model, options).Train(rows);
 
@@ -252,6 +252,54 @@ public sealed class LongLoraTrainerTests : IDisposable
         using var rows = Rows(4);
         var e = Assert.Throws<ArgumentException>(() => new LongLoraTrainer(model, Options("noeval", 1)).Train(rows));
         Assert.Equal("evaluationTokens", e.ParamName);
+    }
+
+    public static TheoryData<string, Func<LongLoraTrainerOptions, LongLoraTrainerOptions>, string> UnusedSettings => new()
+    {
+        { "an evaluation without EvaluateEvery", o => o with { EvaluateEvery = null, Evaluation = new PerplexityOptions { Lengths = [32], Protocols = [PerplexityProtocol.Strided] } },
+            "EvaluateEvery is null" },
+        { "an evaluation of two protocols", o => o with { Evaluation = new PerplexityOptions { Lengths = [32] } }, "protocols [LongLora, Strided] at lengths [32]" },
+        { "an evaluation at two lengths", o => o with { Evaluation = new PerplexityOptions { Lengths = [32, 64], Protocols = [PerplexityProtocol.Strided] } },
+            "at lengths [32, 64]" },
+        { "a stride the evaluation's protocol does not use", o => o with { Evaluation = new PerplexityOptions { Lengths = [32], Protocols = [PerplexityProtocol.LongLora], Stride = 16 } },
+            "Stride 16" },
+        { "a base model name without an adapter", o => o with { SaveAdapter = false }, "BaseModelNameOrPath 'tiny_llama'" },
+        { "decay rules without weight decay", o => o with { AdamW = o.AdamW with { DecayRules = new WeightDecayRules { DecayNorms = true } } }, "DecayRules (DecayNorms)" },
+    };
+
+    [Theory]
+    [MemberData(nameof(UnusedSettings))]
+    public void ASettingTheOthersLeaveUnused_IsRefusedByTheConstructor(string name, Func<LongLoraTrainerOptions, LongLoraTrainerOptions> change, string fragment)
+    {
+        using var model = PreparedModel();
+        var e = Assert.Throws<ArgumentException>(() => new LongLoraTrainer(model, change(Options(name.Replace(' ', '-'), 1))));
+        Assert.Equal("options", e.ParamName);
+        Assert.True(e.Message.Contains(fragment, StringComparison.Ordinal), $"{name}: {e.Message}");
+        Assert.False(Directory.Exists(folder), "nothing is written");
+    }
+
+    [Fact]
+    public void EvaluationTokensWithoutEvaluateEvery_AreRefused()
+    {
+        using var model = PreparedModel();
+        using var rows = Rows(4);
+        using var held = TokenSequence.FromArray(Corpus(300));
+        var e = Assert.Throws<ArgumentException>(() => new LongLoraTrainer(model, Options("unread", 1) with { EvaluateEvery = null }).Train(rows, held));
+        Assert.Equal("evaluationTokens", e.ParamName);
+        Assert.Contains("EvaluateEvery is null", e.Message);
+    }
+
+    [Fact]
+    public void AnEvaluationLongerThanItsTokens_IsRefusedBeforeTheFirstStep()
+    {
+        using var model = PreparedModel();
+        using var rows = Rows(4);
+        using var held = TokenSequence.FromArray(Corpus(40));
+        var options = Options("short", 3) with { Evaluation = new PerplexityOptions { Lengths = [64], Protocols = [PerplexityProtocol.LongLora] } };
+        var progress = new List<TrainerProgress>();
+        Assert.Throws<ArgumentException>(() => new LongLoraTrainer(model, options).Train(rows, held, progress.Add));
+        Assert.Empty(progress);
+        Assert.False(File.Exists(Path.Combine(options.OutputFolder, LongLoraTrainer.LogFile)), "no step ran");
     }
 
     [Fact]

@@ -42,6 +42,7 @@ public sealed class GenerationValidationTests
         { "an unknown stop token", [[1]], new DecodingOptions { StopTokenIds = [500] }, null, "500" },
         { "stop strings without a tokenizer", [[1]], new DecodingOptions { StopStrings = ["\n"] }, null, "need a tokenizer" },
         { "temperature with greedy decoding", [[1]], new DecodingOptions { Temperature = 0.7 }, null, "Temperature 0.7" },
+        { "a seed with greedy decoding", [[1]], new DecodingOptions { Seed = 3 }, null, "Seed 3 is a sampling setting" },
         { "no prompt at all", [], new DecodingOptions(), null, "at least one prompt" },
     };
 

@@ -50,6 +50,17 @@ public sealed class LoraInjectorTests
     }
 
     [Fact]
+    public void TargetModulesAndARegexBothSet_AreAConflictNamingBoth_AndNothingIsWrapped()
+    {
+        using var model = Model();
+        var e = Assert.Throws<ArgumentException>(() => LoraInjector.Inject(model, new LoraOptions { TargetModules = ["q_proj"], TargetRegex = @"layers\.1\..*_proj" }));
+        Assert.Equal("options", e.ParamName);
+        Assert.Contains("TargetModules [q_proj]", e.Message);
+        Assert.Contains(@"TargetRegex 'layers\.1\..*_proj'", e.Message);
+        Assert.Empty(LoraInjector.Layers(model));
+    }
+
+    [Fact]
     public void ARegex_SelectsTheModulesItMatchesEntirely()
     {
         using var model = Model();

@@ -200,6 +200,17 @@ public sealed class LongLoraRecipeTests : IDisposable
     }
 
     [Fact]
+    public void Prepare_LoraWithTargetModulesAndARegex_IsAConflict_RefusedBeforeTheModelChanges()
+    {
+        using var model = LlamaCheckpoint.Load(SaveBase());
+        var options = At40 with { Lora = new LoraOptions { TargetModules = ["q_proj"], TargetRegex = @".*\.v_proj" } };
+        var e = Assert.Throws<ArgumentException>(() => LongLora.Prepare(model, options));
+        Assert.Equal("Lora", e.ParamName);
+        Assert.Contains("TargetModules [q_proj] and TargetRegex", e.Message);
+        Assert.Equal(BaseConfig.Rope, model.Config.Rope);                      // PI not applied: refused first
+    }
+
+    [Fact]
     public void Prepare_WithAnExplicitQV_WrapsExactlyQAndV()
     {
         using var model = new LlamaForCausalLM(BaseConfig);

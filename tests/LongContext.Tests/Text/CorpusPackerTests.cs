@@ -144,6 +144,20 @@ public sealed class CorpusPackerTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new PackingOptions { DocumentsPerGroup = 0 });
     }
 
+    [Theory]
+    [InlineData(2, "DocumentsPerGroup 2")]
+    [InlineData(null, "DocumentsPerGroup null (the whole corpus)")]
+    public void TruncateOrPad_WithDocumentsPerGroupSet_IsRefusedAtOnce(int? perGroup, string fragment)
+    {
+        var options = new PackingOptions { RowLength = 4, Mode = PackingMode.TruncateOrPad, DocumentsPerGroup = perGroup };
+        var e = Assert.Throws<ArgumentException>(() => CorpusPacker.Pack(Docs, Special, options));   // not deferred to enumeration
+        Assert.Equal("options", e.ParamName);
+        Assert.Contains(fragment, e.Message);
+        Assert.Contains("TruncateOrPad", e.Message);
+        // The default value, set explicitly, is accepted: one row per document.
+        Assert.Equal(Docs.Length, Rows(CorpusPacker.Pack(Docs, Special, options with { DocumentsPerGroup = PackingOptions.DefaultDocumentsPerGroup })).Count);
+    }
+
     [Fact]
     public void CheckFits_RowLongerThanTheModelTakes_NamesValueAndLimit()
     {

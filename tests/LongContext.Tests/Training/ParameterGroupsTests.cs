@@ -118,6 +118,28 @@ public sealed class ParameterGroupsTests
         }
     }
 
+    public static TheoryData<string, WeightDecayRules> RulesAwayFromTheDefault => new()
+    {
+        { "DecayBiases", new WeightDecayRules { DecayBiases = true } },
+        { "DecayNorms", new WeightDecayRules { DecayNorms = true } },
+        { "DecayEmbeddings", new WeightDecayRules { DecayEmbeddings = true } },
+        { "NoDecayNameContains [head]", new WeightDecayRules { NoDecayNameContains = ["head"] } },
+    };
+
+    [Theory]
+    [MemberData(nameof(RulesAwayFromTheDefault))]
+    public void GroupedAdamW_DecayRulesWithoutWeightDecay_AreRefused_AndAcceptedWithIt(string named, WeightDecayRules rules)
+    {
+        using var model = new TinyLm(vocab: 5, hidden: 3);
+        var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => new NamedParameter(p.name, p.parameter)).ToList();
+        var e = Assert.Throws<ArgumentException>(() => new GroupedAdamW(trainable, new AdamWOptions { DecayRules = rules }));
+        Assert.Equal("options", e.ParamName);
+        Assert.Contains($"DecayRules ({named})", e.Message);
+        Assert.Contains("WeightDecay is 0", e.Message);
+        using var decaying = new GroupedAdamW(trainable, new AdamWOptions { DecayRules = rules, WeightDecay = 0.1 });
+        using var plain = new GroupedAdamW(trainable, new AdamWOptions { DecayRules = new WeightDecayRules() });   // the default rules, set explicitly
+    }
+
     [Fact]
     public void GroupedAdamW_RejectsParametersThatDoNotRequireGrad()
     {
