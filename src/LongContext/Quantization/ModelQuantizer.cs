@@ -19,6 +19,8 @@ public static class ModelQuantizer
     /// <param name="options">Quantization settings (QLoRA's NF4, block 64, double quant, <c>lm_head</c> excluded by default).</param>
     /// <returns>Which layers changed and the bytes before and after.</returns>
     /// <exception cref="InvalidOperationException">A parent holds a Linear in a field that cannot hold a Linear4Bit.</exception>
+    /// <exception cref="ArgumentException">An entry of a <see cref="QuantizationOptions.Exclude"/> list you set matches no
+    /// Linear layer (named, with the layers); checked before any layer changes.</exception>
     /// <exception cref="ArgumentException">A weight to quantize holds NaN or an infinity: the message names the parameter
     /// (e.g. <c>'model.layers.0.mlp.up_proj.weight'</c>) and the first such element; checked before any layer changes,
     /// so the model is left as it was.</exception>
@@ -33,6 +35,19 @@ public static class ModelQuantizer
         {
             if (options.IsExcluded(item.Path)) excluded.Add(item.Path);
             else targets.Add(item);
+        }
+        if (!options.ExcludeIsDefault)
+        {
+            var unmatched = options.Exclude.Where(e => !excluded.Any(path => QuantizationOptions.Matches(path, e))).ToList();
+            if (unmatched.Count > 0)
+            {
+                var linears = targets.Select(t => t.Path).Concat(excluded).ToList();
+                string shown = string.Join(", ", linears.Take(8)) + (linears.Count > 8 ? $", ... ({linears.Count} in all)" : "");
+                throw new ArgumentException(
+                    $"{nameof(QuantizationOptions.Exclude)} [{string.Join(", ", unmatched)}] match{(unmatched.Count == 1 ? "es" : "")} no Linear layer, so nothing would stay in full precision for " +
+                    $"{(unmatched.Count == 1 ? "it" : "them")}; an entry names a layer's path or its last parts (the Linear layers: [{shown}]).",
+                    nameof(options));
+            }
         }
         foreach (var (path, _, _, linear) in targets)
             if (linear.weight is Tensor w) BlockwiseChecks.RequireFinite(w, nameof(root), path + ".weight");

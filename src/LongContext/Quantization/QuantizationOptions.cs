@@ -11,7 +11,10 @@ public sealed record QuantizationOptions
     private readonly QuantType _type = QuantType.Nf4;
     private readonly int _blockSize = 64;
     private readonly ScalarType? _computeDtype;
-    private readonly IReadOnlyList<string> _exclude = new[] { "lm_head" };
+    private readonly IReadOnlyList<string> _exclude = DefaultExclude;
+
+    /// <summary>The default <see cref="Exclude"/>: <c>lm_head</c>, as QLoRA keeps the output head in full precision.</summary>
+    public static IReadOnlyList<string> DefaultExclude { get; } = Array.AsReadOnly(new[] { "lm_head" });
 
     /// <summary>4-bit data type (NF4 by default).</summary>
     /// <exception cref="ArgumentOutOfRangeException">The value is not a defined <see cref="QuantType"/>.</exception>
@@ -44,8 +47,10 @@ public sealed record QuantizationOptions
 
     /// <summary>
     /// Module names left in full precision. An entry matches a module whose path equals it or ends with
-    /// <c>.</c> + it (so <c>lm_head</c> matches <c>lm_head</c> and <c>model.lm_head</c>). Default: <c>lm_head</c>.
-    /// The list is copied.
+    /// <c>.</c> + it (so <c>lm_head</c> matches <c>lm_head</c> and <c>model.lm_head</c>). Default
+    /// <see cref="DefaultExclude"/>, which may match nothing (a model without a head). A list you set must have every
+    /// entry match a Linear layer: <see cref="ModelQuantizer.Quantize"/> refuses one that matches none (a misspelt name
+    /// would quantize the layer it meant to keep). The list is copied.
     /// </summary>
     /// <exception cref="ArgumentException">The list is null or holds an empty name.</exception>
     public IReadOnlyList<string> Exclude
@@ -63,8 +68,13 @@ public sealed record QuantizationOptions
         }
     }
 
-    internal bool IsExcluded(string path) =>
-        Exclude.Any(e => path == e || path.EndsWith("." + e, StringComparison.Ordinal));
+    internal bool IsExcluded(string path) => Exclude.Any(e => Matches(path, e));
+
+    /// <summary>Whether an exclusion entry names the module at <paramref name="path"/>.</summary>
+    internal static bool Matches(string path, string entry) => path == entry || path.EndsWith("." + entry, StringComparison.Ordinal);
+
+    /// <summary>Whether <see cref="Exclude"/> is the default list (its entries need not match anything).</summary>
+    internal bool ExcludeIsDefault => _exclude.SequenceEqual(DefaultExclude);
 }
 
 /// <summary>What <see cref="ModelQuantizer.Quantize"/> did and the memory it saved.</summary>

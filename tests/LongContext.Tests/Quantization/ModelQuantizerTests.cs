@@ -163,6 +163,26 @@ public sealed class ModelQuantizerTests
     }
 
     [Fact]
+    public void Quantize_AnExclusionThatMatchesNoLinear_IsRefusedBeforeAnyLayerChanges()
+    {
+        using var model = new TinyModel();
+        var e = Assert.Throws<ArgumentException>(() => ModelQuantizer.Quantize(model, new QuantizationOptions { Exclude = ["lm_head", "down_prj"] }));
+        Assert.Equal("options", e.ParamName);
+        Assert.Contains("Exclude [down_prj] matches no Linear layer", e.Message);
+        Assert.Contains("[layer.up_proj, layer.down_proj, lm_head]", e.Message);
+        Assert.Empty(model.modules().OfType<Linear4Bit>());
+    }
+
+    [Fact]
+    public void Quantize_TheDefaultExclusion_MayMatchNothing()
+    {
+        using var block = new TinyBlock();      // no lm_head: the default list (here written out) excludes nothing
+        var report = ModelQuantizer.Quantize(block, new QuantizationOptions { Exclude = ["lm_head"] });
+        Assert.Equal(new[] { "up_proj", "down_proj" }, report.QuantizedModules);
+        Assert.Empty(report.ExcludedModules);
+    }
+
+    [Fact]
     public void Quantize_ParentFieldThatCannotHoldLinear4Bit_ThrowsNamingTheField()
     {
         using var model = new RigidModel();
