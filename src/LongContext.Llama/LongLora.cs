@@ -31,8 +31,9 @@ public static class LongLora
     /// <returns>The injection report (wrapped modules, trainable modules, parameter counts).</returns>
     /// <exception cref="ArgumentException">Two settings conflict (both values named): see
     /// <see cref="LongLoraOptions.ResolveLora"/>, or <see cref="LongLoraOptions.S2"/>'s dropout differs from the model's
-    /// <c>attention_dropout</c>.</exception>
-    /// <exception cref="NotSupportedException">The model already uses a rope scaling other than linear PI.</exception>
+    /// <c>attention_dropout</c>; or the LoRA targets or trainable extras select no module of the model, or a quantization
+    /// input is refused (<see cref="ModelQuantizer.Quantize"/>). All checked before the model changes.</exception>
+    /// <exception cref="NotSupportedException">The model already uses a rope scaling other than linear PI (checked first).</exception>
     public static LoraInjectionReport Prepare(LlamaForCausalLM model, LongLoraOptions options)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -44,13 +45,15 @@ public static class LongLora
                 $"{nameof(LongLoraOptions)}.{nameof(LongLoraOptions.S2)}.Dropout {s2.Dropout} conflicts with the model's attention_dropout {configDropout}; " +
                 "the attention dropout has one value: set S2 to LongLoraOptions.DefaultS2 with { Dropout = " + configDropout + " } (or change the checkpoint's config).",
                 nameof(options));
-        if (options.PositionInterpolation) ApplyPositionInterpolation(model, options.TargetContextLength);
-        model.ConfigureAttention(options.S2 ?? new AttentionOptions { Mode = AttentionMode.Full, Dropout = configDropout });
+        if (options.PositionInterpolation) CheckInterpolable(model.Config.Rope);
+        LoraInjector.CheckInjection(model, lora);     // targets and extras, before the model changes (quantization keeps the names)
         if (options.Quantization is not null)
         {
-            ModelQuantizer.Quantize(model, options.Quantization);
+            ModelQuantizer.Quantize(model, options.Quantization);    // checks its inputs before it replaces any layer
             ModelQuantizer.PrepareForKbitTraining(model);
         }
+        if (options.PositionInterpolation) ApplyPositionInterpolation(model, options.TargetContextLength);
+        model.ConfigureAttention(options.S2 ?? new AttentionOptions { Mode = AttentionMode.Full, Dropout = configDropout });
         var report = options.Quantization is null ? LoraInjector.Inject(model, lora) : QLora.Inject(model, lora);
         model.SetGradientCheckpointing(options.GradientCheckpointing);
         model.train();
@@ -78,15 +81,21 @@ public static class LongLora
             throw new ArgumentOutOfRangeException(nameof(targetContextLength), targetContextLength, $"{nameof(targetContextLength)} must be positive; got {targetContextLength}.");
         LlamaConfig config = model.Config;
         RopeParameters rope = config.Rope;
-        if (rope.Type is not (RopeType.Default or RopeType.Linear))
-            throw new NotSupportedException(
-                $"the model uses rope type {rope.Type}; Position Interpolation applies to an unscaled (default) or linearly scaled rope only.");
+        CheckInterpolable(rope);
         double current = rope.Type == RopeType.Linear ? rope.Factor : 1.0;
         long context = ContextLength(config);
         if (targetContextLength <= context) return current;
         double factor = current * Math.Ceiling(targetContextLength / (double)context);
         model.UpdateRope(config with { Rope = rope with { Type = RopeType.Linear, Factor = factor } });
         return factor;
+    }
+
+    /// <summary>Refuses a rope that linear Position Interpolation cannot scale (a type other than default or linear).</summary>
+    private static void CheckInterpolable(RopeParameters rope)
+    {
+        if (rope.Type is not (RopeType.Default or RopeType.Linear))
+            throw new NotSupportedException(
+                $"the model uses rope type {rope.Type}; Position Interpolation applies to an unscaled (default) or linearly scaled rope only.");
     }
 
     /// <summary>

@@ -37,6 +37,42 @@ public static class LoraInjector
     {
         ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(options);
+        var targets = Plan(root, options, resolve);
+        var wrapped = new List<string>();
+        foreach (var (name, module, descriptor) in targets)
+        {
+            LoraLayer? replacement = (module, descriptor) switch
+            {
+                (LoraLayer, _) => null,
+                (_, LinearBaseDescriptor linear) => new LoraLinear(linear, options, adapterName),
+                (_, EmbeddingBaseDescriptor embedding) => new LoraEmbedding(embedding, options, adapterName),
+                _ => throw new InvalidOperationException($"target module '{name}' has no descriptor."),   // refused above
+            };
+            if (replacement is null) ((LoraLayer)module).AddAdapter(adapterName, options);
+            else ModuleTree.Replace(root, name, replacement);
+            wrapped.Add(name);
+        }
+
+        Freeze(root, options.Bias);
+        var trainable = options.ModulesToSave.Count > 0 ? MarkTrainable(root, options.ModulesToSave) : [];
+        return new LoraInjectionReport(adapterName, wrapped, trainable, ParameterCounter.Count(root));
+    }
+
+    /// <summary>
+    /// Checks that <see cref="Inject"/> would succeed on <paramref name="root"/> with <paramref name="options"/>, changing
+    /// nothing: the settings, every target's kind, at least one target, targets not also trained in full, and every
+    /// <see cref="LoraOptions.ModulesToSave"/> name selecting a module. A recipe calls it before it changes the model.
+    /// </summary>
+    internal static void CheckInjection(nn.Module root, LoraOptions options, LoraBaseResolver? resolve = null)
+    {
+        ArgumentNullException.ThrowIfNull(root);
+        ArgumentNullException.ThrowIfNull(options);
+        _ = Plan(root, options, resolve);
+    }
+
+    /// <summary>The modules <see cref="Inject"/> wraps (with their descriptors), after every check that needs no change to the model.</summary>
+    private static List<(string Name, nn.Module Module, LoraBaseDescriptor? Descriptor)> Plan(nn.Module root, LoraOptions options, LoraBaseResolver? resolve)
+    {
         options.CheckSettingsUsed(nameof(options));
         var all = Candidates(root);
         var describers = new[] { root }.Concat(root.modules()).OfType<ILoraBaseDescriber>().Distinct().ToList();
@@ -55,29 +91,13 @@ public static class LoraInjector
             targets.Add((name, module, descriptor));
         }
         CheckNoTargetIsTrainedInFull(targets.Select(t => (t.Name, t.Module)), options);
-        var wrapped = new List<string>();
-        foreach (var (name, module, descriptor) in targets)
-        {
-            LoraLayer? replacement = (module, descriptor) switch
-            {
-                (LoraLayer, _) => null,
-                (_, LinearBaseDescriptor linear) => new LoraLinear(linear, options, adapterName),
-                (_, EmbeddingBaseDescriptor embedding) => new LoraEmbedding(embedding, options, adapterName),
-                _ => throw new InvalidOperationException($"target module '{name}' has no descriptor."),   // refused above
-            };
-            if (replacement is null) ((LoraLayer)module).AddAdapter(adapterName, options);
-            else ModuleTree.Replace(root, name, replacement);
-            wrapped.Add(name);
-        }
-        if (wrapped.Count == 0)
+        if (targets.Count == 0)
         {
             string sample = string.Join(", ", all.Select(m => m.Name).Take(12));
             throw new ArgumentException($"target modules {DescribeTargets(options)} match no Linear or Embedding module of the model; module names include: {sample}.", nameof(options));
         }
-
-        Freeze(root, options.Bias);
-        var trainable = options.ModulesToSave.Count > 0 ? MarkTrainable(root, options.ModulesToSave) : [];
-        return new LoraInjectionReport(adapterName, wrapped, trainable, ParameterCounter.Count(root));
+        if (options.ModulesToSave.Count > 0) _ = SelectModules(root, options.ModulesToSave);   // a name selecting nothing fails before any layer is wrapped
+        return targets;
     }
 
     /// <summary>

@@ -61,6 +61,16 @@ public sealed class LoraInjectorTests
     }
 
     [Fact]
+    public void AModuleToSaveThatSelectsNothing_IsRefusedBeforeAnyLayerIsWrapped()
+    {
+        using var model = Model();
+        var e = Assert.Throws<ArgumentException>(() => LoraInjector.Inject(model, new LoraOptions { Rank = 2, ModulesToSave = ["embed", "no_such_module"] }));
+        Assert.Contains("no_such_module", e.Message);
+        Assert.Empty(LoraInjector.Layers(model));
+        Assert.All(model.parameters(), p => Assert.True(p.requires_grad, "nothing frozen"));
+    }
+
+    [Fact]
     public void ARegex_SelectsTheModulesItMatchesEntirely()
     {
         using var model = Model();

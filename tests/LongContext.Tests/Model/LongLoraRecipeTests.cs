@@ -406,6 +406,35 @@ public sealed class LongLoraRecipeTests : IDisposable
         Assert.Contains(model.modules(), m => m is Linear4Bit);
     }
 
+    public static TheoryData<string, LongLoraOptions, string> RefusedBeforeAnyChange => new()
+    {
+        { "LoRA targets that match nothing", new LongLoraOptions { TargetContextLength = 32, Quantization = new QuantizationOptions(), Lora = new LoraOptions { TargetModules = ["qproj"] } },
+            "match no Linear or Embedding module" },
+        { "a trainable extra that selects nothing", new LongLoraOptions { TargetContextLength = 32, Quantization = new QuantizationOptions(), TrainableExtras = ["embed", "nrom"] },
+            "nrom" },
+        { "a quantization exclusion that matches nothing", new LongLoraOptions { TargetContextLength = 32, Quantization = new QuantizationOptions { Exclude = ["lm_head", "o_prj"] } },
+            "Exclude [o_prj]" },
+    };
+
+    /// <summary>
+    /// Each refusal leaves the model as loaded: no 4-bit layer, no LoRA layer, the rope and the attention untouched, every
+    /// parameter still trainable as loaded (nothing frozen), so the caller can fix the options and prepare it again.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(RefusedBeforeAnyChange))]
+    public void Prepare_ABadTargetExtraOrExclusion_IsRefusedBeforeTheModelChanges(string name, LongLoraOptions options, string fragment)
+    {
+        using var model = LlamaCheckpoint.Load(SaveBase());
+        var e = Assert.ThrowsAny<ArgumentException>(() => LongLora.Prepare(model, options));
+        Assert.True(e.Message.Contains(fragment, StringComparison.Ordinal), $"{name}: {e.Message}");
+        Assert.DoesNotContain(model.modules(), m => m is Linear4Bit or LoraLayer);
+        Assert.Equal(BaseConfig.Rope, model.Config.Rope);
+        Assert.All(model.Model.Layers, l => Assert.Equal(AttentionMode.Full, l.SelfAttention.Core.TrainingOptions.Mode));
+        Assert.All(model.parameters(), p => Assert.True(p.requires_grad));
+        LongLora.Prepare(model, options with { Lora = null, TrainableExtras = ["embed", "norm"], Quantization = new QuantizationOptions() });  // and it can be prepared after
+        Assert.Equal(32, LongLora.ContextLength(model.Config));
+    }
+
     [Fact]
     public void SaveMerged_Of4BitBase_IsTheSameFunctionInFloat32()
     {
