@@ -20,8 +20,8 @@ public static class LongLora
 {
     /// <summary>
     /// Prepares a loaded model for long-context fine-tuning, in place, and leaves it in training mode: Position
-    /// Interpolation for <see cref="LongLoraOptions.TargetContextLength"/> (unless
-    /// <see cref="LongLoraOptions.PositionInterpolation"/> is false), <see cref="LongLoraOptions.S2"/> in training
+    /// Interpolation for <see cref="LongLoraOptions.TargetContextLength"/> (with
+    /// <see cref="LongLoraOptions.PositionInterpolation"/> false, <see cref="ApplyExtrapolation"/> to it instead), <see cref="LongLoraOptions.S2"/> in training
     /// mode and full causal attention in evaluation mode, the optional 4-bit base, LoRA
     /// (<see cref="LongLoraOptions.ResolveLora"/>) with the trainable extras, activation checkpointing. Only the LoRA
     /// matrices and <see cref="LongLoraOptions.TrainableExtras"/> require gradients afterwards.
@@ -33,7 +33,8 @@ public static class LongLora
     /// <see cref="LongLoraOptions.ResolveLora"/>, or <see cref="LongLoraOptions.S2"/>'s dropout differs from the model's
     /// <c>attention_dropout</c>; or the LoRA targets or trainable extras select no module of the model, or a quantization
     /// input is refused (<see cref="ModelQuantizer.Quantize"/>). All checked before the model changes.</exception>
-    /// <exception cref="NotSupportedException">The model already uses a rope scaling other than linear PI (checked first).</exception>
+    /// <exception cref="NotSupportedException">The model already uses a rope scaling other than linear PI, or (without PI) a
+    /// scaled rope whose context is shorter than the target (checked first).</exception>
     public static LoraInjectionReport Prepare(LlamaForCausalLM model, LongLoraOptions options)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -46,6 +47,7 @@ public static class LongLora
                 "the attention dropout has one value: set S2 to LongLoraOptions.DefaultS2 with { Dropout = " + configDropout + " } (or change the checkpoint's config).",
                 nameof(options));
         if (options.PositionInterpolation) CheckInterpolable(model.Config.Rope);
+        else CheckExtrapolable(model.Config, options.TargetContextLength);
         LoraInjector.CheckInjection(model, lora);     // targets and extras, before the model changes (quantization keeps the names)
         if (options.Quantization is not null)
         {
@@ -53,6 +55,7 @@ public static class LongLora
             ModelQuantizer.PrepareForKbitTraining(model);
         }
         if (options.PositionInterpolation) ApplyPositionInterpolation(model, options.TargetContextLength);
+        else ApplyExtrapolation(model, options.TargetContextLength);
         model.ConfigureAttention(options.S2 ?? new AttentionOptions { Mode = AttentionMode.Full, Dropout = configDropout });
         var report = options.Quantization is null ? LoraInjector.Inject(model, lora) : QLora.Inject(model, lora);
         model.SetGradientCheckpointing(options.GradientCheckpointing);
@@ -88,6 +91,39 @@ public static class LongLora
         double factor = current * Math.Ceiling(targetContextLength / (double)context);
         model.UpdateRope(config with { Rope = rope with { Type = RopeType.Linear, Factor = factor } });
         return factor;
+    }
+
+    /// <summary>
+    /// Extension by extrapolation, the PI paper's baseline: the rope stays as it is and the model's context is declared
+    /// to be <paramref name="targetContextLength"/> (<c>max_position_embeddings</c> raised to it), so rows of that length
+    /// are accepted and positions past the trained window are run unscaled. A target within the model's context
+    /// (<see cref="ContextLength"/>) changes nothing. Only an unscaled rope is extended this way: for a scaled one,
+    /// <c>max_position_embeddings</c> is part of the scaling (dynamic NTK, YaRN, a linear factor over it).
+    /// </summary>
+    /// <param name="model">The model; its config and rotary embedding are updated.</param>
+    /// <param name="targetContextLength">Context length to reach, positive.</param>
+    /// <returns>The model's context afterwards.</returns>
+    /// <exception cref="NotSupportedException">The target is past the context of a model whose rope is scaled.</exception>
+    public static long ApplyExtrapolation(LlamaForCausalLM model, int targetContextLength)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (targetContextLength <= 0)
+            throw new ArgumentOutOfRangeException(nameof(targetContextLength), targetContextLength, $"{nameof(targetContextLength)} must be positive; got {targetContextLength}.");
+        LlamaConfig config = model.Config;
+        CheckExtrapolable(config, targetContextLength);
+        if (targetContextLength <= ContextLength(config)) return ContextLength(config);
+        model.UpdateRope(config with { MaxPositionEmbeddings = targetContextLength });
+        return ContextLength(model.Config);
+    }
+
+    /// <summary>Refuses extrapolation past the context of a scaled rope (see <see cref="ApplyExtrapolation"/>).</summary>
+    private static void CheckExtrapolable(LlamaConfig config, int targetContextLength)
+    {
+        long context = ContextLength(config);
+        if (targetContextLength > context && config.Rope.Type != RopeType.Default)
+            throw new NotSupportedException(
+                $"extrapolating to {targetContextLength} tokens needs max_position_embeddings raised past the model's context of {context}, and its rope type " +
+                $"{config.Rope.Type} reads max_position_embeddings as part of its scaling; extrapolate from an unscaled rope, or set PositionInterpolation.");
     }
 
     /// <summary>Refuses a rope that linear Position Interpolation cannot scale (a type other than default or linear).</summary>

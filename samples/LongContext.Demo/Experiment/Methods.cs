@@ -139,7 +139,6 @@ public static class Methods
                 LongLora.ApplyPositionInterpolation(model, target);
                 return null;
             case Method.Extrapolation:
-                DeclareLongerContext(model, target);
                 return LongLora.Prepare(model, new LongLoraOptions
                 {
                     TargetContextLength = target, PositionInterpolation = false, S2 = null, TrainableExtras = [],
@@ -170,7 +169,7 @@ public static class Methods
             case Method.ExtrapolationFull:
             case Method.PiFull:
                 if (method == Method.PiFull) LongLora.ApplyPositionInterpolation(model, target);
-                else DeclareLongerContext(model, target);
+                else LongLora.ApplyExtrapolation(model, target);
                 model.ConfigureAttention(new AttentionOptions { Mode = AttentionMode.Full, Dropout = model.Config.AttentionDropout });
                 foreach (var p in model.parameters()) p.requires_grad = true;
                 model.SetGradientCheckpointing(gradientCheckpointing);
@@ -186,12 +185,6 @@ public static class Methods
                 throw new ArgumentOutOfRangeException(nameof(method), method, null);
         }
     }
-
-    /// <summary>
-    /// Extrapolation: the rope stays as trained; the context is declared longer so rows of the target length are accepted.
-    /// </summary>
-    private static void DeclareLongerContext(LlamaForCausalLM model, int target) =>
-        model.UpdateRope(model.Config with { MaxPositionEmbeddings = Math.Max(target, model.Config.MaxPositionEmbeddings) });
 
     /// <summary>
     /// Sets Llama 3.1's rope scaling for <paramref name="target"/> tokens on an unscaled model: factor target / L (at

@@ -43,7 +43,8 @@ public sealed record LongLoraOptions
 
     /// <summary>
     /// Context length to train and run at, positive. Default 8192. With <see cref="PositionInterpolation"/> the
-    /// linear rope factor becomes <c>ceil(target / original)</c> (see <c>LongLora.ApplyPositionInterpolation</c>).
+    /// linear rope factor becomes <c>ceil(target / original)</c> (see <c>LongLora.ApplyPositionInterpolation</c>);
+    /// without it the context is declared this long and the rope left as it is (<c>LongLora.ApplyExtrapolation</c>).
     /// </summary>
     public int TargetContextLength { get => _targetContextLength; init => _targetContextLength = Guard.Positive(value, nameof(TargetContextLength)); }
 

@@ -88,6 +88,38 @@ public sealed class LongLoraRecipeTests : IDisposable
     }
 
     [Fact]
+    public void Prepare_WithoutPositionInterpolation_DeclaresTheTargetContext_TheRopeFrequenciesUnchanged()
+    {
+        using var model = LlamaCheckpoint.Load(SaveBase());
+        Assert.Equal(16, LongLora.ContextLength(model.Config));
+        LongLora.Prepare(model, At40 with { PositionInterpolation = false });
+        Assert.Equal(40, model.Config.MaxPositionEmbeddings);       // rows of 40 tokens are accepted (extrapolation)
+        Assert.Equal(40, LongLora.ContextLength(model.Config));
+        Assert.Equal(RopeType.Default, model.Config.Rope.Type);
+        // Unscaled rope: position p of head pair i has angle p * theta^(-2i/d), whatever the declared context.
+        model.eval();
+        using var reference = LlamaCheckpoint.Load(SaveBase());
+        reference.eval();
+        Tensor probe = Probe(16);
+        TensorAssert.Close(Logits(model, probe), Logits(reference, probe), 1e-6, "the first 16 positions compute as before");
+    }
+
+    [Fact]
+    public void ApplyExtrapolation_PastTheContextOfAScaledRope_IsRefused_AndWithinItChangesNothing()
+    {
+        using var model = LlamaCheckpoint.Load(SaveBase());
+        LongLora.ApplyPositionInterpolation(model, 32);                                       // linear factor 2: context 32
+        LlamaConfig before = model.Config;
+        var e = Assert.Throws<NotSupportedException>(() => LongLora.Prepare(model, At40 with { PositionInterpolation = false }));
+        Assert.Contains("context of 32", e.Message);
+        Assert.Contains("Linear", e.Message);
+        Assert.Equal(before, model.Config);
+        Assert.DoesNotContain(model.modules(), m => m is LoraLayer);
+        Assert.Equal(32, LongLora.ApplyExtrapolation(model, 24));
+        Assert.Equal(before, model.Config);
+    }
+
+    [Fact]
     public void Prepare_WrapsQKVAndOInEveryLayer()
     {
         using var model = LlamaCheckpoint.Load(SaveBase());
