@@ -28,7 +28,12 @@ public abstract class CorpusSource
     /// <exception cref="FileNotFoundException">The path is neither a file nor a folder, or a folder holds no matching file.</exception>
     public static CorpusSource TextFiles(string path, string searchPattern = "*.txt") => new TextFilesSource(path, searchPattern);
 
-    /// <summary>JSON Lines: each non-blank line an object whose string field <paramref name="field"/> is one document.</summary>
+    /// <summary>
+    /// JSON Lines: each non-blank line an object whose string field <paramref name="field"/> is one document. Lines end
+    /// with LF, CRLF or CR. Each document's <see cref="CorpusDocument.SourceBytes"/> is its line with its line break and
+    /// the blank lines after it (the first document's also those before it and a UTF-8 byte-order mark), so the
+    /// documents' bytes add up to the file's length.
+    /// </summary>
     /// <param name="path">A <c>.jsonl</c> file.</param>
     /// <param name="field">The field holding the text; default <c>text</c> (RedPajama, LongQLoRA's pretraining files).</param>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
@@ -109,41 +114,110 @@ internal sealed class JsonlSource : CorpusSource
     public override long TotalBytes => new FileInfo(_path).Length;
     public override string Description => _path;
 
+    /// <summary>
+    /// The documents, each with the bytes of the file it took: its line and line break, the blank lines after it (those
+    /// before the first document and a UTF-8 byte-order mark with the first), so that they add up to the file's length.
+    /// </summary>
     public override IEnumerable<CorpusDocument> Documents()
     {
-        using var reader = new StreamReader(_path, StrictUtf8);
+        using var stream = new FileStream(_path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        long pending = ByteOrderMark(stream);   // bytes not yet counted with a document
+        using var reader = new StreamReader(stream, StrictUtf8);   // drops the byte-order mark
         long lineNumber = 0;
-        while (ReadLine(reader, lineNumber + 1) is { } line)
+        CorpusDocument? held = null;          // given out once the lines after it up to the next document are counted
+        foreach ((string line, int lineBreak) in Lines(reader))
         {
             lineNumber++;
-            long bytes = Encoding.UTF8.GetByteCount(line) + 1;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            string origin = $"{_path}:{lineNumber}";
-            string text;
-            try
+            long bytes = Encoding.UTF8.GetByteCount(line) + lineBreak;
+            if (string.IsNullOrWhiteSpace(line))
             {
-                using var doc = JsonDocument.Parse(line);
-                if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                    throw new InvalidDataException($"{origin}: each line must be a JSON object; got a {doc.RootElement.ValueKind}.");
-                if (!doc.RootElement.TryGetProperty(_field, out JsonElement value))
-                    throw new InvalidDataException($"{origin}: the object has no field '{_field}'.");
-                text = value.ValueKind == JsonValueKind.String
-                    ? value.GetString()!
-                    : throw new InvalidDataException($"{origin}: field '{_field}' must be a string; got a {value.ValueKind}.");
+                if (held is null) pending += bytes;
+                else held = held with { SourceBytes = held.SourceBytes + bytes };
+                continue;
             }
-            catch (JsonException e)
-            {
-                throw new InvalidDataException($"{origin}: not valid JSON: {e.Message}", e);
-            }
-            yield return new CorpusDocument(text, origin, bytes);
+            if (held is not null) yield return held;
+            held = new CorpusDocument(Parse(line, $"{_path}:{lineNumber}"), $"{_path}:{lineNumber}", pending + bytes);
+            pending = 0;
         }
+        if (held is not null) yield return held;
     }
 
-    private string? ReadLine(StreamReader reader, long lineNumber)
+    /// <summary>The bytes of a UTF-8 byte-order mark at the start of <paramref name="stream"/> (3 or 0); the stream is left at its start.</summary>
+    private static int ByteOrderMark(Stream stream)
+    {
+        Span<byte> start = stackalloc byte[3];
+        bool bom = stream.ReadAtLeast(start, 3, throwOnEndOfStream: false) == 3 && start.SequenceEqual((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]);
+        stream.Position = 0;
+        return bom ? 3 : 0;
+    }
+
+    private string Parse(string line, string origin)
     {
         try
         {
-            return reader.ReadLine();
+            using var doc = JsonDocument.Parse(line);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw new InvalidDataException($"{origin}: each line must be a JSON object; got a {doc.RootElement.ValueKind}.");
+            if (!doc.RootElement.TryGetProperty(_field, out JsonElement value))
+                throw new InvalidDataException($"{origin}: the object has no field '{_field}'.");
+            return value.ValueKind == JsonValueKind.String
+                ? value.GetString()!
+                : throw new InvalidDataException($"{origin}: field '{_field}' must be a string; got a {value.ValueKind}.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{origin}: not valid JSON: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// The lines of <paramref name="reader"/> as <see cref="StreamReader.ReadLine"/> splits them (at "\n", "\r\n" or
+    /// "\r"; a last line without a break included, nothing after a final break), each with the bytes of its break (0, 1 or 2).
+    /// </summary>
+    private IEnumerable<(string Line, int LineBreak)> Lines(StreamReader reader)
+    {
+        var buffer = new char[1 << 16];
+        var line = new StringBuilder();
+        long lineNumber = 1;
+        int count = Fill(reader, buffer, lineNumber), at = 0;
+        while (count > 0)
+        {
+            int end = buffer.AsSpan(at, count - at).IndexOfAny('\r', '\n');
+            if (end < 0)
+            {
+                line.Append(buffer, at, count - at);
+                count = Fill(reader, buffer, lineNumber);
+                at = 0;
+                continue;
+            }
+            line.Append(buffer, at, end);
+            at += end;
+            int lineBreak = 1;
+            if (buffer[at++] == '\r')
+            {
+                if (at == count)
+                {
+                    count = Fill(reader, buffer, lineNumber);
+                    at = 0;
+                }
+                if (at < count && buffer[at] == '\n')
+                {
+                    at++;
+                    lineBreak = 2;
+                }
+            }
+            yield return (line.ToString(), lineBreak);
+            line.Clear();
+            lineNumber++;
+        }
+        if (line.Length > 0) yield return (line.ToString(), 0);
+    }
+
+    private int Fill(StreamReader reader, char[] buffer, long lineNumber)
+    {
+        try
+        {
+            return reader.Read(buffer, 0, buffer.Length);
         }
         catch (DecoderFallbackException e)
         {
