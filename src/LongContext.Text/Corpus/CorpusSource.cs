@@ -24,9 +24,15 @@ public abstract class CorpusSource
 
     /// <summary>Plain text: one file is one document; a folder contributes its matching files in ordinal path order.</summary>
     /// <param name="path">A file, or a folder searched recursively.</param>
-    /// <param name="searchPattern">File pattern inside a folder; default <c>*.txt</c>.</param>
+    /// <param name="searchPattern">
+    /// The files to read, as <see cref="Directory.EnumerateFiles(string, string, SearchOption)"/> matches them. Null
+    /// (default): <c>*.txt</c> inside a folder; a file given as <paramref name="path"/> is read whatever its name.
+    /// A pattern given with a file must match the file's name, as it would in a search of the file's folder: one it
+    /// does not match is a conflict, refused rather than either input dropped silently.
+    /// </param>
     /// <exception cref="FileNotFoundException">The path is neither a file nor a folder, or a folder holds no matching file.</exception>
-    public static CorpusSource TextFiles(string path, string searchPattern = "*.txt") => new TextFilesSource(path, searchPattern);
+    /// <exception cref="ArgumentException"><paramref name="searchPattern"/> is empty, or is given with a file it does not match (both named).</exception>
+    public static CorpusSource TextFiles(string path, string? searchPattern = null) => new TextFilesSource(path, searchPattern);
 
     /// <summary>
     /// JSON Lines: each non-blank line an object whose string field <paramref name="field"/> is one document. Lines end
@@ -56,21 +62,47 @@ public abstract class CorpusSource
 
 internal sealed class TextFilesSource : CorpusSource
 {
+    private const string DefaultPattern = "*.txt";
     private readonly IReadOnlyList<string> _files;
     private readonly string _path;
 
-    public TextFilesSource(string path, string searchPattern)
+    public TextFilesSource(string path, string? searchPattern)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        ArgumentException.ThrowIfNullOrEmpty(searchPattern);
+        if (searchPattern is not null) ArgumentException.ThrowIfNullOrEmpty(searchPattern);
         _path = Path.GetFullPath(path);
-        if (File.Exists(_path)) _files = [_path];
+        if (File.Exists(_path))
+        {
+            if (searchPattern is not null && !Matches(_path, searchPattern))
+                throw new ArgumentException(
+                    $"The corpus path '{_path}' is a file whose name does not match the search pattern '{searchPattern}'; pass no pattern to read this file, " +
+                    "or a folder to search with the pattern.", nameof(searchPattern));
+            _files = [_path];
+        }
         else if (Directory.Exists(_path))
         {
+            searchPattern ??= DefaultPattern;
             _files = Directory.EnumerateFiles(_path, searchPattern, SearchOption.AllDirectories).OrderBy(f => f, StringComparer.Ordinal).ToList();
             if (_files.Count == 0) throw new FileNotFoundException($"Folder '{_path}' holds no file matching '{searchPattern}'.", _path);
         }
         else throw new FileNotFoundException($"Corpus path '{_path}' is neither a file nor a folder.", _path);
+    }
+
+    /// <summary>
+    /// Whether a folder search with <paramref name="pattern"/> finds <paramref name="file"/>: the search's own matching,
+    /// run on the file's folder (a pattern with a folder part that does not exist there finds nothing).
+    /// </summary>
+    private static bool Matches(string file, string pattern)
+    {
+        try
+        {
+            return Directory.EnumerateFiles(Path.GetDirectoryName(file)!, pattern, SearchOption.TopDirectoryOnly)
+                .Any(f => string.Equals(Path.GetFullPath(f), file, StringComparison.Ordinal));
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return false;
+        }
     }
 
     public override string Identity => "text|" + string.Join(";", _files.Select(FileIdentity));

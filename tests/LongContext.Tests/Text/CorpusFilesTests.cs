@@ -204,6 +204,30 @@ public sealed class CorpusFilesTests
     }
 
     [Fact]
+    public void TextFiles_AFileWithAPatternItsNameDoesNotMatch_IsRefusedNamingBoth()
+    {
+        // Before: the pattern was ignored for a file path: TextFiles("notes.md", "*.txt") read notes.md.
+        using var temp = new TempFolder();
+        string md = temp.File("notes.md");
+        File.WriteAllText(md, "markdown");
+        File.WriteAllText(temp.File("a.txt"), "text");
+        foreach (string pattern in new[] { "*.txt", "notes.txt", "sub/*.md" })
+        {
+            var e = Assert.Throws<ArgumentException>(() => CorpusSource.TextFiles(md, pattern));
+            Assert.Equal("searchPattern", e.ParamName);
+            Assert.Contains($"'{md}'", e.Message, StringComparison.Ordinal);
+            Assert.Contains($"'{pattern}'", e.Message, StringComparison.Ordinal);
+        }
+        // No pattern: the file named is read, whatever its name; a pattern it matches (as a folder search would): read too.
+        foreach (string? pattern in new[] { null, "*.md", "notes.*", "*", "notes.md" })
+            Assert.Equal("markdown", CorpusSource.TextFiles(md, pattern).Documents().Single().Text);
+        // A folder: no pattern is *.txt.
+        Assert.Equal(["text"], CorpusSource.TextFiles(temp.Path).Documents().Select(d => d.Text));
+        Assert.Equal(["markdown"], CorpusSource.TextFiles(temp.Path, "*.md").Documents().Select(d => d.Text));
+        Assert.Equal("searchPattern", Assert.Throws<ArgumentException>(() => CorpusSource.TextFiles(md, "")).ParamName);
+    }
+
+    [Fact]
     public void SeededShuffle_IsAPermutation_ForEveryCount()
     {
         foreach (int n in new[] { 0, 1, 2, 17, 1000 })
