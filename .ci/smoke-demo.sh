@@ -132,6 +132,11 @@ bad "Unknown option 'seed'" eval --seed 3 --model "$base" --corpus $kjv
 bad "--prompt needs a value; got none" generate --model "$base" --max-new-tokens 1 --prompt
 bad "--steps needs a value, an integer (at most 2147483647); got none." demo --steps --quick
 bad "--steps must be an integer (at most 2147483647); got ''." demo --quick --methods none --output "$out/d" --steps ""
+# A whole number is plain decimal: the parser's converter read 0x10, #10 and &h10 as hexadecimal 16 (and ' 16' as 16).
+for v in 0x10 '#10' '&h10' ' 16'; do
+  bad "--steps must be an integer (at most 2147483647); got '$v'." demo --quick --methods none --output "$out/d" --steps "$v"
+done
+bad "--max-new-tokens must be an integer (at most 2147483647); got '0x1'." generate --model "$base" --prompt hi --max-new-tokens=0x1
 # An option of one value given twice: the parser would keep the last silently (--corpus is a list and may repeat).
 bad "--lengths must be given once; got '128', '256'." eval --model "$base" --corpus $kjv --lengths 128 --lengths=256 --eval-tokens 1024 --passkey-trials 0 --output "$out/x"
 mkdir -p "$out/user" && echo keep > "$out/user/notes.txt"

@@ -44,8 +44,9 @@ app.Configure(config =>
         }
     });
 });
-// What the parser would misread silently: a value missing or empty, an option given twice (it keeps the last).
-if ((ArgumentErrors.MissingValue(args) ?? ArgumentErrors.Repeated(args)) is { } misread)
+// What the parser would misread silently: a value missing or empty, an option given twice (it keeps the last), a
+// whole number that is not plain decimal (it reads 0x10 as 16).
+if ((ArgumentErrors.MissingValue(args) ?? ArgumentErrors.Repeated(args) ?? ArgumentErrors.NotDecimal(args)) is { } misread)
 {
     AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(misread)}");
     Console.Error.WriteLine("Run with --help for the options.");

@@ -57,6 +57,27 @@ public static partial class ArgumentErrors
     }
 
     /// <summary>
+    /// The error of a whole-number option given anything but a plain decimal integer (ASCII digits, optionally after one
+    /// + or - sign), or null: the parser's converter would read "0x10", "&amp;h10" and "#10" as hexadecimal 16 and
+    /// " 16" without its spaces. A value too large for the option is left to the parser (<see cref="Describe"/>).
+    /// </summary>
+    /// <param name="args">The command line.</param>
+    public static string? NotDecimal(IReadOnlyList<string> args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        foreach (var (i, option, inline) in Options(args, "--"))
+        {
+            if (OptionType(option) != typeof(int)) continue;
+            string? value = inline ?? (i + 1 < args.Count && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[i + 1] : null);
+            if (value is null) continue;   // no value: MissingValue's error
+            ReadOnlySpan<char> digits = value.StartsWith('+') || value.StartsWith('-') ? value.AsSpan(1) : value;
+            if (digits.IsEmpty || digits.ContainsAnyExceptInRange('0', '9'))
+                return string.Create(CultureInfo.InvariantCulture, $"{option} must be {Expected(option)}; got '{value}'.");
+        }
+        return null;
+    }
+
+    /// <summary>
     /// The error of an option that takes one value given more than once ("--steps 1 --steps 2": the parser keeps the
     /// last and would drop the others silently), or null; options declared as lists (<c>--corpus</c>) may repeat.
     /// </summary>

@@ -382,9 +382,8 @@ public sealed class EvalSettings : AdapterSettings
         return PasskeyTrials > 0 ? PasskeyFits(lengths) : ValidationResult.Success();
     }
 
-    /// <summary>What eval writes in <see cref="Output"/>.</summary>
-    public static IReadOnlyList<string> OutputEntries { get; } =
-        [EvaluationReport.TableFile, EvaluationReport.PerplexityCsvFile, EvaluationReport.PasskeyCsvFile, EvaluationReport.PlotFile];
+    /// <summary>What eval writes in <see cref="Output"/>: the report's files (<see cref="EvaluationReport.Write"/> replaces a previous eval's, and removes those of a measure this one skips).</summary>
+    public static IReadOnlyList<string> OutputEntries => EvaluationReport.FileNames;
 
     /// <summary>The fewest tokens of the stream that give every length one LongLoRA window (more than the length + the step: the last window is dropped).</summary>
     /// <param name="lengths">The lengths.</param>
@@ -455,11 +454,10 @@ public sealed class EvalCommand : Command<EvalSettings>
                 throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
                     $"{(settings.Tokens is null ? "--corpus" : "--tokens")} gives {tokens.Count:N0} tokens; --lengths {settings.Lengths} needs at least {EvalSettings.MinimumTokens(settings.LengthList)} (LongLoRA's windows: the longest length + {PerplexityWindows.LongLoraStep}, and the last window is dropped)."));
             using var model = settings.Load(device);
-            // A previous eval's files go first: a passkey.csv of an earlier run must not sit beside results without a passkey test.
-            OutputFolders.Clear(settings.Output, EvalSettings.OutputEntries);
+            // The report's Write removes a previous eval's files of a measure this one skips (a passkey.csv with --passkey-trials 0).
             var report = Runs.Evaluate(model, "evaluate", tokens, tokenizer, settings.LengthList, settings.PasskeyTrials, outputFolder: settings.Output);
             AnsiConsole.WriteLine(report.ToMarkdown());
-            AnsiConsole.MarkupLine(Markup.Escape($"Wrote {EvaluationReport.TableFile}, {EvaluationReport.PerplexityCsvFile}, {(settings.PasskeyTrials > 0 ? EvaluationReport.PasskeyCsvFile + ", " : "")}{EvaluationReport.PlotFile} to {Path.GetFullPath(settings.Output)}."));
+            AnsiConsole.MarkupLine(Markup.Escape($"Wrote {string.Join(", ", report.FilesToWrite())} to {Path.GetFullPath(settings.Output)}."));
         }
         return ExitCodes.Success;
     }

@@ -13,6 +13,27 @@ public sealed record EvaluationReport(IReadOnlyList<PerplexityResult> Perplexity
     /// <summary>File names <see cref="Write"/> uses inside its folder.</summary>
     public const string TableFile = "evaluation.md", PerplexityCsvFile = "perplexity.csv", PasskeyCsvFile = "passkey.csv", PlotFile = "evaluation.png";
 
+    /// <summary>
+    /// Every file name a report's <see cref="Write"/> owns in its folder (<see cref="TableFile"/>,
+    /// <see cref="PerplexityCsvFile"/>, <see cref="PasskeyCsvFile"/>, <see cref="PlotFile"/>): those it writes, and
+    /// those it removes when this report lacks their measure.
+    /// </summary>
+    public static IReadOnlyList<string> FileNames { get; } = [TableFile, PerplexityCsvFile, PasskeyCsvFile, PlotFile];
+
+    /// <summary>
+    /// The names of the files <see cref="Write"/> writes for this report, in that order: <see cref="TableFile"/>
+    /// always, <see cref="PerplexityCsvFile"/> and <see cref="PasskeyCsvFile"/> for the measures present, and
+    /// <see cref="PlotFile"/> when either is.
+    /// </summary>
+    public IReadOnlyList<string> FilesToWrite()
+    {
+        var names = new List<string> { TableFile };
+        if (Perplexity.Count > 0) names.Add(PerplexityCsvFile);
+        if (Passkey.Count > 0) names.Add(PasskeyCsvFile);
+        if (Perplexity.Count + Passkey.Count > 0) names.Add(PlotFile);
+        return names;
+    }
+
     /// <summary>A Markdown table per measure: perplexity (rows: protocols, columns: lengths) and passkey accuracy by length.</summary>
     public string ToMarkdown()
     {
@@ -107,28 +128,31 @@ public sealed record EvaluationReport(IReadOnlyList<PerplexityResult> Perplexity
         AtomicFile.WriteThroughPath(path, temp => multiplot.SavePng(temp, 700 * panels, 520));
     }
 
-    /// <summary>Writes <see cref="TableFile"/>, the CSV files of the measures present, and <see cref="PlotFile"/> into <paramref name="folder"/>.</summary>
+    /// <summary>
+    /// Writes <see cref="FilesToWrite"/> into <paramref name="folder"/>: <see cref="TableFile"/>, the CSV files of the measures
+    /// present, and <see cref="PlotFile"/>. A file of <see cref="FileNames"/> this report does not write (a previous
+    /// report's <see cref="PasskeyCsvFile"/> when this one has no passkey results) is removed first, so that no stale
+    /// result sits beside the new ones; nothing else in the folder is touched. Each file is written atomically.
+    /// </summary>
     /// <param name="folder">Output folder, created when missing.</param>
-    /// <returns>The paths written.</returns>
+    /// <returns>The paths written, in the order of <see cref="FilesToWrite"/>.</returns>
     public IReadOnlyList<string> Write(string folder)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(folder);
         Directory.CreateDirectory(folder);
+        IReadOnlyList<string> names = FilesToWrite();
+        foreach (string stale in FileNames.Except(names))
+        {
+            string path = Path.Combine(folder, stale);
+            if (File.Exists(path)) File.Delete(path);   // a file only: a folder of that name is not the report's
+        }
         var written = new List<string>();
-        void Text(string name, string content)
+        foreach (string name in names)
         {
             string path = Path.Combine(folder, name);
-            AtomicFile.WriteAllText(path, content);
+            if (name == PlotFile) WritePlot(path);
+            else AtomicFile.WriteAllText(path, name == TableFile ? ToMarkdown() : name == PerplexityCsvFile ? PerplexityCsv() : PasskeyCsv());
             written.Add(path);
-        }
-        Text(TableFile, ToMarkdown());
-        if (Perplexity.Count > 0) Text(PerplexityCsvFile, PerplexityCsv());
-        if (Passkey.Count > 0) Text(PasskeyCsvFile, PasskeyCsv());
-        if (Perplexity.Count + Passkey.Count > 0)
-        {
-            string plot = Path.Combine(folder, PlotFile);
-            WritePlot(plot);
-            written.Add(plot);
         }
         return written;
     }

@@ -20,7 +20,11 @@ public static class CorpusPacker
     public const int IgnoreIndex = -100;
 
     /// <summary>Packs documents into rows.</summary>
-    /// <param name="documents">Each document's ids, without special tokens, in order; ids are non-negative.</param>
+    /// <param name="documents">
+    /// Each document's ids, without special tokens, in order; ids are non-negative. In <see cref="PackingMode.TruncateOrPad"/>
+    /// without <see cref="PackingOptions.AddBos"/> a document must not be empty (its row would hold no tokens): an empty one
+    /// is an <see cref="ArgumentException"/> naming its index, as the rows are enumerated.
+    /// </param>
     /// <param name="specialTokens">BOS (if <see cref="PackingOptions.AddBos"/>), EOS (to join, in Concatenate mode), pad.</param>
     /// <param name="options">Row length and scheme.</param>
     /// <exception cref="InvalidOperationException">BOS or EOS is needed and the tokenizer has none.</exception>
@@ -119,8 +123,14 @@ public static class CorpusPacker
 
     private static IEnumerable<PackedRow> TruncateOrPad(IEnumerable<int[]> documents, int? bos, int pad, int rowLength)
     {
+        int index = 0;
         foreach (int[] doc in documents)
         {
+            if (doc.Length == 0 && bos is null)
+                throw new ArgumentException(
+                    $"document {index} is empty and {nameof(PackingOptions.AddBos)} is false: {nameof(PackingMode.TruncateOrPad)} would make a row with no tokens " +
+                    $"(nothing to train on); drop empty documents, or set {nameof(PackingOptions.AddBos)} so that each row starts with BOS.", nameof(documents));
+            index++;
             var row = new int[rowLength];
             int filled = 0;
             if (bos is { } b) row[filled++] = b;

@@ -24,11 +24,22 @@ public abstract class CorpusSource
 
     /// <summary>Plain text: one file is one document; a folder contributes its matching files in ordinal path order.</summary>
     /// <param name="path">A file, or a folder searched recursively.</param>
-    /// <param name="searchPattern">File pattern inside a folder; default <c>*.txt</c>.</param>
+    /// <param name="searchPattern">
+    /// The files to read, as <see cref="Directory.EnumerateFiles(string, string, SearchOption)"/> matches them. Null
+    /// (default): <c>*.txt</c> inside a folder; a file given as <paramref name="path"/> is read whatever its name.
+    /// A pattern given with a file must match the file's name, as it would in a search of the file's folder: one it
+    /// does not match is a conflict, refused rather than either input dropped silently.
+    /// </param>
     /// <exception cref="FileNotFoundException">The path is neither a file nor a folder, or a folder holds no matching file.</exception>
-    public static CorpusSource TextFiles(string path, string searchPattern = "*.txt") => new TextFilesSource(path, searchPattern);
+    /// <exception cref="ArgumentException"><paramref name="searchPattern"/> is empty, or is given with a file it does not match (both named).</exception>
+    public static CorpusSource TextFiles(string path, string? searchPattern = null) => new TextFilesSource(path, searchPattern);
 
-    /// <summary>JSON Lines: each non-blank line an object whose string field <paramref name="field"/> is one document.</summary>
+    /// <summary>
+    /// JSON Lines: each non-blank line an object whose string field <paramref name="field"/> is one document. Lines end
+    /// with LF, CRLF or CR. Each document's <see cref="CorpusDocument.SourceBytes"/> is its line with its line break and
+    /// the blank lines after it (the first document's also those before it and a UTF-8 byte-order mark), so the
+    /// documents' bytes add up to the file's length.
+    /// </summary>
     /// <param name="path">A <c>.jsonl</c> file.</param>
     /// <param name="field">The field holding the text; default <c>text</c> (RedPajama, LongQLoRA's pretraining files).</param>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
@@ -51,21 +62,47 @@ public abstract class CorpusSource
 
 internal sealed class TextFilesSource : CorpusSource
 {
+    private const string DefaultPattern = "*.txt";
     private readonly IReadOnlyList<string> _files;
     private readonly string _path;
 
-    public TextFilesSource(string path, string searchPattern)
+    public TextFilesSource(string path, string? searchPattern)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        ArgumentException.ThrowIfNullOrEmpty(searchPattern);
+        if (searchPattern is not null) ArgumentException.ThrowIfNullOrEmpty(searchPattern);
         _path = Path.GetFullPath(path);
-        if (File.Exists(_path)) _files = [_path];
+        if (File.Exists(_path))
+        {
+            if (searchPattern is not null && !Matches(_path, searchPattern))
+                throw new ArgumentException(
+                    $"The corpus path '{_path}' is a file whose name does not match the search pattern '{searchPattern}'; pass no pattern to read this file, " +
+                    "or a folder to search with the pattern.", nameof(searchPattern));
+            _files = [_path];
+        }
         else if (Directory.Exists(_path))
         {
+            searchPattern ??= DefaultPattern;
             _files = Directory.EnumerateFiles(_path, searchPattern, SearchOption.AllDirectories).OrderBy(f => f, StringComparer.Ordinal).ToList();
             if (_files.Count == 0) throw new FileNotFoundException($"Folder '{_path}' holds no file matching '{searchPattern}'.", _path);
         }
         else throw new FileNotFoundException($"Corpus path '{_path}' is neither a file nor a folder.", _path);
+    }
+
+    /// <summary>
+    /// Whether a folder search with <paramref name="pattern"/> finds <paramref name="file"/>: the search's own matching,
+    /// run on the file's folder (a pattern with a folder part that does not exist there finds nothing).
+    /// </summary>
+    private static bool Matches(string file, string pattern)
+    {
+        try
+        {
+            return Directory.EnumerateFiles(Path.GetDirectoryName(file)!, pattern, SearchOption.TopDirectoryOnly)
+                .Any(f => string.Equals(Path.GetFullPath(f), file, StringComparison.Ordinal));
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return false;
+        }
     }
 
     public override string Identity => "text|" + string.Join(";", _files.Select(FileIdentity));
@@ -109,41 +146,110 @@ internal sealed class JsonlSource : CorpusSource
     public override long TotalBytes => new FileInfo(_path).Length;
     public override string Description => _path;
 
+    /// <summary>
+    /// The documents, each with the bytes of the file it took: its line and line break, the blank lines after it (those
+    /// before the first document and a UTF-8 byte-order mark with the first), so that they add up to the file's length.
+    /// </summary>
     public override IEnumerable<CorpusDocument> Documents()
     {
-        using var reader = new StreamReader(_path, StrictUtf8);
+        using var stream = new FileStream(_path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        long pending = ByteOrderMark(stream);   // bytes not yet counted with a document
+        using var reader = new StreamReader(stream, StrictUtf8);   // drops the byte-order mark
         long lineNumber = 0;
-        while (ReadLine(reader, lineNumber + 1) is { } line)
+        CorpusDocument? held = null;          // given out once the lines after it up to the next document are counted
+        foreach ((string line, int lineBreak) in Lines(reader))
         {
             lineNumber++;
-            long bytes = Encoding.UTF8.GetByteCount(line) + 1;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            string origin = $"{_path}:{lineNumber}";
-            string text;
-            try
+            long bytes = Encoding.UTF8.GetByteCount(line) + lineBreak;
+            if (string.IsNullOrWhiteSpace(line))
             {
-                using var doc = JsonDocument.Parse(line);
-                if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                    throw new InvalidDataException($"{origin}: each line must be a JSON object; got a {doc.RootElement.ValueKind}.");
-                if (!doc.RootElement.TryGetProperty(_field, out JsonElement value))
-                    throw new InvalidDataException($"{origin}: the object has no field '{_field}'.");
-                text = value.ValueKind == JsonValueKind.String
-                    ? value.GetString()!
-                    : throw new InvalidDataException($"{origin}: field '{_field}' must be a string; got a {value.ValueKind}.");
+                if (held is null) pending += bytes;
+                else held = held with { SourceBytes = held.SourceBytes + bytes };
+                continue;
             }
-            catch (JsonException e)
-            {
-                throw new InvalidDataException($"{origin}: not valid JSON: {e.Message}", e);
-            }
-            yield return new CorpusDocument(text, origin, bytes);
+            if (held is not null) yield return held;
+            held = new CorpusDocument(Parse(line, $"{_path}:{lineNumber}"), $"{_path}:{lineNumber}", pending + bytes);
+            pending = 0;
         }
+        if (held is not null) yield return held;
     }
 
-    private string? ReadLine(StreamReader reader, long lineNumber)
+    /// <summary>The bytes of a UTF-8 byte-order mark at the start of <paramref name="stream"/> (3 or 0); the stream is left at its start.</summary>
+    private static int ByteOrderMark(Stream stream)
+    {
+        Span<byte> start = stackalloc byte[3];
+        bool bom = stream.ReadAtLeast(start, 3, throwOnEndOfStream: false) == 3 && start.SequenceEqual((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]);
+        stream.Position = 0;
+        return bom ? 3 : 0;
+    }
+
+    private string Parse(string line, string origin)
     {
         try
         {
-            return reader.ReadLine();
+            using var doc = JsonDocument.Parse(line);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw new InvalidDataException($"{origin}: each line must be a JSON object; got a {doc.RootElement.ValueKind}.");
+            if (!doc.RootElement.TryGetProperty(_field, out JsonElement value))
+                throw new InvalidDataException($"{origin}: the object has no field '{_field}'.");
+            return value.ValueKind == JsonValueKind.String
+                ? value.GetString()!
+                : throw new InvalidDataException($"{origin}: field '{_field}' must be a string; got a {value.ValueKind}.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{origin}: not valid JSON: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// The lines of <paramref name="reader"/> as <see cref="StreamReader.ReadLine"/> splits them (at "\n", "\r\n" or
+    /// "\r"; a last line without a break included, nothing after a final break), each with the bytes of its break (0, 1 or 2).
+    /// </summary>
+    private IEnumerable<(string Line, int LineBreak)> Lines(StreamReader reader)
+    {
+        var buffer = new char[1 << 16];
+        var line = new StringBuilder();
+        long lineNumber = 1;
+        int count = Fill(reader, buffer, lineNumber), at = 0;
+        while (count > 0)
+        {
+            int end = buffer.AsSpan(at, count - at).IndexOfAny('\r', '\n');
+            if (end < 0)
+            {
+                line.Append(buffer, at, count - at);
+                count = Fill(reader, buffer, lineNumber);
+                at = 0;
+                continue;
+            }
+            line.Append(buffer, at, end);
+            at += end;
+            int lineBreak = 1;
+            if (buffer[at++] == '\r')
+            {
+                if (at == count)
+                {
+                    count = Fill(reader, buffer, lineNumber);
+                    at = 0;
+                }
+                if (at < count && buffer[at] == '\n')
+                {
+                    at++;
+                    lineBreak = 2;
+                }
+            }
+            yield return (line.ToString(), lineBreak);
+            line.Clear();
+            lineNumber++;
+        }
+        if (line.Length > 0) yield return (line.ToString(), 0);
+    }
+
+    private int Fill(StreamReader reader, char[] buffer, long lineNumber)
+    {
+        try
+        {
+            return reader.Read(buffer, 0, buffer.Length);
         }
         catch (DecoderFallbackException e)
         {

@@ -92,6 +92,31 @@ public sealed class EvaluationReportTests : IDisposable
         Assert.False(Directory.Exists("   "));
     }
 
+    [Fact]
+    public void Write_RemovesTheReportFilesOfAPreviousReportThatThisOneLacks_AndNothingElse()
+    {
+        // Before: a previous report's passkey.csv (and, for an empty report, its perplexity.csv and plot) stayed
+        // beside the new table, a stale result next to the new ones.
+        var perplexity = new PerplexityResult(PerplexityProtocol.LongLora, 64, 3, 192, 1.5);
+        var passkey = new PasskeyResult(300, [new PasskeyTrial(0, 31416, 290, 10, 200, [3, 1], [3, 1])]);
+        new EvaluationReport([perplexity], [passkey]).Write(folder);
+        string[] mine = ["notes.txt", "passkey.csv.bak"];
+        foreach (string name in mine) File.WriteAllText(Path.Combine(folder, name), "a user's file");
+        Directory.CreateDirectory(Path.Combine(folder, "runs"));
+
+        IReadOnlyList<string> written = new EvaluationReport([perplexity], []).Write(folder);
+        string[] perplexityOnly = ["evaluation.md", "perplexity.csv", "evaluation.png"];
+        Assert.Equal(perplexityOnly.Select(n => Path.Combine(folder, n)), written);
+        Assert.Equal(perplexityOnly.Concat(mine).Order(StringComparer.Ordinal), Directory.GetFiles(folder).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.DoesNotContain("| passkey |", File.ReadAllText(Path.Combine(folder, "evaluation.md")), StringComparison.Ordinal);
+
+        written = new EvaluationReport([], []).Write(folder);
+        Assert.Equal([Path.Combine(folder, "evaluation.md")], written);
+        Assert.Equal(mine.Append("evaluation.md").Order(StringComparer.Ordinal), Directory.GetFiles(folder).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.True(Directory.Exists(Path.Combine(folder, "runs")));
+        Assert.All(mine, name => Assert.Equal("a user's file", File.ReadAllText(Path.Combine(folder, name))));
+    }
+
     private sealed class Lines(List<string> lines) : IProgress<string>
     {
         public void Report(string value) => lines.Add(value);

@@ -1,4 +1,6 @@
 using System.Runtime.InteropServices;
+using System.Text;
+using LongContext.Tests.Evaluation;
 using LongContext.Tests.Support;
 using LongContext.Text.Corpus;
 
@@ -122,6 +124,59 @@ public sealed class CorpusFilesTests
         Assert.Contains("must be a string", Assert.Throws<InvalidDataException>(() => CorpusSource.Jsonl(path).Documents().ToList()).Message);
     }
 
+    [Theory]
+    [InlineData("\n", false, true)]
+    [InlineData("\r\n", false, true)]
+    [InlineData("\n", true, false)]
+    [InlineData("\r\n", true, false)]
+    [InlineData("\r", false, true)]   // old Mac line breaks: split as StreamReader.ReadLine splits them
+    public void Jsonl_SourceBytes_AreEachDocumentsLinesWithTheirBreaks_AndEndAtTheFileLength(string lineBreak, bool byteOrderMark, bool finalBreak)
+    {
+        // Before: every line counted its UTF-8 bytes + 1: a CRLF file came up a byte short a line, a last line without
+        // a break a byte over, and blank lines and a byte-order mark counted nothing, so the progress did not end at
+        // the file's length. Now a blank line counts with the document before it (the first document: those before it).
+        using var temp = new TempFolder();
+        string path = temp.File("c.jsonl");
+        string[] lines = ["", "{\"text\": \"a\"}", "{\"text\": \"café ✓\"}", "  ", "{\"text\": \"b\"}", "\t"];
+        byte[] bom = byteOrderMark ? [0xEF, 0xBB, 0xBF] : [];
+        File.WriteAllBytes(path, [.. bom, .. Encoding.UTF8.GetBytes(string.Join(lineBreak, lines) + (finalBreak ? lineBreak : ""))]);
+        long Line(int i) => Encoding.UTF8.GetByteCount(lines[i]) + (i < lines.Length - 1 || finalBreak ? lineBreak.Length : 0);
+        long[] expected = [bom.Length + Line(0) + Line(1), Line(2) + Line(3), Line(4) + Line(5)];
+        Assert.Equal(new FileInfo(path).Length, expected.Sum());
+
+        var documents = CorpusSource.Jsonl(path).Documents().ToList();
+        Assert.Equal(["a", "café ✓", "b"], documents.Select(d => d.Text));
+        Assert.Equal([$"{path}:2", $"{path}:3", $"{path}:5"], documents.Select(d => d.Origin));
+        Assert.Equal(expected, documents.Select(d => d.SourceBytes));
+
+        var reports = new List<TokenizationProgress>();
+        var options = new TokenizationOptions { CacheDirectory = temp.File("cache"), TokenizerKey = "chars", BatchDocuments = 1, MaxDegreeOfParallelism = 1 };
+        CorpusTokenizer.Tokenize(CorpusSource.Jsonl(path), new CharTokenizer(), options, new SynchronousProgress(reports.Add));
+        Assert.Equal([expected[0], expected[0] + expected[1], new FileInfo(path).Length], reports.Select(r => r.BytesRead));
+    }
+
+    [Fact]
+    public void Jsonl_ACrLfAcrossTheReadBuffersEdge_IsOneLineBreak()
+    {
+        // The lines are read in blocks of 65536 characters: a \r that ends one block and the \n that starts the next
+        // are one break (no blank line between them, 2 bytes), wherever the edge falls.
+        using var temp = new TempFolder();
+        string path = temp.File("c.jsonl");
+        for (int length = 65520; length <= 65540; length++)
+        {
+            string first = "{\"text\": \"" + new string('x', length - 12) + "\"}", second = "{\"text\": \"b\"}";
+            File.WriteAllText(path, first + "\r\n" + second + "\r\n");
+            var documents = CorpusSource.Jsonl(path).Documents().ToList();
+            Assert.Equal([length + 2L, second.Length + 2L], documents.Select(d => d.SourceBytes));
+            Assert.Equal($"{path}:2", documents[1].Origin);
+        }
+    }
+
+    private sealed class SynchronousProgress(Action<TokenizationProgress> report) : IProgress<TokenizationProgress>
+    {
+        public void Report(TokenizationProgress value) => report(value);
+    }
+
     [Fact]
     public void NotUtf8_IsRefusedNamingTheFile_NotReplacedSilently()
     {
@@ -146,6 +201,30 @@ public sealed class CorpusFilesTests
         var e = Assert.Throws<FileNotFoundException>(() => CorpusSource.TextFiles(temp.Path));
         Assert.Contains(temp.Path, e.Message);
         Assert.Contains("*.txt", e.Message);
+    }
+
+    [Fact]
+    public void TextFiles_AFileWithAPatternItsNameDoesNotMatch_IsRefusedNamingBoth()
+    {
+        // Before: the pattern was ignored for a file path: TextFiles("notes.md", "*.txt") read notes.md.
+        using var temp = new TempFolder();
+        string md = temp.File("notes.md");
+        File.WriteAllText(md, "markdown");
+        File.WriteAllText(temp.File("a.txt"), "text");
+        foreach (string pattern in new[] { "*.txt", "notes.txt", "sub/*.md" })
+        {
+            var e = Assert.Throws<ArgumentException>(() => CorpusSource.TextFiles(md, pattern));
+            Assert.Equal("searchPattern", e.ParamName);
+            Assert.Contains($"'{md}'", e.Message, StringComparison.Ordinal);
+            Assert.Contains($"'{pattern}'", e.Message, StringComparison.Ordinal);
+        }
+        // No pattern: the file named is read, whatever its name; a pattern it matches (as a folder search would): read too.
+        foreach (string? pattern in new[] { null, "*.md", "notes.*", "*", "notes.md" })
+            Assert.Equal("markdown", CorpusSource.TextFiles(md, pattern).Documents().Single().Text);
+        // A folder: no pattern is *.txt.
+        Assert.Equal(["text"], CorpusSource.TextFiles(temp.Path).Documents().Select(d => d.Text));
+        Assert.Equal(["markdown"], CorpusSource.TextFiles(temp.Path, "*.md").Documents().Select(d => d.Text));
+        Assert.Equal("searchPattern", Assert.Throws<ArgumentException>(() => CorpusSource.TextFiles(md, "")).ParamName);
     }
 
     [Fact]

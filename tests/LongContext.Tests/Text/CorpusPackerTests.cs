@@ -89,6 +89,22 @@ public sealed class CorpusPackerTests
     }
 
     [Fact]
+    public void TruncateOrPad_AnEmptyDocumentWithoutBos_IsRefusedNamingTheDocumentAndWhy()
+    {
+        // Before: it became a row of 0 tokens, which PackedRows.Write refused later ("Row 1 has 4 ids and length 0")
+        // without saying which document or why. With BOS the same document is a row of one token (above).
+        var options = new PackingOptions { RowLength = 4, Mode = PackingMode.TruncateOrPad, AddBos = false };
+        using var rows = CorpusPacker.Pack([[10, 11], [], [20]], Special, options).GetEnumerator();
+        Assert.True(rows.MoveNext());
+        Assert.Equal(R([10, 11, 0, 0], 2), R(rows.Current.InputIds, rows.Current.Length));
+        var e = Assert.Throws<ArgumentException>(() => rows.MoveNext());
+        Assert.Equal("documents", e.ParamName);
+        Assert.Contains("document 1 is empty", e.Message, StringComparison.Ordinal);
+        Assert.Contains("AddBos is false", e.Message, StringComparison.Ordinal);
+        Assert.Contains("a row with no tokens", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void PadId_DefaultsToEos_WhenTheTokenizerHasNoPad()
     {
         var noPad = Special with { Pad = null };
