@@ -32,6 +32,8 @@ public abstract class CorpusSource
     /// </param>
     /// <exception cref="FileNotFoundException">The path is neither a file nor a folder, or a folder holds no matching file.</exception>
     /// <exception cref="ArgumentException"><paramref name="searchPattern"/> is empty, or is given with a file it does not match (both named).</exception>
+    /// <exception cref="InvalidDataException">As the documents are read: a file that is not UTF-8 (a UTF-8 byte-order mark is
+    /// skipped; a UTF-16 or UTF-32 one is refused, named).</exception>
     public static CorpusSource TextFiles(string path, string? searchPattern = null) => new TextFilesSource(path, searchPattern);
 
     /// <summary>
@@ -43,6 +45,8 @@ public abstract class CorpusSource
     /// <param name="path">A <c>.jsonl</c> file.</param>
     /// <param name="field">The field holding the text; default <c>text</c> (RedPajama, LongQLoRA's pretraining files).</param>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">As the documents are read: a line that is not a JSON object with the field, or
+    /// a file that is not UTF-8 (a UTF-16 or UTF-32 byte-order mark is refused, named).</exception>
     public static CorpusSource Jsonl(string path, string field = "text") => new JsonlSource(path, field);
 
     /// <summary>UTF-8 that refuses bytes it cannot decode instead of replacing them with U+FFFD (a binary or Latin-1 file is not silently garbled).</summary>
@@ -52,6 +56,43 @@ public abstract class CorpusSource
     private protected static InvalidDataException NotUtf8(string where, DecoderFallbackException e) =>
         new($"{where}: not UTF-8 text (bytes {string.Join(" ", (e.BytesUnknown ?? []).Select(b => b.ToString("X2", CultureInfo.InvariantCulture)))} " +
             "cannot be decoded); convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8).", e);
+
+    /// <summary>
+    /// Opens <paramref name="file"/> as UTF-8 text past its UTF-8 byte-order mark, if any (<paramref name="preamble"/>:
+    /// its 3 bytes, or 0). A UTF-16 or UTF-32 byte-order mark is refused: a corpus is read as UTF-8, as HF datasets read
+    /// text files, and a reader that followed the mark would count the file's bytes wrongly.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file starts with a UTF-16 or UTF-32 byte-order mark (named, with the file).</exception>
+    private protected static StreamReader OpenUtf8(string file, out int preamble)
+    {
+        var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read);
+        try
+        {
+            Span<byte> start = stackalloc byte[4];
+            int n = stream.ReadAtLeast(start, 4, throwOnEndOfStream: false);
+            ReadOnlySpan<byte> head = start[..n];
+            string? foreign = head switch
+            {
+                [0xFF, 0xFE, 0x00, 0x00, ..] => "UTF-32 LE",
+                [0x00, 0x00, 0xFE, 0xFF, ..] => "UTF-32 BE",
+                [0xFF, 0xFE, ..] => "UTF-16 LE",
+                [0xFE, 0xFF, ..] => "UTF-16 BE",
+                _ => null,
+            };
+            if (foreign is not null)
+                throw new InvalidDataException(
+                    $"'{file}': starts with a {foreign} byte-order mark ({string.Join(" ", head.ToArray().Take(foreign.StartsWith("UTF-32", StringComparison.Ordinal) ? 4 : 2).Select(b => b.ToString("X2", CultureInfo.InvariantCulture)))}); " +
+                    "corpora are read as UTF-8: convert the file (e.g. iconv -f utf-16 -t utf-8).");
+            preamble = head is [0xEF, 0xBB, 0xBF, ..] ? 3 : 0;
+            stream.Position = preamble;
+            return new StreamReader(stream, StrictUtf8, detectEncodingFromByteOrderMarks: false);
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
+    }
 
     private protected static string FileIdentity(string file)
     {
@@ -119,7 +160,8 @@ internal sealed class TextFilesSource : CorpusSource
     {
         try
         {
-            return File.ReadAllText(file, StrictUtf8);
+            using StreamReader reader = OpenUtf8(file, out _);
+            return reader.ReadToEnd();
         }
         catch (DecoderFallbackException e)
         {
@@ -152,9 +194,8 @@ internal sealed class JsonlSource : CorpusSource
     /// </summary>
     public override IEnumerable<CorpusDocument> Documents()
     {
-        using var stream = new FileStream(_path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        long pending = ByteOrderMark(stream);   // bytes not yet counted with a document
-        using var reader = new StreamReader(stream, StrictUtf8);   // drops the byte-order mark
+        using StreamReader reader = OpenUtf8(_path, out int preamble);
+        long pending = preamble;                // bytes not yet counted with a document
         long lineNumber = 0;
         CorpusDocument? held = null;          // given out once the lines after it up to the next document are counted
         foreach ((string line, int lineBreak) in Lines(reader))
@@ -172,15 +213,6 @@ internal sealed class JsonlSource : CorpusSource
             pending = 0;
         }
         if (held is not null) yield return held;
-    }
-
-    /// <summary>The bytes of a UTF-8 byte-order mark at the start of <paramref name="stream"/> (3 or 0); the stream is left at its start.</summary>
-    private static int ByteOrderMark(Stream stream)
-    {
-        Span<byte> start = stackalloc byte[3];
-        bool bom = stream.ReadAtLeast(start, 3, throwOnEndOfStream: false) == 3 && start.SequenceEqual((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]);
-        stream.Position = 0;
-        return bom ? 3 : 0;
     }
 
     private string Parse(string line, string origin)

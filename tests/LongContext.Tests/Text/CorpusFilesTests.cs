@@ -177,6 +177,28 @@ public sealed class CorpusFilesTests
         public void Report(TokenizationProgress value) => report(value);
     }
 
+    [Theory]
+    [InlineData(new byte[] { 0xFF, 0xFE }, "UTF-16 LE byte-order mark (FF FE)")]
+    [InlineData(new byte[] { 0xFE, 0xFF }, "UTF-16 BE byte-order mark (FE FF)")]
+    [InlineData(new byte[] { 0xFF, 0xFE, 0x00, 0x00 }, "UTF-32 LE byte-order mark (FF FE 00 00)")]
+    [InlineData(new byte[] { 0x00, 0x00, 0xFE, 0xFF }, "UTF-32 BE byte-order mark (00 00 FE FF)")]
+    public void AUtf16Or32ByteOrderMark_IsRefusedNamingIt_NotDecodedAsThatEncoding(byte[] mark, string fragment)
+    {
+        using var temp = new TempFolder();
+        bool utf32 = mark.Length == 4, bigEndian = mark[0] == 0x00 || mark[0] == 0xFE;
+        Encoding encoding = utf32 ? new UTF32Encoding(bigEndian, byteOrderMark: false) : new UnicodeEncoding(bigEndian, byteOrderMark: false);
+        string txt = temp.File("wide.txt"), jsonl = temp.File("wide.jsonl");
+        File.WriteAllBytes(txt, [.. mark, .. encoding.GetBytes("In the beginning")]);
+        File.WriteAllBytes(jsonl, [.. mark, .. encoding.GetBytes("{\"text\": \"In the beginning\"}\n")]);
+        foreach (string file in new[] { txt, jsonl })
+        {
+            CorpusSource source = file.EndsWith(".txt", StringComparison.Ordinal) ? CorpusSource.TextFiles(file) : CorpusSource.Jsonl(file);
+            var e = Assert.Throws<InvalidDataException>(() => source.Documents().ToList());
+            Assert.Contains(file, e.Message);
+            Assert.Contains(fragment, e.Message);
+        }
+    }
+
     [Fact]
     public void NotUtf8_IsRefusedNamingTheFile_NotReplacedSilently()
     {
