@@ -23,7 +23,7 @@ public static class LlamaEvaluation
     /// <param name="outputFolder">When given, the report's files are written there (<see cref="EvaluationReport.Write"/>); the folder is
     /// created before the evaluations run, so a path that cannot be one (empty, an existing file) fails first.</param>
     /// <param name="progress">Progress lines, or null.</param>
-    /// <exception cref="ArgumentException">A setting the others leave unused (<see cref="EvaluationOptions.ChunkSize"/> without
+    /// <exception cref="ArgumentException">Nothing to evaluate (both measures null), a setting the others leave unused (<see cref="EvaluationOptions.ChunkSize"/> without
     /// perplexity, a step or stride for a protocol not run), a missing input, a stream too short for a perplexity length, a passkey length
     /// <see cref="PasskeyRetrieval.Prompt"/> refuses, or a length the model's S2 evaluation attention cannot take; all checked
     /// before any work, except the S2 fit of a passkey prompt (checked as each prompt is built).</exception>
@@ -34,6 +34,8 @@ public static class LlamaEvaluation
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
         options.CheckSettingsUsed(nameof(options));
+        if (options.Perplexity is null && options.Passkey is null)
+            throw new ArgumentException("Perplexity and Passkey are both null: nothing to evaluate (an empty report); set at least one of them.", nameof(options));
         if (options.Perplexity is not null && tokens is null)
             throw new ArgumentException("perplexity is requested but no token stream was given; pass tokens or set Perplexity = null.", nameof(tokens));
         if (options.Passkey is not null && tokenizer is null)

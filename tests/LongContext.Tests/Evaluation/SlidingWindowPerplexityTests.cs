@@ -183,6 +183,15 @@ public sealed class SlidingWindowPerplexityTests
     }
 
     [Fact]
+    public void NothingToEvaluate_IsRefused()
+    {
+        using var model = EvaluationModels.Random();
+        var e = Assert.Throws<ArgumentException>(() => LlamaEvaluation.Run(model, new EvaluationOptions { Perplexity = null, Passkey = null }));
+        Assert.Equal("options", e.ParamName);
+        Assert.Contains("nothing to evaluate", e.Message);
+    }
+
+    [Fact]
     public void AChunkSizeWithPerplexitySkipped_IsRefused()
     {
         using var model = EvaluationModels.Random();
