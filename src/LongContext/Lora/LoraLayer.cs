@@ -15,7 +15,7 @@ namespace LongContext.Lora;
 /// otherwise the base weight's dtype. The LoRA branch runs in the adapter's dtype and the sum is cast to the base
 /// output's dtype, as peft's forward does. <c>module.to(dtype)</c> converts adapters like any other parameter.
 /// </remarks>
-public abstract class LoraLayer : nn.Module<Tensor, Tensor>
+public abstract class LoraLayer : nn.Module<Tensor, Tensor>, IFixedChildren
 {
     private const string BaseName = "base_layer";
     private readonly LoraBaseDescriptor _base;
@@ -38,6 +38,11 @@ public abstract class LoraLayer : nn.Module<Tensor, Tensor>
         foreach (var p in baseLayer.Module.parameters()) p.requires_grad = false;
         RegisterComponents();
     }
+
+    /// <summary>Why the base layer cannot be swapped under the layer (for the module-tree replacement, e.g. quantization).</summary>
+    string IFixedChildren.FixedChildrenReason =>
+        "which reaches its base layer through the descriptor it was built with and would keep running the old layer; " +
+        "replace or quantize layers before injecting LoRA (for 4-bit bases: ModelQuantizer.Quantize, then QLora.Inject).";
 
     /// <summary>The wrapped (frozen) layer; registered as the child <c>base_layer</c>, as in peft.</summary>
     public nn.Module<Tensor, Tensor> BaseLayer => _base.Module;
