@@ -39,7 +39,42 @@ public static class LoraInjector
     {
         ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(options);
+        return InjectPlanned(root, options, adapterName, Plan(root, options, adapterName, resolve));
+    }
+
+    /// <summary>
+    /// <see cref="Inject"/>, also returning how to take it back (for a load that finds the weights unfit after
+    /// injecting): the undo puts the unwrapped modules back, removes the adapter from layers that held others, and
+    /// restores every parameter's <c>requires_grad</c>. Values written into parameters afterwards are not undone.
+    /// </summary>
+    internal static (LoraInjectionReport Report, Action Undo) InjectUndoable(nn.Module root, LoraOptions options, string adapterName, LoraBaseResolver? resolve)
+    {
+        ArgumentNullException.ThrowIfNull(root);
+        ArgumentNullException.ThrowIfNull(options);
         var targets = Plan(root, options, adapterName, resolve);
+        var trainable = root.parameters().Select(p => (Parameter: p, p.requires_grad)).ToList();
+        var report = InjectPlanned(root, options, adapterName, targets);
+        void Undo()
+        {
+            foreach (var (name, module, _) in targets)
+            {
+                if (module is LoraLayer layer)
+                {
+                    layer.RemoveAdapter(adapterName);
+                    continue;
+                }
+                var wrapper = (LoraLayer)ModuleTree.Find(root, name);
+                ModuleTree.Replace(root, name, module);
+                wrapper.RemoveAdapter(adapterName);       // its A and B; the base is the model's again
+            }
+            foreach (var (p, requiresGrad) in trainable) p.requires_grad = requiresGrad;
+        }
+        return (report, Undo);
+    }
+
+    private static LoraInjectionReport InjectPlanned(nn.Module root, LoraOptions options, string adapterName,
+        List<(string Name, nn.Module Module, LoraBaseDescriptor? Descriptor)> targets)
+    {
         var wrapped = new List<string>();
         foreach (var (name, module, descriptor) in targets)
         {

@@ -21,8 +21,8 @@ public abstract class LoraLayer : nn.Module<Tensor, Tensor>, IFixedChildren
     private readonly LoraBaseDescriptor _base;
     private readonly string _aMapName;
     private readonly string _bMapName;
-    private readonly AdapterMap _loraA = new();
-    private readonly AdapterMap _loraB = new();
+    private AdapterMap _loraA = new();
+    private AdapterMap _loraB = new();
     private readonly List<string> _names = [];
     private readonly Dictionary<string, LoraOptions> _options = new(StringComparer.Ordinal);
     private string _active = "";
@@ -98,6 +98,35 @@ public abstract class LoraLayer : nn.Module<Tensor, Tensor>, IFixedChildren
         _names.Add(adapterName);
         if (_names.Count == 1) _active = adapterName;
         UpdateTrainable();
+    }
+
+    /// <summary>
+    /// Takes back an adapter <see cref="AddAdapter"/> added (the undo of a load that failed after injecting): its A and
+    /// B are disposed and the layer is as before the add. A removed active adapter passes the role to the first one left.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The adapter is merged.</exception>
+    internal void RemoveAdapter(string adapterName)
+    {
+        _ = GetOptions(adapterName);
+        if (_merged == adapterName) throw new InvalidOperationException($"adapter '{adapterName}' is merged; unmerge it before removing it.");
+        _loraA = Without(_loraA, _aMapName, adapterName);
+        _loraB = Without(_loraB, _bMapName, adapterName);
+        _options.Remove(adapterName);
+        _names.Remove(adapterName);
+        if (_active == adapterName) _active = _names.FirstOrDefault() ?? "";
+        UpdateTrainable();
+    }
+
+    /// <summary>A copy of <paramref name="map"/> without one adapter (whose module or parameter is disposed), registered in its place.</summary>
+    private AdapterMap Without(AdapterMap map, string mapName, string adapterName)
+    {
+        var kept = new AdapterMap();
+        foreach (var (name, module) in map.named_children())
+            if (name == adapterName) module.Dispose(); else kept.AddModule(name, module);
+        foreach (var (name, parameter) in map.named_parameters(recurse: false))
+            if (name == adapterName) parameter.Dispose(); else kept.AddParameter(name, parameter);
+        _internal_submodules[mapName] = kept;      // the old map is dropped, not disposed: it still lists the kept adapters
+        return kept;
     }
 
     /// <summary>Makes an adapter the active one; only its A and B require gradients afterwards.</summary>
