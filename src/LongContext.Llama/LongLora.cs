@@ -175,6 +175,8 @@ public static class LongLora
     /// <returns>The injection report of the loaded adapter.</returns>
     /// <exception cref="FileNotFoundException">The folder has no <c>config.json</c>.</exception>
     /// <exception cref="ArgumentException">The folder's config describes another model shape (named field).</exception>
+    /// <exception cref="InvalidDataException">The adapter does not fit the model (<see cref="PeftAdapter.Load"/>); the model,
+    /// its rope included, is left as it was.</exception>
     public static LoraInjectionReport LoadAdapter(LlamaForCausalLM model, string folder)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -185,9 +187,12 @@ public static class LongLora
         LlamaConfig saved = LlamaConfig.Load(configFile);
         if (AdapterShapeDifferences(saved, model.Config) is { } differences)
             throw new ArgumentException($"'{configFile}' describes another model than the one given: {differences}.", nameof(folder));
-        model.UpdateRope(model.Config with { Rope = saved.Rope, MaxPositionEmbeddings = saved.MaxPositionEmbeddings });
+        LlamaConfig trained = model.Config with { Rope = saved.Rope, MaxPositionEmbeddings = saved.MaxPositionEmbeddings };   // validated here
         bool quantized = model.modules().Any(m => m is Linear4Bit);
-        return quantized ? QLora.LoadAdapter(model, folder) : PeftAdapter.Load(model, folder);
+        // The adapter first: a refused one leaves the model as it was, rope included (the load does not read the rope).
+        LoraInjectionReport report = quantized ? QLora.LoadAdapter(model, folder) : PeftAdapter.Load(model, folder);
+        model.UpdateRope(trained);
+        return report;
     }
 
     /// <summary>

@@ -33,22 +33,46 @@ internal static class ModuleTree
         ReplaceChild(Find(root, dot < 0 ? "" : fullName[..dot]), fullName[(dot + 1)..], replacement, fullName);
     }
 
+    /// <summary>
+    /// Throws what <see cref="Replace"/> would throw for a replacement of type <paramref name="replacementType"/>,
+    /// changing nothing: callers that replace several modules check every one first, so a refused one leaves the tree
+    /// as it was.
+    /// </summary>
+    public static void CheckReplace(nn.Module root, string fullName, Type replacementType)
+    {
+        int dot = fullName.LastIndexOf('.');
+        CheckReplaceChild(Find(root, dot < 0 ? "" : fullName[..dot]), fullName[(dot + 1)..], replacementType, fullName);
+    }
+
+    /// <summary>The check of <see cref="ReplaceChild"/> alone (see <see cref="CheckReplace"/>).</summary>
+    public static void CheckReplaceChild(nn.Module parent, string name, Type replacementType, string? displayName = null)
+        => _ = Prepare(parent, name, replacementType, displayName ?? name);
+
     /// <summary>Replaces the registered child <paramref name="name"/> of <paramref name="parent"/>.</summary>
     public static void ReplaceChild(nn.Module parent, string name, nn.Module replacement, string? displayName = null)
     {
         displayName ??= name;
+        var (table, registered, old) = Prepare(parent, name, replacement.GetType(), displayName);
+        PatchReferences(parent, old, replacement, replacement.GetType(), displayName, dryRun: false);
+        if (registered) table[name] = replacement;
+    }
+
+    /// <summary>Finds the child and checks that every reference to it can take the replacement type; changes nothing.</summary>
+    private static (OrderedDict<string, nn.Module> Table, bool Registered, nn.Module Old) Prepare(nn.Module parent, string name, Type replacementType, string displayName)
+    {
+        if (parent is IFixedChildren fixedParent)
+            throw new InvalidOperationException($"cannot replace '{displayName}': its parent is a {parent.GetType().Name}, {fixedParent.FixedChildrenReason}");
         var table = Table<nn.Module>(parent, "_internal_submodules");
         bool registered = table.TryGetValue(name, out nn.Module? old);
         // Containers such as Sequential keep their children in their own lists (named_children reads those), outside
         // the registry: the list slot is then the only reference, and patching it is the whole replacement.
         old ??= parent.named_children().Where(c => c.name == name).Select(c => c.module).FirstOrDefault()
             ?? throw new ArgumentException($"module '{displayName}' is not a registered child of {parent.GetType().Name}.", nameof(name));
-        int patched = PatchReferences(parent, old, replacement, displayName, dryRun: true);
+        int patched = PatchReferences(parent, old, null, replacementType, displayName, dryRun: true);
         if (patched == 0 && (!registered || parent.GetType().Namespace?.StartsWith("TorchSharp", StringComparison.Ordinal) == true))
             throw new NotSupportedException(
                 $"cannot replace '{displayName}': its parent is a {parent.GetType().Name}, which keeps its children outside fields; wrap the module before adding it there.");
-        PatchReferences(parent, old, replacement, displayName, dryRun: false);
-        if (registered) table[name] = replacement;
+        return (table, registered, old);
     }
 
     /// <summary>Replaces the parameter <paramref name="name"/> registered directly on <paramref name="owner"/>.</summary>
@@ -64,7 +88,7 @@ internal static class ModuleTree
         var table = Table<TorchSharp.Modules.Parameter>(owner, "_internal_params");
         if (!table.TryGetValue(name, out TorchSharp.Modules.Parameter? old))
             throw new ArgumentException($"module {owner.GetType().Name} has no parameter named '{name}'.", nameof(name));
-        PatchReferences(owner, old, replacement, name, dryRun: false);
+        PatchReferences(owner, old, replacement, replacement.GetType(), name, dryRun: false);
         table[name] = replacement;
     }
 
@@ -77,7 +101,7 @@ internal static class ModuleTree
 
     // Counts (dryRun) or sets every instance field, in the class hierarchy below Module, and every IList slot that
     // holds 'old'; throws before anything changes when a slot's declared type cannot hold the replacement.
-    private static int PatchReferences(object owner, object old, object replacement, string name, bool dryRun)
+    private static int PatchReferences(object owner, object old, object? replacement, Type replacementType, string name, bool dryRun)
     {
         int count = 0;
         for (Type? type = owner.GetType(); type is not null && type != typeof(nn.Module); type = type.BaseType)
@@ -87,10 +111,10 @@ internal static class ModuleTree
                 object? value = field.GetValue(owner);
                 if (ReferenceEquals(value, old))
                 {
-                    if (!field.FieldType.IsInstanceOfType(replacement))
+                    if (!field.FieldType.IsAssignableFrom(replacementType))
                         throw new InvalidOperationException(
                             $"cannot replace '{name}': field '{field.Name}' of {owner.GetType().Name} is declared as " +
-                            $"{field.FieldType.Name}, which cannot hold a {replacement.GetType().Name}; declare it as Module<Tensor, Tensor>.");
+                            $"{field.FieldType.Name}, which cannot hold a {replacementType.Name}; declare it as Module<Tensor, Tensor>.");
                     if (!dryRun) field.SetValue(owner, replacement);
                     count++;
                 }
@@ -101,10 +125,10 @@ internal static class ModuleTree
                         if (!ReferenceEquals(list[i], old)) continue;
                         Type? element = list.GetType().IsArray ? list.GetType().GetElementType()
                             : list.GetType().GetGenericArguments().FirstOrDefault();
-                        if (element is not null && !element.IsInstanceOfType(replacement))
+                        if (element is not null && !element.IsAssignableFrom(replacementType))
                             throw new InvalidOperationException(
                                 $"cannot replace '{name}': list field '{field.Name}' of {owner.GetType().Name} holds {element.Name}, " +
-                                $"which cannot hold a {replacement.GetType().Name}.");
+                                $"which cannot hold a {replacementType.Name}.");
                         if (!dryRun) list[i] = replacement;
                         count++;
                     }
@@ -113,4 +137,15 @@ internal static class ModuleTree
         }
         return count;
     }
+}
+
+/// <summary>
+/// A module whose registered children are reached through other objects than its own fields (a LoRA layer reaches
+/// its base through a descriptor resolved when it was built): <see cref="ModuleTree"/> refuses to replace them, since
+/// the module would keep running the old child.
+/// </summary>
+internal interface IFixedChildren
+{
+    /// <summary>Why, and what to do instead, completing "its parent is a X, ..." (e.g. "which reaches it through ...; do Y.").</summary>
+    string FixedChildrenReason { get; }
 }

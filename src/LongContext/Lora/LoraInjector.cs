@@ -30,14 +30,51 @@ public static class LoraInjector
     /// </param>
     /// <returns>Which modules were wrapped and trained in full, and the parameter totals afterwards.</returns>
     /// <exception cref="ArgumentException">No module matches the targets, a <see cref="LoraOptions.ModulesToSave"/> name selects nothing,
-    /// or both <see cref="LoraOptions.TargetModules"/> and <see cref="LoraOptions.TargetRegex"/> are set.</exception>
+    /// both <see cref="LoraOptions.TargetModules"/> and <see cref="LoraOptions.TargetRegex"/> are set, or a target already
+    /// holds an adapter named <paramref name="adapterName"/> (parameter <c>adapterName</c>, the first such module named).</exception>
     /// <exception cref="NotSupportedException">A matching module has no descriptor (neither linear-like nor an embedding).</exception>
-    /// <exception cref="InvalidOperationException">The resolver described a different module than the one it was given.</exception>
+    /// <exception cref="InvalidOperationException">The resolver described a different module than the one it was given, or a
+    /// parent's field cannot hold the wrapper (named). Every refusal is made before any module changes.</exception>
     public static LoraInjectionReport Inject(nn.Module root, LoraOptions options, string adapterName = "default", LoraBaseResolver? resolve = null)
     {
         ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(options);
-        var targets = Plan(root, options, resolve);
+        return InjectPlanned(root, options, adapterName, Plan(root, options, adapterName, resolve));
+    }
+
+    /// <summary>
+    /// <see cref="Inject"/>, also returning how to take it back (for a load that finds the weights unfit after
+    /// injecting): the undo puts the unwrapped modules back, removes the adapter from layers that held others, and
+    /// restores every parameter's <c>requires_grad</c>. Values written into parameters afterwards are not undone.
+    /// </summary>
+    internal static (LoraInjectionReport Report, Action Undo) InjectUndoable(nn.Module root, LoraOptions options, string adapterName, LoraBaseResolver? resolve)
+    {
+        ArgumentNullException.ThrowIfNull(root);
+        ArgumentNullException.ThrowIfNull(options);
+        var targets = Plan(root, options, adapterName, resolve);
+        var trainable = root.parameters().Select(p => (Parameter: p, p.requires_grad)).ToList();
+        var report = InjectPlanned(root, options, adapterName, targets);
+        void Undo()
+        {
+            foreach (var (name, module, _) in targets)
+            {
+                if (module is LoraLayer layer)
+                {
+                    layer.RemoveAdapter(adapterName);
+                    continue;
+                }
+                var wrapper = (LoraLayer)ModuleTree.Find(root, name);
+                ModuleTree.Replace(root, name, module);
+                wrapper.RemoveAdapter(adapterName);       // its A and B; the base is the model's again
+            }
+            foreach (var (p, requiresGrad) in trainable) p.requires_grad = requiresGrad;
+        }
+        return (report, Undo);
+    }
+
+    private static LoraInjectionReport InjectPlanned(nn.Module root, LoraOptions options, string adapterName,
+        List<(string Name, nn.Module Module, LoraBaseDescriptor? Descriptor)> targets)
+    {
         var wrapped = new List<string>();
         foreach (var (name, module, descriptor) in targets)
         {
@@ -63,15 +100,15 @@ public static class LoraInjector
     /// nothing: the settings, every target's kind, at least one target, targets not also trained in full, and every
     /// <see cref="LoraOptions.ModulesToSave"/> name selecting a module. A recipe calls it before it changes the model.
     /// </summary>
-    internal static void CheckInjection(nn.Module root, LoraOptions options, LoraBaseResolver? resolve = null)
+    internal static void CheckInjection(nn.Module root, LoraOptions options, string adapterName = "default", LoraBaseResolver? resolve = null)
     {
         ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(options);
-        _ = Plan(root, options, resolve);
+        _ = Plan(root, options, adapterName, resolve);
     }
 
     /// <summary>The modules <see cref="Inject"/> wraps (with their descriptors), after every check that needs no change to the model.</summary>
-    private static List<(string Name, nn.Module Module, LoraBaseDescriptor? Descriptor)> Plan(nn.Module root, LoraOptions options, LoraBaseResolver? resolve)
+    private static List<(string Name, nn.Module Module, LoraBaseDescriptor? Descriptor)> Plan(nn.Module root, LoraOptions options, string adapterName, LoraBaseResolver? resolve)
     {
         options.CheckSettingsUsed(nameof(options));
         var all = Candidates(root);
@@ -96,6 +133,15 @@ public static class LoraInjector
             string sample = string.Join(", ", all.Select(m => m.Name).Take(12));
             throw new ArgumentException($"target modules {DescribeTargets(options)} match no Linear or Embedding module of the model; module names include: {sample}.", nameof(options));
         }
+        // Checks that wrapping or adding would make part-way, made for every target before the first one changes.
+        var holding = targets.Where(t => t.Module is LoraLayer l && l.AdapterNames.Contains(adapterName)).Select(t => t.Name).ToList();
+        if (holding.Count > 0)
+            throw new ArgumentException(
+                $"adapter '{adapterName}' is already present in {holding.Count} of the {targets.Count} target modules (first: '{holding[0]}'); " +
+                "inject under another adapter name, or into a model without it.", nameof(adapterName));
+        foreach (var (name, module, descriptor) in targets)
+            if (module is not LoraLayer)
+                ModuleTree.CheckReplace(root, name, descriptor is LinearBaseDescriptor ? typeof(LoraLinear) : typeof(LoraEmbedding));
         if (options.ModulesToSave.Count > 0) _ = SelectModules(root, options.ModulesToSave);   // a name selecting nothing fails before any layer is wrapped
         return targets;
     }

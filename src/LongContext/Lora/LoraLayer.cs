@@ -15,14 +15,14 @@ namespace LongContext.Lora;
 /// otherwise the base weight's dtype. The LoRA branch runs in the adapter's dtype and the sum is cast to the base
 /// output's dtype, as peft's forward does. <c>module.to(dtype)</c> converts adapters like any other parameter.
 /// </remarks>
-public abstract class LoraLayer : nn.Module<Tensor, Tensor>
+public abstract class LoraLayer : nn.Module<Tensor, Tensor>, IFixedChildren
 {
     private const string BaseName = "base_layer";
     private readonly LoraBaseDescriptor _base;
     private readonly string _aMapName;
     private readonly string _bMapName;
-    private readonly AdapterMap _loraA = new();
-    private readonly AdapterMap _loraB = new();
+    private AdapterMap _loraA = new();
+    private AdapterMap _loraB = new();
     private readonly List<string> _names = [];
     private readonly Dictionary<string, LoraOptions> _options = new(StringComparer.Ordinal);
     private string _active = "";
@@ -38,6 +38,11 @@ public abstract class LoraLayer : nn.Module<Tensor, Tensor>
         foreach (var p in baseLayer.Module.parameters()) p.requires_grad = false;
         RegisterComponents();
     }
+
+    /// <summary>Why the base layer cannot be swapped under the layer (for the module-tree replacement, e.g. quantization).</summary>
+    string IFixedChildren.FixedChildrenReason =>
+        "which reaches its base layer through the descriptor it was built with and would keep running the old layer; " +
+        "replace or quantize layers before injecting LoRA (for 4-bit bases: ModelQuantizer.Quantize, then QLora.Inject).";
 
     /// <summary>The wrapped (frozen) layer; registered as the child <c>base_layer</c>, as in peft.</summary>
     public nn.Module<Tensor, Tensor> BaseLayer => _base.Module;
@@ -93,6 +98,35 @@ public abstract class LoraLayer : nn.Module<Tensor, Tensor>
         _names.Add(adapterName);
         if (_names.Count == 1) _active = adapterName;
         UpdateTrainable();
+    }
+
+    /// <summary>
+    /// Takes back an adapter <see cref="AddAdapter"/> added (the undo of a load that failed after injecting): its A and
+    /// B are disposed and the layer is as before the add. A removed active adapter passes the role to the first one left.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The adapter is merged.</exception>
+    internal void RemoveAdapter(string adapterName)
+    {
+        _ = GetOptions(adapterName);
+        if (_merged == adapterName) throw new InvalidOperationException($"adapter '{adapterName}' is merged; unmerge it before removing it.");
+        _loraA = Without(_loraA, _aMapName, adapterName);
+        _loraB = Without(_loraB, _bMapName, adapterName);
+        _options.Remove(adapterName);
+        _names.Remove(adapterName);
+        if (_active == adapterName) _active = _names.FirstOrDefault() ?? "";
+        UpdateTrainable();
+    }
+
+    /// <summary>A copy of <paramref name="map"/> without one adapter (whose module or parameter is disposed), registered in its place.</summary>
+    private AdapterMap Without(AdapterMap map, string mapName, string adapterName)
+    {
+        var kept = new AdapterMap();
+        foreach (var (name, module) in map.named_children())
+            if (name == adapterName) module.Dispose(); else kept.AddModule(name, module);
+        foreach (var (name, parameter) in map.named_parameters(recurse: false))
+            if (name == adapterName) parameter.Dispose(); else kept.AddParameter(name, parameter);
+        _internal_submodules[mapName] = kept;      // the old map is dropped, not disposed: it still lists the kept adapters
+        return kept;
     }
 
     /// <summary>Makes an adapter the active one; only its A and B require gradients afterwards.</summary>

@@ -107,7 +107,8 @@ public static class PeftAdapter
     /// <returns>The injection report.</returns>
     /// <exception cref="NotSupportedException">The config uses a peft option that changes the math and is not implemented.</exception>
     /// <exception cref="InvalidDataException">A file is malformed, a config value is out of range, the targets match no module of the
-    /// model, keys are missing or unexpected, or a tensor's shape or rank differs from the model's or the config's (the file is named).</exception>
+    /// model, keys are missing or unexpected, or a tensor's shape or rank differs from the model's or the config's (the file is named).
+    /// A refused adapter leaves the model as it was given: no module wrapped, no adapter added, every <c>requires_grad</c> as before.</exception>
     public static LoraInjectionReport Load(nn.Module root, string folder, string adapterName = "default", LoraBaseResolver? resolve = null,
                                            bool autocastAdapterDtype = true)
     {
@@ -125,8 +126,24 @@ public static class PeftAdapter
         using (var header = SafetensorsReader.Open(weightsPath)) CheckRank(header, options.Rank, configPath);
 
         LoraInjectionReport report;
-        try { report = LoraInjector.Inject(root, options, adapterName, resolve); }
+        Action undo;
+        try { (report, undo) = LoraInjector.InjectUndoable(root, options, adapterName, resolve); }
         catch (ArgumentException e) when (e.ParamName == "options") { throw new InvalidDataException($"'{configPath}' does not fit the model: {e.Message}", e); }
+        try
+        {
+            CopyWeights(root, weightsPath, options, report, adapterName);
+        }
+        catch
+        {
+            undo();     // the weights do not fit: the model is left as it was given (tensors are copied only after every check)
+            throw;
+        }
+        return report with { Parameters = ParameterCounter.Count(root) };
+    }
+
+    /// <summary>Checks the weights file against the injected adapter (keys, shapes), then copies every tensor in.</summary>
+    private static void CopyWeights(nn.Module root, string weightsPath, LoraOptions options, LoraInjectionReport report, string adapterName)
+    {
         var layers = LayersHolding(root, adapterName);
         var expected = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (key, tensor) in AdapterTensors(root, layers, options.Bias, report.TrainableModules, adapterName)) expected[key] = tensor;
@@ -163,7 +180,6 @@ public static class PeftAdapter
         {
             foreach (var t in loaded.Values) t.Dispose();
         }
-        return report with { Parameters = ParameterCounter.Count(root) };
     }
 
     /// <summary>Every LoRA A/B tensor in the weights file has the config's rank (and there is at least one).</summary>

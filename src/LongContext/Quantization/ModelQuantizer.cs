@@ -18,7 +18,9 @@ public static class ModelQuantizer
     /// <param name="root">The model.</param>
     /// <param name="options">Quantization settings (QLoRA's NF4, block 64, double quant, <c>lm_head</c> excluded by default).</param>
     /// <returns>Which layers changed and the bytes before and after.</returns>
-    /// <exception cref="InvalidOperationException">A parent holds a Linear in a field that cannot hold a Linear4Bit.</exception>
+    /// <exception cref="InvalidOperationException">A parent holds a Linear in a field that cannot hold a Linear4Bit, or
+    /// the Linear is the base of a LoRA layer (quantize before injecting LoRA); checked for every layer before any
+    /// changes. Or no Linear is left to quantize (e.g. the model is quantized already, or every one is excluded).</exception>
     /// <exception cref="ArgumentException">An entry of a <see cref="QuantizationOptions.Exclude"/> list you set matches no
     /// Linear layer (named, with the layers); checked before any layer changes.</exception>
     /// <exception cref="ArgumentException">A weight to quantize holds NaN or an infinity: the message names the parameter
@@ -49,8 +51,18 @@ public static class ModelQuantizer
                     nameof(options));
             }
         }
+        if (targets.Count == 0)
+        {
+            int alreadyQuantized = new[] { root }.Concat(root.modules()).Count(m => m is Linear4Bit);
+            throw new InvalidOperationException(
+                $"the model ({root.GetType().Name}) holds no Linear layer to quantize" +
+                (alreadyQuantized > 0 ? $"; {alreadyQuantized} layers are 4-bit already (a model is quantized once)" : "") +
+                (excluded.Count > 0 ? $"; excluded: [{string.Join(", ", excluded)}]" : "") + ".");
+        }
         foreach (var (path, _, _, linear) in targets)
             if (linear.weight is Tensor w) BlockwiseChecks.RequireFinite(w, nameof(root), path + ".weight");
+        foreach (var (path, parent, name, _) in targets)
+            ModuleTree.CheckReplaceChild(parent, name, typeof(Linear4Bit), path);   // every slot can take it, before any layer changes
 
         var quantized = new List<string>();
         long elements = 0;

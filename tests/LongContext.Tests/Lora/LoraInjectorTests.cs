@@ -217,6 +217,31 @@ public sealed class LoraInjectorTests
             Assert.True(name.EndsWith("q_proj.base_layer.bias") == p.requires_grad, name);
     }
 
+    /// <summary>
+    /// A second injection under a name some targets already hold (here v_proj, wrapped first) is refused naming the
+    /// first such layer, before q_proj (earlier in the tree and not wrapped yet) is wrapped.
+    /// </summary>
+    [Fact]
+    public void InjectingAnAdapterNameATargetAlreadyHolds_IsRefusedBeforeAnyModuleChanges()
+    {
+        using var model = Model();
+        LoraInjector.Inject(model, new LoraOptions { Rank = 2, TargetModules = ["v_proj"] });
+        var e = Assert.Throws<ArgumentException>(() => LoraInjector.Inject(model, new LoraOptions { Rank = 2, TargetModules = ["q_proj", "v_proj"] }));
+        Assert.Equal("adapterName", e.ParamName);
+        Assert.Contains("'layers.0.self_attn.v_proj'", e.Message);
+        Assert.Equal(["layers.0.self_attn.v_proj", "layers.1.self_attn.v_proj"], LoraInjector.Layers(model).Select(l => l.Name));
+    }
+
+    [Fact]
+    public void ALaterTargetWhoseFieldCannotHoldTheWrapper_IsRefusedBeforeAnyModuleChanges()
+    {
+        using var model = new HalfRigidParent();
+        var e = Assert.Throws<InvalidOperationException>(() => LoraInjector.Inject(model, new LoraOptions { TargetModules = ["k_proj", "q_proj"] }));
+        Assert.Contains("field 'q_proj'", e.Message);
+        Assert.Empty(LoraInjector.Layers(model));                           // k_proj, found first, was not wrapped
+        Assert.All(model.parameters(), p => Assert.True(p.requires_grad));  // nor anything frozen
+    }
+
     [Fact]
     public void ASecondAdapter_IsAddedToTheWrappedLayers()
     {

@@ -240,6 +240,51 @@ public sealed class PeftAdapterTests : IDisposable
         Assert.Contains("[2, 6]", e.Message);
     }
 
+    /// <summary>
+    /// An adapter of another model is refused after the injection found its shapes unfit: the model is left as it was
+    /// given (no LoRA layer, every parameter trainable as before, the same state-dict keys and outputs), so another
+    /// adapter can be loaded into it.
+    /// </summary>
+    [Fact]
+    public void ARefusedAdapter_LeavesTheModelAsItWasGiven()
+    {
+        using var model = Trained(new LoraOptions { Rank = 2 });
+        PeftAdapter.Save(model, _dir);
+        using var wider = new TinyModel(vocab: 20, dim: 6, nLayers: 2);
+        var keys = wider.state_dict().Keys.ToList();
+        using var ids = tensor(new long[,] { { 1, 2, 3 } });
+        using var before = wider.call(ids).detach().clone();
+
+        Assert.Throws<InvalidDataException>(() => PeftAdapter.Load(wider, _dir));
+
+        Assert.Empty(LoraInjector.Layers(wider));
+        Assert.Equal(keys, wider.state_dict().Keys);
+        Assert.All(wider.named_parameters(), p => Assert.True(p.parameter.requires_grad, p.name));
+        TensorAssert.Close(wider.call(ids), before, 0, "outputs as before the refused load");
+        PeftAdapter.Save(Trained(new LoraOptions { Rank = 2, TargetModules = ["o_proj"] }), Path.Combine(_dir, "o"));
+        Assert.Throws<InvalidDataException>(() => PeftAdapter.Load(wider, Path.Combine(_dir, "o")));   // again: not 'already present'
+    }
+
+    /// <summary>A refused second adapter leaves the layers holding the first one only, trained as before.</summary>
+    [Fact]
+    public void ARefusedSecondAdapter_IsTakenOutOfTheLayersThatHoldTheFirst()
+    {
+        using var model = Trained(new LoraOptions { Rank = 2 });
+        PeftAdapter.Save(model, _dir);
+        string weights = Path.Combine(_dir, PeftAdapter.WeightsFileName);
+        var tensors = SafetensorsFile.Load(weights);
+        tensors.Remove("base_model.model.layers.1.self_attn.v_proj.lora_B.weight");
+        SafetensorsFile.Save(weights, tensors);
+        var keys = model.state_dict().Keys.ToList();
+        var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => p.name).ToList();
+
+        Assert.Throws<InvalidDataException>(() => PeftAdapter.Load(model, _dir, adapterName: "second"));
+
+        Assert.All(LoraInjector.Layers(model), l => Assert.Equal(["default"], l.Layer.AdapterNames));
+        Assert.Equal(keys, model.state_dict().Keys);
+        Assert.Equal(trainable, model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => p.name));
+    }
+
     [Fact]
     public void MissingKeys_AreListed()
     {

@@ -100,6 +100,24 @@ internal sealed class RigidParent : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x) => q_proj.call(x);
 }
 
+/// <summary>A swappable k_proj first, then a q_proj held in a field declared as Linear.</summary>
+internal sealed class HalfRigidParent : nn.Module<Tensor, Tensor>
+{
+#pragma warning disable IDE1006
+    private nn.Module<Tensor, Tensor> k_proj;
+    private readonly Linear q_proj;
+#pragma warning restore IDE1006
+
+    public HalfRigidParent() : base(nameof(HalfRigidParent))
+    {
+        k_proj = nn.Linear(4, 4);
+        q_proj = nn.Linear(4, 4);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => q_proj.call(k_proj.call(x));
+}
+
 /// <summary>A module tree with given names and shapes, built from a checkpoint's tensor list (no forward).</summary>
 internal sealed class StandInNode : nn.Module<Tensor, Tensor>
 {

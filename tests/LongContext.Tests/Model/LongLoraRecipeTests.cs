@@ -396,6 +396,26 @@ public sealed class LongLoraRecipeTests : IDisposable
         Assert.Contains("IntermediateSize 48 (model: 64)", e.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>An adapter whose weights do not fit is refused with the model as loaded: no LoRA, the rope not scaled.</summary>
+    [Fact]
+    public void LoadAdapter_WhoseWeightsDoNotFit_LeavesTheModelAsLoaded_RopeIncluded()
+    {
+        using var model = LlamaCheckpoint.Load(SaveBase());
+        LongLora.Prepare(model, At40);
+        string adapter = Path.Combine(root, "adapter");
+        LongLora.SaveAdapter(model, adapter);
+        string weights = Path.Combine(adapter, PeftAdapter.WeightsFileName);
+        var tensors = LongContext.IO.SafetensorsFile.Load(weights);
+        tensors.Remove(tensors.Keys.First(k => k.EndsWith(".lora_B.weight", StringComparison.Ordinal)));
+        LongContext.IO.SafetensorsFile.Save(weights, tensors);
+
+        using var fresh = LlamaCheckpoint.Load(SaveBase());
+        Assert.Throws<InvalidDataException>(() => LongLora.LoadAdapter(fresh, adapter));
+        Assert.Equal(BaseConfig.Rope, fresh.Config.Rope);
+        Assert.Equal(BaseConfig.MaxPositionEmbeddings, fresh.Config.MaxPositionEmbeddings);
+        Assert.Empty(LoraInjector.Layers(fresh));
+    }
+
     [Fact]
     public void AdapterShapeDifferences_NamesEachDifferingField_AndIsNullForTheSameShape()
     {

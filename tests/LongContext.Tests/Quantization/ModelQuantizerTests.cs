@@ -1,3 +1,4 @@
+using LongContext.Lora;
 using LongContext.Quantization;
 using LongContext.Tests.Support;
 using TorchSharp.Modules;
@@ -50,6 +51,15 @@ public sealed class ModelQuantizerTests
         private Linear proj;
         public RigidModel() : base(nameof(RigidModel)) { proj = Linear(64, 64); RegisterComponents(); }
         public override Tensor forward(Tensor x) => proj.forward(x);
+    }
+
+    /// <summary>A swappable layer first, then one held in a field declared as Linear.</summary>
+    private sealed class HalfRigidModel : Module<Tensor, Tensor>
+    {
+        private Module<Tensor, Tensor> first;
+        private Linear second;
+        public HalfRigidModel() : base(nameof(HalfRigidModel)) { first = Linear(64, 64); second = Linear(64, 64); RegisterComponents(); }
+        public override Tensor forward(Tensor x) => second.forward(first.forward(x));
     }
 
     [Fact]
@@ -189,6 +199,53 @@ public sealed class ModelQuantizerTests
         var e = Assert.Throws<InvalidOperationException>(() => ModelQuantizer.Quantize(model));
         Assert.Contains("proj", e.Message);
         Assert.Contains("Linear4Bit", e.Message);
+    }
+
+    [Fact]
+    public void Quantize_ALaterFieldThatCannotHoldLinear4Bit_IsRefusedBeforeAnyLayerChanges()
+    {
+        using var model = new HalfRigidModel();
+        var e = Assert.Throws<InvalidOperationException>(() => ModelQuantizer.Quantize(model));
+        Assert.Contains("field 'second'", e.Message);
+        Assert.Empty(model.modules().OfType<Linear4Bit>());                 // 'first' was not quantized either
+        using var y = model.forward(randn(2, 64));                          // and the model still runs
+    }
+
+    /// <summary>
+    /// LoRA then quantization (the wrong order): the LoRA layer reaches its base through the descriptor it was built
+    /// with, so swapping the base under it would leave it running the disposed dense layer. Refused, naming the layer
+    /// and the order to use, before any layer changes.
+    /// </summary>
+    [Fact]
+    public void Quantize_AfterLoraInjection_IsRefusedNamingTheWrappedLayer_AndChangesNothing()
+    {
+        using var model = new TinyModel();
+        LoraInjector.Inject(model, new LoraOptions { Rank = 2, TargetModules = ["down_proj"] });
+        var e = Assert.Throws<InvalidOperationException>(() => ModelQuantizer.Quantize(model));
+        Assert.Contains("'layer.down_proj.base_layer'", e.Message);
+        Assert.Contains("QLora.Inject", e.Message);
+        Assert.Empty(model.modules().OfType<Linear4Bit>());                 // up_proj, found first, was left dense too
+        using var logits = model.forward(tensor(new long[] { 1, 2, 3 }).reshape(1, 3));
+        Assert.Equal(new long[] { 1, 3, 50 }, logits.shape);
+    }
+
+    [Fact]
+    public void Quantize_OfAQuantizedModel_IsReported_NotASilentNoOp()
+    {
+        using var model = new TinyModel();
+        ModelQuantizer.Quantize(model);
+        var e = Assert.Throws<InvalidOperationException>(() => ModelQuantizer.Quantize(model));
+        Assert.Contains("no Linear layer to quantize", e.Message);
+        Assert.Contains("2 layers are 4-bit already", e.Message);
+        Assert.Contains("excluded: [lm_head]", e.Message);
+    }
+
+    [Fact]
+    public void Quantize_WithEveryLinearExcluded_IsReported()
+    {
+        using var block = new TinyBlock();
+        var e = Assert.Throws<InvalidOperationException>(() => ModelQuantizer.Quantize(block, new QuantizationOptions { Exclude = ["up_proj", "down_proj"] }));
+        Assert.Contains("excluded: [up_proj, down_proj]", e.Message);
     }
 
     /// <summary>
