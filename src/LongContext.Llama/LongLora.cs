@@ -80,8 +80,7 @@ public static class LongLora
     public static double ApplyPositionInterpolation(LlamaForCausalLM model, int targetContextLength)
     {
         ArgumentNullException.ThrowIfNull(model);
-        if (targetContextLength <= 0)
-            throw new ArgumentOutOfRangeException(nameof(targetContextLength), targetContextLength, $"{nameof(targetContextLength)} must be positive; got {targetContextLength}.");
+        Guard.Positive(targetContextLength);
         LlamaConfig config = model.Config;
         RopeParameters rope = config.Rope;
         CheckInterpolable(rope);
@@ -107,11 +106,11 @@ public static class LongLora
     public static long ApplyExtrapolation(LlamaForCausalLM model, int targetContextLength)
     {
         ArgumentNullException.ThrowIfNull(model);
-        if (targetContextLength <= 0)
-            throw new ArgumentOutOfRangeException(nameof(targetContextLength), targetContextLength, $"{nameof(targetContextLength)} must be positive; got {targetContextLength}.");
+        Guard.Positive(targetContextLength);
         LlamaConfig config = model.Config;
         CheckExtrapolable(config, targetContextLength);
-        if (targetContextLength <= ContextLength(config)) return ContextLength(config);
+        long context = ContextLength(config);
+        if (targetContextLength <= context) return context;
         model.UpdateRope(config with { MaxPositionEmbeddings = targetContextLength });
         return ContextLength(model.Config);
     }

@@ -71,17 +71,17 @@ public abstract class CorpusSource
             Span<byte> start = stackalloc byte[4];
             int n = stream.ReadAtLeast(start, 4, throwOnEndOfStream: false);
             ReadOnlySpan<byte> head = start[..n];
-            string? foreign = head switch
+            (string Name, int Length)? foreign = head switch
             {
-                [0xFF, 0xFE, 0x00, 0x00, ..] => "UTF-32 LE",
-                [0x00, 0x00, 0xFE, 0xFF, ..] => "UTF-32 BE",
-                [0xFF, 0xFE, ..] => "UTF-16 LE",
-                [0xFE, 0xFF, ..] => "UTF-16 BE",
+                [0xFF, 0xFE, 0x00, 0x00, ..] => ("UTF-32 LE", 4),
+                [0x00, 0x00, 0xFE, 0xFF, ..] => ("UTF-32 BE", 4),
+                [0xFF, 0xFE, ..] => ("UTF-16 LE", 2),
+                [0xFE, 0xFF, ..] => ("UTF-16 BE", 2),
                 _ => null,
             };
-            if (foreign is not null)
+            if (foreign is var (name, length))
                 throw new InvalidDataException(
-                    $"'{file}': starts with a {foreign} byte-order mark ({string.Join(" ", head.ToArray().Take(foreign.StartsWith("UTF-32", StringComparison.Ordinal) ? 4 : 2).Select(b => b.ToString("X2", CultureInfo.InvariantCulture)))}); " +
+                    $"'{file}': starts with a {name} byte-order mark ({BitConverter.ToString(head[..length].ToArray()).Replace('-', ' ')}); " +
                     "corpora are read as UTF-8: convert the file (e.g. iconv -f utf-16 -t utf-8).");
             preamble = head is [0xEF, 0xBB, 0xBF, ..] ? 3 : 0;
             stream.Position = preamble;

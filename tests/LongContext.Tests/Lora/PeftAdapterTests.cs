@@ -28,6 +28,16 @@ public sealed class PeftAdapterTests : IDisposable
         return model;
     }
 
+    /// <summary>Saves <paramref name="model"/>'s adapter into the test folder with the tensor <paramref name="key"/> taken out of its weights file.</summary>
+    private void SaveWithout(TinyModel model, string key)
+    {
+        PeftAdapter.Save(model, _dir);
+        string weights = Path.Combine(_dir, PeftAdapter.WeightsFileName);
+        var tensors = SafetensorsFile.Load(weights);
+        Assert.True(tensors.Remove(key), $"the saved adapter holds {key}");
+        SafetensorsFile.Save(weights, tensors);
+    }
+
     /// <summary>
     /// A fresh model (other random weights) given the saved model's base weights, so that comparisons after loading
     /// the adapter are fair. Copied, not redrawn from the same seed: test classes run in parallel and draw from the one
@@ -192,11 +202,7 @@ public sealed class PeftAdapterTests : IDisposable
     public void AnAdapterWithoutBaseLayerTensors_StillLoads()
     {
         using var model = Trained(new LoraOptions { Rank = 2, TargetModules = ["embed_tokens", "q_proj"] });
-        PeftAdapter.Save(model, _dir);
-        string weights = Path.Combine(_dir, PeftAdapter.WeightsFileName);
-        var tensors = SafetensorsFile.Load(weights);
-        Assert.True(tensors.Remove("base_model.model.embed_tokens.base_layer.weight"));
-        SafetensorsFile.Save(weights, tensors);
+        SaveWithout(model, "base_model.model.embed_tokens.base_layer.weight");
         using var fresh = new TinyModel(20, 8, 2);
         var report = PeftAdapter.Load(fresh, _dir);
         Assert.Equal(3, report.WrappedModules.Count);
@@ -270,11 +276,7 @@ public sealed class PeftAdapterTests : IDisposable
     public void ARefusedSecondAdapter_IsTakenOutOfTheLayersThatHoldTheFirst()
     {
         using var model = Trained(new LoraOptions { Rank = 2 });
-        PeftAdapter.Save(model, _dir);
-        string weights = Path.Combine(_dir, PeftAdapter.WeightsFileName);
-        var tensors = SafetensorsFile.Load(weights);
-        tensors.Remove("base_model.model.layers.1.self_attn.v_proj.lora_B.weight");
-        SafetensorsFile.Save(weights, tensors);
+        SaveWithout(model, "base_model.model.layers.1.self_attn.v_proj.lora_B.weight");
         var keys = model.state_dict().Keys.ToList();
         var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => p.name).ToList();
 
@@ -289,11 +291,7 @@ public sealed class PeftAdapterTests : IDisposable
     public void MissingKeys_AreListed()
     {
         using var model = Trained(new LoraOptions { Rank = 2 });
-        PeftAdapter.Save(model, _dir);
-        string weights = Path.Combine(_dir, PeftAdapter.WeightsFileName);
-        var tensors = SafetensorsFile.Load(weights);
-        tensors.Remove("base_model.model.layers.1.self_attn.v_proj.lora_B.weight");
-        SafetensorsFile.Save(weights, tensors);
+        SaveWithout(model, "base_model.model.layers.1.self_attn.v_proj.lora_B.weight");
         using var fresh = new TinyModel(20, 8, 2);
         var e = Assert.Throws<InvalidDataException>(() => PeftAdapter.Load(fresh, _dir));
         Assert.Contains("layers.1.self_attn.v_proj.lora_B.weight", e.Message);
