@@ -100,7 +100,7 @@ public static class TrainingState
     /// </param>
     /// <returns>The step and data cursor to continue from.</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InvalidDataException">The file is not a training state of this version, holds a negative step or a malformed generator state, or its parameters do not match the optimizer's.</exception>
+    /// <exception cref="InvalidDataException">The file is not a training state of this version, holds a negative step, a negative or non-finite group learning rate or a malformed generator state, or its parameters do not match the optimizer's.</exception>
     /// <exception cref="ArgumentException">
     /// The schedule or the AdamW hyper-parameters differ from the saved ones; or <paramref name="batches"/> rejects
     /// the saved cursor (parameter <c>batches</c>; the message names the file, the cursor and the source, whose own
@@ -233,6 +233,14 @@ public static class TrainingState
             && saved.Groups.Zip(now).All(pair => pair.First.Parameters.SequenceEqual(pair.Second.Parameters, StringComparer.Ordinal));
         if (!sameGrouping)
             throw new InvalidDataException($"training state '{path}' groups the parameters differently (decay / no decay) from the optimizer; resume with the saved weight-decay rules.");
+        for (int i = 0; i < saved.Groups.Count; i++)
+        {
+            var g = saved.Groups[i];
+            if (!(double.IsFinite(g.LearningRate) && g.LearningRate >= 0))
+                throw new InvalidDataException($"training state '{path}' has learning rate {g.LearningRate} for parameter group {i}; a learning rate is a finite number >= 0.");
+            if (!(double.IsFinite(g.InitialLearningRate) && g.InitialLearningRate > 0))
+                throw new InvalidDataException($"training state '{path}' has initial learning rate {g.InitialLearningRate} for parameter group {i}; it is a positive finite number (AdamW's learning rate).");
+        }
         foreach (string name in nowNames)
         {
             if (!saved.Steps.TryGetValue(name, out long step))

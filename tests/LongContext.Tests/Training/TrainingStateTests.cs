@@ -259,7 +259,19 @@ public sealed class TrainingStateTests : IDisposable
         { "negative parameter step", "optimizer step -1 for parameter 'proj.weight'" },
         { "generator state of the wrong size", "'rng.cpu' has shape [16]" },
         { "document without steps", "'optimizer.steps'" },
+        { "negative group learning rate", "learning rate -0.5 for parameter group 0" },
+        { "zero initial learning rate", "initial learning rate 0 for parameter group 1" },
     };
+
+    /// <summary>The document with one field of one parameter group set (the field must be there to be replaced).</summary>
+    private static string GroupEdited(string json, int group, string field, double value)
+    {
+        var node = System.Text.Json.Nodes.JsonNode.Parse(json)!;
+        var entry = node["optimizer"]!["groups"]![group]!.AsObject();
+        Assert.True(entry.ContainsKey(field), $"group {group} has '{field}'");
+        entry[field] = value;
+        return node.ToJsonString();
+    }
 
     private static void Corrupt(string path, string how)
     {
@@ -281,6 +293,12 @@ public sealed class TrainingStateTests : IDisposable
                     node["optimizer"]!.AsObject().Remove("steps");
                     return node.ToJsonString();
                 });
+                break;
+            case "negative group learning rate":
+                Edit(path, json => GroupEdited(json, 0, "learningRate", -0.5));
+                break;
+            case "zero initial learning rate":
+                Edit(path, json => GroupEdited(json, 1, "initialLearningRate", 0));
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(how), how, "no such corruption");
