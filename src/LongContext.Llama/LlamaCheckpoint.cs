@@ -134,7 +134,7 @@ public static class LlamaCheckpoint
         if (missing.Length > 0)
             throw new InvalidOperationException($"the model lacks HF parameters {string.Join(", ", missing.Take(5))}; was a projection replaced by a quantized layer?");
 
-        Directory.CreateDirectory(folder);
+        AtomicFile.CreateFolder(folder);
         string index = Path.Combine(folder, IndexFile);
         var previousShards = File.Exists(index) ? ShardsNamedBy(index, folder) : [];
         JsonObject json = model.Config.ToJson();
@@ -171,9 +171,9 @@ public static class LlamaCheckpoint
                     ["weight_map"] = SortedCopy(weightMap),
                 };
                 names.Add(IndexFile);
-                staged.Add(StageText(index, indexJson.ToJsonString(Indented) + "\n", Wrap(IndexFile)));
+                staged.Add(AtomicFile.StageText(index, indexJson.ToJsonString(Indented) + "\n", Wrap(IndexFile)));
             }
-            staged.Add(StageText(Path.Combine(folder, "config.json"), json.ToJsonString(Indented) + "\n", Wrap("config.json")));
+            staged.Add(AtomicFile.StageText(Path.Combine(folder, "config.json"), json.ToJsonString(Indented) + "\n", Wrap("config.json")));
             foreach (StagedFile file in staged) file.Commit();
             RemoveStale(folder, [.. previousShards, WeightsFile, IndexFile], keep: names);
         }
@@ -185,11 +185,6 @@ public static class LlamaCheckpoint
 
     private static readonly System.Text.Json.JsonSerializerOptions Indented = new() { WriteIndented = true };
 
-    private static StagedFile StageText(string path, string text, Func<Stream, Stream>? wrap)
-    {
-        byte[] bytes = new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetBytes(text);
-        return AtomicFile.Stage(path, s => s.Write(bytes), wrap);
-    }
 
     /// <summary>HF's shard split: parameters in order, a new shard when the next one would pass the limit.</summary>
     private static List<List<(string Key, Tensor Tensor)>> Split(List<(string Key, Tensor Tensor)> ordered, long limit)

@@ -175,9 +175,16 @@ public sealed record LlamaConfig
     /// <param name="folder">Destination folder.</param>
     public void Save(string folder)
     {
+        using var staged = Stage(folder);
+        staged.Commit();
+    }
+
+    /// <summary><see cref="Save"/>'s file written beside <c>config.json</c>, not yet renamed over it (the caller commits and disposes it).</summary>
+    internal LongContext.IO.StagedFile Stage(string folder)
+    {
         ArgumentNullException.ThrowIfNull(folder);
-        Directory.CreateDirectory(folder);
-        LongContext.IO.AtomicFile.WriteAllText(Path.Combine(folder, "config.json"), ToJsonString());
+        LongContext.IO.AtomicFile.CreateFolder(folder);
+        return LongContext.IO.AtomicFile.StageText(Path.Combine(folder, "config.json"), ToJsonString());
     }
 
     private void CheckHeads()

@@ -139,7 +139,7 @@ public sealed record EvaluationReport(IReadOnlyList<PerplexityResult> Perplexity
     public IReadOnlyList<string> Write(string folder)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(folder);
-        Directory.CreateDirectory(folder);
+        AtomicFile.CreateFolder(folder);
         IReadOnlyList<string> names = FilesToWrite();
         foreach (string stale in FileNames.Except(names))
         {

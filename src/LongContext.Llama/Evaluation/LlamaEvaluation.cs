@@ -50,7 +50,7 @@ public static class LlamaEvaluation
         if (outputFolder is not null)
         {
             ArgumentException.ThrowIfNullOrWhiteSpace(outputFolder);
-            Directory.CreateDirectory(outputFolder);      // as Write will: a path that cannot be a folder fails now, not after the run
+            LongContext.IO.AtomicFile.CreateFolder(outputFolder);      // as Write will: a path that cannot be a folder fails now, not after the run
         }
 
         bool wasTraining = model.training;

@@ -71,7 +71,7 @@ public sealed class LongLoraTrainer
         if (Options.Evaluation is { } evaluation)      // the stream fits the windows: checked now, not after the first evaluation's steps
             _ = SlidingWindowPerplexity.Windows(evaluation.Protocols[0], evaluationTokens!.Count, evaluation.Lengths[0], evaluation);
         string folder = Path.GetFullPath(Options.OutputFolder);
-        Directory.CreateDirectory(folder);
+        AtomicFile.CreateFolder(folder);
         string logPath = Path.Combine(folder, LogFile), statePath = Path.Combine(folder, StateFile), adapterPath = Path.Combine(folder, AdapterFolderName);
         LearningRateSchedule schedule = Options.EffectiveSchedule;
 

@@ -27,13 +27,13 @@ public static partial class AtomicFile
     /// <param name="path">Destination file; its folder is created if absent.</param>
     /// <param name="write">Writes the whole content to the (seekable, write-only) stream it is given; an exception it
     /// throws propagates after the temporary file is removed.</param>
-    /// <exception cref="IOException">A folder named <paramref name="path"/> exists, or the write or rename failed.</exception>
+    /// <exception cref="IOException">A folder named <paramref name="path"/> exists, a file stands where one of its folders would be, or the write or rename failed.</exception>
     public static void Write(string path, Action<Stream> write) => Write(path, write, wrap: null);
 
     /// <summary>Writes UTF-8 text (no byte-order mark) atomically.</summary>
     /// <param name="path">Destination file; its folder is created if absent.</param>
     /// <param name="text">The whole content.</param>
-    /// <exception cref="IOException">A folder named <paramref name="path"/> exists, or the write or rename failed.</exception>
+    /// <exception cref="IOException">A folder named <paramref name="path"/> exists, a file stands where one of its folders would be, or the write or rename failed.</exception>
     public static void WriteAllText(string path, string text) => WriteAllText(path, text, wrap: null);
 
     /// <summary>
@@ -82,9 +82,16 @@ public static partial class AtomicFile
     /// <summary>The text overload with a stream wrapper (see <see cref="Write(string, Action{Stream}, Func{Stream, Stream}?)"/>).</summary>
     internal static void WriteAllText(string path, string text, Func<Stream, Stream>? wrap)
     {
+        using StagedFile staged = StageText(path, text, wrap);
+        staged.Commit();
+    }
+
+    /// <summary>UTF-8 text (no byte-order mark) staged as <see cref="Stage"/> does: written beside the target, not yet renamed over it.</summary>
+    internal static StagedFile StageText(string path, string text, Func<Stream, Stream>? wrap = null)
+    {
         ArgumentNullException.ThrowIfNull(text);
         byte[] bytes = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetBytes(text);
-        Write(path, s => s.Write(bytes), wrap);
+        return Stage(path, s => s.Write(bytes), wrap);
     }
 
     /// <summary>
@@ -122,8 +129,35 @@ public static partial class AtomicFile
         if (folder is null || Path.GetFileName(full).Length == 0)
             throw new ArgumentException($"'{path}' names no file (a file path is expected).", nameof(path));
         if (Directory.Exists(full)) throw new IOException($"cannot write file '{full}': a folder of that name exists.");
-        Directory.CreateDirectory(folder);
+        CreateFolder(folder);
         return full;
+    }
+
+    /// <summary>
+    /// <see cref="Directory.CreateDirectory(string)"/> with a message that names the file standing where the folder or
+    /// one of its parents would be (.NET's own names only the path it was given).
+    /// </summary>
+    /// <exception cref="IOException">A file holds the name of <paramref name="folder"/> or of one of its parents.</exception>
+    internal static void CreateFolder(string folder)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(folder);
+        string full = Path.GetFullPath(folder);
+        if (FileInTheWay(full) is { } file)
+            throw new IOException(file == full
+                ? $"cannot create folder '{full}': a file of that name exists."
+                : $"cannot create folder '{full}': '{file}' is a file, not a folder.");
+        Directory.CreateDirectory(full);
+    }
+
+    /// <summary>The nearest existing ancestor of <paramref name="folder"/> (itself included) when it is a file, else null.</summary>
+    private static string? FileInTheWay(string folder)
+    {
+        for (string? at = folder; at is not null; at = Path.GetDirectoryName(at))
+        {
+            if (Directory.Exists(at)) return null;
+            if (File.Exists(at)) return at;
+        }
+        return null;
     }
 
     /// <summary>The temporary file's name: hidden, beside the target, unique per write, with the target's extension.</summary>

@@ -135,7 +135,6 @@ public sealed class PeftAdapterConfigJson
         var sorted = new JsonObject();
         foreach (var kv in node.OrderBy(kv => kv.Key, StringComparer.Ordinal))
             sorted[kv.Key] = kv.Value?.DeepClone();
-        byte[] bytes = new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetBytes(sorted.ToJsonString(WriteOptions));
-        return AtomicFile.Stage(path, s => s.Write(bytes));
+        return AtomicFile.StageText(path, sorted.ToJsonString(WriteOptions));
     }
 }

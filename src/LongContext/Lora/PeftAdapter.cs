@@ -45,6 +45,24 @@ public static class PeftAdapter
     /// </remarks>
     public static void Save(nn.Module root, string folder, string? baseModelNameOrPath = null, string adapterName = "default")
     {
+        var staged = Stage(root, folder, baseModelNameOrPath, adapterName);
+        try
+        {
+            // Both files are written before either replaces its predecessor: a failure leaves the previous adapter whole.
+            foreach (StagedFile file in staged) file.Commit();
+        }
+        finally
+        {
+            foreach (StagedFile file in staged) file.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Save"/>'s two files written beside their targets, not yet renamed over them: the caller commits them
+    /// (with files of its own, as one unit) and disposes them (which deletes what was not committed).
+    /// </summary>
+    internal static IReadOnlyList<StagedFile> Stage(nn.Module root, string folder, string? baseModelNameOrPath = null, string adapterName = "default")
+    {
         ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(folder);
         var layers = LayersHolding(root, adapterName);
@@ -82,12 +100,17 @@ public static class PeftAdapter
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (key, tensor) in AdapterTensors(root, layers, options.Bias, trainable, adapterName)) tensors[key] = tensor.detach();
         foreach (var (key, tensor) in BaseLayerTensors(savedBases)) tensors[key] = tensor.detach();
-        Directory.CreateDirectory(folder);
-        // Both files are written before either replaces its predecessor: a failure leaves the previous adapter whole.
-        using StagedFile weights = SafetensorsFile.Stage(Path.Combine(folder, WeightsFileName), tensors);
-        using StagedFile configFile = config.Stage(Path.Combine(folder, PeftAdapterConfigJson.FileName));
-        weights.Commit();
-        configFile.Commit();
+        AtomicFile.CreateFolder(folder);
+        StagedFile weights = SafetensorsFile.Stage(Path.Combine(folder, WeightsFileName), tensors);
+        try
+        {
+            return [weights, config.Stage(Path.Combine(folder, PeftAdapterConfigJson.FileName))];
+        }
+        catch
+        {
+            weights.Dispose();
+            throw;
+        }
     }
 
     /// <summary>

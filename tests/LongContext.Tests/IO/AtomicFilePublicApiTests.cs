@@ -71,6 +71,12 @@ public sealed class AtomicFilePublicApiTests
         var folderEx = Assert.Throws<IOException>(() => AtomicFile.WriteAllText(sub, "x"));
         Assert.Contains("a folder of that name exists", folderEx.Message, StringComparison.Ordinal);
 
+        string plain = folder.File("plain.txt");
+        File.WriteAllText(plain, "keep");
+        var parentEx = Assert.Throws<IOException>(() => AtomicFile.WriteAllText(Path.Combine(plain, "sub", "out.csv"), "x"));
+        Assert.Contains($"'{plain}' is a file, not a folder", parentEx.Message, StringComparison.Ordinal);
+        Assert.Equal("keep", File.ReadAllText(plain));
+
         var slashEx = Assert.Throws<ArgumentException>(() => AtomicFile.WriteAllText(folder.Path + Path.DirectorySeparatorChar, "x"));
         Assert.Equal("path", slashEx.ParamName);
         Assert.Throws<ArgumentException>(() => AtomicFile.WriteAllText("  ", "x"));

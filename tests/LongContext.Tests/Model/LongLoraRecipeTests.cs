@@ -345,6 +345,44 @@ public sealed class LongLoraRecipeTests : IDisposable
         Assert.Equal(model.Config.Rope, LlamaConfig.Load(adapter).Rope);
     }
 
+    /// <summary>
+    /// The adapter files and config.json are one unit: when config.json cannot be written (a folder holds its name), the
+    /// previous adapter stays byte for byte and no temporary file is left, never a new adapter beside an old config.
+    /// </summary>
+    [Fact]
+    public void SaveAdapter_ThatCannotWriteTheConfig_LeavesThePreviousAdapterWhole()
+    {
+        random.manual_seed(13);
+        using var model = LlamaCheckpoint.Load(SaveBase());
+        LongLora.Prepare(model, At40);
+        string adapter = Path.Combine(root, "adapter-unit");
+        LongLora.SaveAdapter(model, adapter);
+        var before = Directory.GetFiles(adapter).Where(f => Path.GetFileName(f) != "config.json")
+            .ToDictionary(f => f, File.ReadAllBytes);
+        Assert.Equal(2, before.Count);
+        Train(model, steps: 1);                                    // other adapter weights to write
+        File.Delete(Path.Combine(adapter, "config.json"));
+        Directory.CreateDirectory(Path.Combine(adapter, "config.json"));
+
+        var e = Assert.Throws<IOException>(() => LongLora.SaveAdapter(model, adapter));
+
+        Assert.Contains("config.json", e.Message, StringComparison.Ordinal);
+        foreach (var (file, bytes) in before) Assert.Equal(bytes, File.ReadAllBytes(file));
+        Assert.Equal(before.Keys.Order(), Directory.GetFiles(adapter).Order());
+    }
+
+    [Fact]
+    public void SaveAdapter_UnderAFile_NamesTheFile()
+    {
+        using var model = LlamaCheckpoint.Load(SaveBase());
+        LongLora.Prepare(model, At40);
+        string file = Path.Combine(root, "notes.txt");
+        File.WriteAllText(file, "keep");
+        var e = Assert.Throws<IOException>(() => LongLora.SaveAdapter(model, Path.Combine(file, "adapter")));
+        Assert.Contains($"'{file}' is a file, not a folder", e.Message, StringComparison.Ordinal);
+        Assert.Equal("keep", File.ReadAllText(file));
+    }
+
     [Fact]
     public void LoadAdapter_OnAFreshBase_ReproducesTheTrainedModel()
     {
