@@ -50,6 +50,8 @@ public sealed class PackedRows
             {
                 if (row.InputIds.Length != rowLength || row.Length < 1 || row.Length > rowLength)
                     throw new ArgumentException($"Row {count} has {row.InputIds.Length} ids and length {row.Length}; expected {rowLength} ids and a length in 1..{rowLength}.", nameof(rows));
+                if (Array.FindIndex(row.InputIds, id => id < 0) is int negative and >= 0)
+                    throw new ArgumentException($"Row {count} holds token id {row.InputIds[negative]} at position {negative}; ids are non-negative.", nameof(rows));
                 BinaryPrimitives.WriteInt32LittleEndian(buffer, row.Length);
                 for (int i = 0; i < rowLength; i++) BinaryPrimitives.WriteInt32LittleEndian(buffer.AsSpan(4 + 4 * i), row.InputIds[i]);
                 stream.Write(buffer);
@@ -85,6 +87,7 @@ public sealed class PackedRows
 
     /// <summary>Reads one row.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The index is outside [0, <see cref="Count"/>).</exception>
+    /// <exception cref="InvalidDataException">The row's token count is outside 1..L or it holds a negative id (file, row and value named).</exception>
     public PackedRow ReadRow(int index)
     {
         using var stream = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.Read, 4096, FileOptions.RandomAccess);
@@ -97,8 +100,15 @@ public sealed class PackedRows
         stream.Position = HeaderBytes + index * RowBytes;
         stream.ReadExactly(buffer, 0, (int)RowBytes);
         int length = BinaryPrimitives.ReadInt32LittleEndian(buffer);
+        if (length < 1 || length > RowLength)
+            throw new InvalidDataException($"'{Path}': row {index} has token count {length}; a row holds 1..{RowLength} tokens (the file is damaged).");
         var ids = new int[RowLength];
-        for (int i = 0; i < RowLength; i++) ids[i] = BinaryPrimitives.ReadInt32LittleEndian(buffer.AsSpan(4 + 4 * i));
+        for (int i = 0; i < RowLength; i++)
+        {
+            int id = BinaryPrimitives.ReadInt32LittleEndian(buffer.AsSpan(4 + 4 * i));
+            if (id < 0) throw new InvalidDataException($"'{Path}': row {index} holds token id {id} at position {i}; ids are non-negative (the file is damaged).");
+            ids[i] = id;
+        }
         return new PackedRow(ids, length);
     }
 

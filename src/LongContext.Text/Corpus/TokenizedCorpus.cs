@@ -97,6 +97,7 @@ public sealed class TokenizedCorpus
     }
 
     /// <summary>The documents' ids, one array per document, read sequentially.</summary>
+    /// <exception cref="InvalidDataException">As the documents are read: an id above <see cref="int.MaxValue"/> (file, document and value named).</exception>
     public IEnumerable<int[]> Documents()
     {
         using var stream = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
@@ -108,7 +109,13 @@ public sealed class TokenizedCorpus
             if (bytes.Length < n * 4) bytes = new byte[n * 4];
             stream.ReadExactly(bytes, 0, n * 4);
             var ids = new int[n];
-            for (int i = 0; i < n; i++) ids[i] = (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(i * 4));
+            for (int i = 0; i < n; i++)
+            {
+                uint id = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(i * 4));
+                if (id > int.MaxValue)
+                    throw new InvalidDataException($"'{Path}': document {d} holds token id {id} at position {i}, above {int.MaxValue} (the file is damaged; delete it to tokenize again).");
+                ids[i] = (int)id;
+            }
             yield return ids;
         }
     }

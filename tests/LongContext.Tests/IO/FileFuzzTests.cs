@@ -48,6 +48,10 @@ public sealed class FileFuzzTests(ITestOutputHelper output)
 
     /// <summary>Runs <paramref name="cases"/> seeded loads; returns the outcome counts and asserts that every failure is documented.</summary>
     private void Run(string what, int cases, Func<int, Random, (string What, Action Load)> mutate)
+        => Run(what, cases, mutate, Documented);
+
+    /// <summary>As above, with the reader's own documented exceptions.</summary>
+    private void Run(string what, int cases, Func<int, Random, (string What, Action Load)> mutate, Func<Exception, bool> documented)
     {
         var outcomes = new SortedDictionary<string, int>(StringComparer.Ordinal);
         var bad = new List<string>();
@@ -61,7 +65,7 @@ public sealed class FileFuzzTests(ITestOutputHelper output)
                 load();
                 outcome = "loaded";
             }
-            catch (Exception e) when (Documented(e))
+            catch (Exception e) when (documented(e))
             {
                 outcome = e.GetType().Name;
             }
@@ -192,6 +196,124 @@ public sealed class FileFuzzTests(ITestOutputHelper output)
                 using var model = LlamaCheckpoint.Load(folder.Path);
             });
         });
+    }
+
+    /// <summary>The project's own binary formats, their headers (where the counts are) mutated more often than the rest.</summary>
+    private static (byte[] Bytes, string What) MutateBinary(byte[] seed, Random rng, int headerBytes)
+    {
+        if (rng.Next(3) > 0) return FileMutator.Bytes(seed, rng, headerBytes + 64);
+        // A field of the header or the first values after it set to a boundary value, the size unchanged.
+        byte[] b = (byte[])seed.Clone();
+        int at = 8 + 4 * rng.Next((headerBytes - 8) / 4 + 8);
+        uint[] values = [0, 1, 2, uint.MaxValue, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFE, 3];
+        uint v = values[rng.Next(values.Length)];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(Math.Min(at, b.Length - 4)), v);
+        return (b, $"uint32 at byte {Math.Min(at, b.Length - 4)} -> {v}");
+    }
+
+    /// <summary>
+    /// Packed rows files: every mutation either opens, and then every row and every batch reads, or fails with
+    /// <see cref="InvalidDataException"/> naming the file (a row's token count outside 1..L included).
+    /// </summary>
+    [Fact]
+    public void PackedRows_MutatedFiles_ReadOrThrowDocumentedExceptions()
+    {
+        using var folder = new TempFolder();
+        string seedPath = folder.File("seed.lcrows");
+        var gen = new Random(9);
+        var rows = Enumerable.Range(0, 5).Select(r => new LongContext.Text.Corpus.PackedRow(
+            Enumerable.Range(0, 6).Select(_ => gen.Next(100)).ToArray(), 1 + r)).ToList();
+        LongContext.Text.Corpus.PackedRows.Write(seedPath, rows, 6, "fuzz seed");
+        byte[] seed = File.ReadAllBytes(seedPath);
+        string path = folder.File("fuzz.lcrows");
+        Run("rows file", ConfigCases, (i, rng) =>
+        {
+            var (bytes, what) = MutateBinary(seed, rng, headerBytes: 20);
+            return (what, () =>
+            {
+                File.WriteAllBytes(path, bytes);
+                var opened = LongContext.Text.Corpus.PackedRows.Open(path);
+                for (int r = 0; r < opened.Count; r++)
+                    Assert.True(opened.ReadRow(r).InputIds.All(id => id >= 0), $"{what}: a negative id was read");
+                foreach (var batch in opened.Batches(2, seed: 3)) batch.Dispose();
+            });
+        }, e => e is InvalidDataException d && d.Message.Contains(path, StringComparison.Ordinal));
+    }
+
+    /// <summary>Tokenized corpus files (the token cache): open and stream every document, or <see cref="InvalidDataException"/> naming the file.</summary>
+    [Fact]
+    public void TokenizedCorpus_MutatedFiles_ReadOrThrowDocumentedExceptions()
+    {
+        using var folder = new TempFolder();
+        string seedPath = folder.File("seed.lctoks");
+        var gen = new Random(10);
+        LongContext.Text.Corpus.TokenizedCorpus.Write(seedPath,
+            Enumerable.Range(0, 4).Select(d => Enumerable.Range(0, 3 + d).Select(_ => gen.Next(5000)).ToArray()).ToList());
+        byte[] seed = File.ReadAllBytes(seedPath);
+        string path = folder.File("fuzz.lctoks");
+        Run("tokenized corpus", ConfigCases, (i, rng) =>
+        {
+            var (bytes, what) = MutateBinary(seed, rng, headerBytes: 24);
+            return (what, () =>
+            {
+                File.WriteAllBytes(path, bytes);
+                var opened = LongContext.Text.Corpus.TokenizedCorpus.Open(path);
+                foreach (int[] document in opened.Documents())
+                    Assert.True(document.All(id => id >= 0), $"{what}: a negative id was read");
+            });
+        }, e => e is InvalidDataException d && d.Message.Contains(path, StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// Training states: the safetensors container and the JSON document in its metadata mutated; a load resumes or
+    /// is refused with the documented exceptions (<see cref="InvalidDataException"/> for the file, <see cref="ArgumentException"/>
+    /// with parameter <c>schedule</c> or <c>optimizer</c> for settings that differ from the run's).
+    /// </summary>
+    [Fact]
+    public void TrainingState_MutatedFiles_LoadOrThrowDocumentedExceptions()
+    {
+        using var folder = new TempFolder();
+        string seedPath = folder.File("seed.safetensors");
+        var options = new LongContext.Training.AdamWOptions { LearningRate = 1e-2, WeightDecay = 0.1 };
+        var schedule = LongContext.Training.LearningRateSchedule.Cosine(warmupSteps: 2, totalSteps: 6);
+        random.manual_seed(6);
+        using (var model = new LongContext.Tests.Training.TinyLm(11, 4, dropout: 0))
+        using (var optimizer = LongContext.Training.GroupedAdamW.ForModule(model, options))
+            LongContext.Training.TrainingState.Save(seedPath, optimizer, schedule, 3, "row=4");
+        byte[] seed = File.ReadAllBytes(seedPath);
+        string document = SafetensorsFile.ReadMetadata(seedPath)["longcontext.training_state"];
+        string[] focus = ["version", "step", "dataCursor", "schedule", "optimizer", "cudaSeed"];
+        string path = folder.File("fuzz.safetensors");
+        Run("training state", ConfigCases, (i, rng) =>
+        {
+            byte[] bytes;
+            string what;
+            if (rng.Next(2) == 0)
+            {
+                (bytes, what) = rng.Next(2) == 0 ? FileMutator.SafetensorsHeader(seed, rng) : FileMutator.Bytes(seed, rng, 8 + BitConverter.ToInt64(seed, 0));
+            }
+            else
+            {
+                what = "document: " + MutateJsonText(document, rng, focus, out byte[] text);
+                File.WriteAllBytes(path, seed);
+                var metadata = SafetensorsFile.ReadMetadata(path).ToDictionary();
+                metadata["longcontext.training_state"] = System.Text.Encoding.UTF8.GetString(text);
+                var tensors = SafetensorsFile.Load(path);
+                SafetensorsFile.Save(path, tensors, metadata);
+                foreach (var t in tensors.Values) t.Dispose();
+                bytes = File.ReadAllBytes(path);
+            }
+            return (what, () =>
+            {
+                File.WriteAllBytes(path, bytes);
+                random.manual_seed(6);
+                using var model = new LongContext.Tests.Training.TinyLm(11, 4, dropout: 0);
+                using var optimizer = LongContext.Training.GroupedAdamW.ForModule(model, options);
+                using var batches = new LongContext.Training.TensorRowBatches(arange(40).reshape(8, 5) % 11, batchSize: 2);
+                LongContext.Training.TrainingState.Load(path, optimizer, schedule, batches);
+            });
+        }, e => e is InvalidDataException or NotSupportedException
+            || e.GetType() == typeof(ArgumentException) && ((ArgumentException)e).ParamName is "schedule" or "optimizer" or "batches");
     }
 
     private static string MutateJsonText(string original, Random rng, IReadOnlyList<string> focus, out byte[] bytes)

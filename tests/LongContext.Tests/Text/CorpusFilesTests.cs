@@ -84,6 +84,56 @@ public sealed class CorpusFilesTests
         for (int i = 0; i < rows.Length; i++) { var back = file.ReadRow(i); Assert.Equal(rows[i].InputIds, back.InputIds); Assert.Equal(rows[i].Length, back.Length); }
     }
 
+    /// <summary>A damaged rows file: row 1's token count (bytes 36..39: 20-byte header, then 16 bytes a row) and then an id set by hand.</summary>
+    [Theory]
+    [InlineData(36, -1, "row 1 has token count -1; a row holds 1..3 tokens")]
+    [InlineData(36, 4, "row 1 has token count 4; a row holds 1..3 tokens")]
+    [InlineData(44, -7, "row 1 holds token id -7 at position 1; ids are non-negative")]
+    public void PackedRows_ADamagedRow_IsRefusedNamingTheFileTheRowAndTheValue(int offset, int value, string fragment)
+    {
+        using var temp = new TempFolder();
+        string path = temp.File("rows.lcrows");
+        PackedRows.Write(path, [new([1, 2, 3], 3), new([4, 5, 0], 2)], 3, "test");
+        byte[] bytes = File.ReadAllBytes(path);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(offset), value);
+        File.WriteAllBytes(path, bytes);
+        var file = PackedRows.Open(path);
+        Assert.Equal([1, 2, 3], file.ReadRow(0).InputIds);
+
+        var e = Assert.Throws<InvalidDataException>(() => file.ReadRow(1));
+        Assert.Contains(fragment, e.Message);
+        Assert.Contains(file.Path, e.Message);
+        var batches = Assert.Throws<InvalidDataException>(() => file.Batches(2).ToList());
+        Assert.Contains(fragment, batches.Message);
+    }
+
+    [Fact]
+    public void PackedRows_Write_RefusesANegativeId()
+    {
+        using var temp = new TempFolder();
+        var e = Assert.Throws<ArgumentException>(() => PackedRows.Write(temp.File("rows.lcrows"), [new([1, -2, 3], 3)], 3, "test"));
+        Assert.Equal("rows", e.ParamName);
+        Assert.Contains("token id -2 at position 1", e.Message);
+        Assert.Empty(Directory.GetFiles(temp.Path));
+    }
+
+    /// <summary>A token cache whose second id (bytes 28..31: 24-byte header, then uint32 ids) is set above int.MaxValue by hand.</summary>
+    [Fact]
+    public void TokenizedCorpus_AnIdAboveInt32_IsRefusedNamingTheFile()
+    {
+        using var temp = new TempFolder();
+        string path = temp.File("docs.lctoks");
+        TokenizedCorpus.Write(path, [[5, 6, 7]]);
+        byte[] bytes = File.ReadAllBytes(path);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(28), 0x80000001);
+        File.WriteAllBytes(path, bytes);
+        var corpus = TokenizedCorpus.Open(path);
+
+        var e = Assert.Throws<InvalidDataException>(() => corpus.Documents().ToList());
+        Assert.Contains("document 0 holds token id 2147483649 at position 1", e.Message);
+        Assert.Contains(corpus.Path, e.Message);
+    }
+
     [Fact]
     public void PackedRows_FromAnEmptyCorpus_NamesTheCorpus_AndWritesNothing()
     {
