@@ -101,7 +101,7 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
     /// <param name="options">Which file to read; default: <c>tokenizer.json</c> if present.</param>
     /// <exception cref="DirectoryNotFoundException">The folder does not exist, or the path is a file (e.g. the tokenizer file itself).</exception>
     /// <exception cref="FileNotFoundException">The folder has no tokenizer file (or not the one asked for).</exception>
-    /// <exception cref="NotSupportedException">The tokenizer type is not supported (named in the message).</exception>
+    /// <exception cref="NotSupportedException">The tokenizer type, or a setting of its pipeline, is not supported (named in the message).</exception>
     /// <exception cref="InvalidDataException">A file is malformed or names a token the vocabulary lacks (file, field and value named).</exception>
     public static HfTokenizer Load(string folder, TokenizerLoadOptions? options = null)
     {
