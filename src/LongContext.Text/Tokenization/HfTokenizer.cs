@@ -194,7 +194,7 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
         bool addBos = config.AddBosToken ?? true, addEos = config.AddEosToken ?? false;
         int[] prefix = addBos ? [ids.Bos ?? throw new InvalidDataException($"'{path}': add_bos_token is set but the folder defines no BOS token.")] : [];
         int[] suffix = addEos ? [ids.Eos ?? throw new InvalidDataException($"'{path}': add_eos_token is set but the folder defines no EOS token.")] : [];
-        var native = NativeHfTokenizer.FromJson(SentencePieceToHfJson.ToJson(model), path);
+        var native = NativeHfTokenizer.FromJson(SentencePieceToHfJson.ToJson(model, path), path);
         bool cleanUp = ResolveCleanUp(config, options, warnings);
         return new HfTokenizer(native, null, tokens, special, silent, prefix, suffix, path, ids, config.ModelMaxLength, cleanUp, warnings);
     }

@@ -160,4 +160,20 @@ public sealed class TokenizerFileValidationTests
         using var folder = WithTokenizerJson("hf_metaspace_bpe", r => r["model"]!["vocab"]!["zz"] = id);
         LoadThrows<InvalidDataException>(folder, "model.vocab[\"zz\"]", $"id {id}", "dense");
     }
+
+    [Fact]
+    public void SentencePiece_RepeatedPiece_NamesTheFile()
+    {
+        // Was: "piece 'x' appears twice (ids ...)", naming no file.
+        using var folder = new TempFolder().CopyFrom(TokenizerFixtures.FolderPath("spm_bpe"), "cases.json");
+        string path = folder.File(HfTokenizer.SentencePieceModelName);
+        byte[] model = File.ReadAllBytes(path);
+        // A piece with the text of piece 1 ("<s>") appended (field 1, length-delimited: a piece with field 1 = text).
+        byte[] text = "<s>"u8.ToArray();
+        byte[] piece = [0x0A, (byte)(text.Length + 2), 0x0A, (byte)text.Length, .. text];
+        File.WriteAllBytes(path, [.. model, .. piece]);
+        var e = Assert.Throws<InvalidDataException>(() => HfTokenizer.Load(folder.Path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("'<s>' appears twice", e.Message);
+    }
 }
