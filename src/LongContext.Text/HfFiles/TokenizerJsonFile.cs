@@ -6,7 +6,7 @@ namespace LongContext.Text.HfFiles;
 /// <summary>
 /// What LongContext reads of an HF <c>tokenizer.json</c> itself (the pipeline runs in HF tokenizers): the model
 /// type (BPE only; others throw <see cref="NotSupportedException"/>), the id -> token table (model vocabulary plus added tokens,
-/// checked against the ids HF tokenizers assigns) and which added tokens are special; it refuses, naming the field, the
+/// at the ids HF tokenizers assigns them, with a warning where the file says otherwise) and which added tokens are special; it refuses, naming the field, the
 /// pipeline settings on which HF tokenizers' Rust code panics (aborting the process) instead of returning an error. It also
 /// writes the two variants <see cref="Tokenization.HfTokenizer"/> loads: the file as transformers uses it
 /// (truncation and padding off) and the same without post-processor and with no token marked special (encode
@@ -14,8 +14,9 @@ namespace LongContext.Text.HfFiles;
 /// </summary>
 internal sealed class TokenizerJsonFile
 {
-    private TokenizerJsonFile(string path, JsonObject root, string?[] tokens, HashSet<int> special, string? unkToken)
+    private TokenizerJsonFile(string path, JsonObject root, string?[] tokens, HashSet<int> special, string? unkToken, IReadOnlyList<string> warnings)
     {
+        Warnings = warnings;
         Path = path;
         _root = root;
         Tokens = tokens;
@@ -32,6 +33,9 @@ internal sealed class TokenizerJsonFile
 
     /// <summary>Ids of added tokens marked <c>special</c>.</summary>
     public HashSet<int> SpecialIds { get; }
+
+    /// <summary>What the file holds that HF tokenizers reads otherwise, or skips, with a warning only (the table follows HF).</summary>
+    public IReadOnlyList<string> Warnings { get; }
 
     /// <summary><c>model.unk_token</c>, if any.</summary>
     public string? UnkToken { get; }
@@ -80,6 +84,7 @@ internal sealed class TokenizerJsonFile
             vocabIds[token] = id;
         }
         var special = new HashSet<int>();
+        var warnings = new List<string>();
         if (root["added_tokens"] is JsonArray added)
         {
             // HF tokenizers does not take the ids written here: a token of model.vocab keeps its vocabulary id, any
@@ -95,18 +100,21 @@ internal sealed class TokenizerJsonFile
                 string field = $"added_tokens[{i}] (\"{content}\")";
                 int id = Id(o["id"], field + ".id", path);
                 if (content.Length == 0 || !seen.Add(content))
-                    throw new InvalidDataException(
-                        $"'{path}': {field} has {(content.Length == 0 ? "an empty content" : "the content of an earlier entry")}; " +
-                        "HF tokenizers drops such an entry, so its id would name no token. Each added token needs its own non-empty content.");
+                {
+                    warnings.Add($"'{path}': {field} has {(content.Length == 0 ? "an empty content" : "the content of an earlier entry")}; " +
+                        $"skipped (id {id} is not read from it), as HF tokenizers skips it.");
+                    continue;
+                }
                 int expected = vocabIds.TryGetValue(content, out int inVocab) ? inVocab : next++;
                 if (id != expected)
-                    throw new InvalidDataException(
+                    warnings.Add(
                         $"'{path}': {field} has id {id}, but HF tokenizers gives it id {expected} " +
                         (vocabIds.ContainsKey(content)
-                            ? "(its id in model.vocab)."
-                            : $"(it is not in model.vocab, whose {vocab.Count} entries put the added tokens from id {vocab.Count} on, in file order)."));
-                byId[id] = content;
-                if (o["special"] is JsonValue sp && sp.TryGetValue(out bool isSpecial) && isSpecial) special.Add(id);
+                            ? "(its id in model.vocab)"
+                            : $"(it is not in model.vocab, whose {vocab.Count} entries put the added tokens from id {vocab.Count} on, in file order)") +
+                        $"; read as id {expected}, as HF tokenizers encodes it (it only warns).");
+                byId[expected] = content;
+                if (o["special"] is JsonValue sp && sp.TryGetValue(out bool isSpecial) && isSpecial) special.Add(expected);
             }
         }
         int maxId = byId.Count == 0 ? -1 : byId.Keys.Max();
@@ -121,7 +129,7 @@ internal sealed class TokenizerJsonFile
         foreach ((int id, string token) in byId) tokens[id] = token;
         CheckPipeline(root, model, path, tokens);
         string? unk = model["unk_token"] is JsonValue u && u.TryGetValue(out string? us) ? us : null;
-        return new TokenizerJsonFile(path, root, tokens, special, unk);
+        return new TokenizerJsonFile(path, root, tokens, special, unk, warnings);
     }
 
     /// <summary>

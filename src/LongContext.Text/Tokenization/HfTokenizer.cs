@@ -143,7 +143,7 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
     private static HfTokenizer FromTokenizerJson(string path, TokenizerConfigFile config, FolderIds folderIds, TokenizerLoadOptions options)
     {
         var file = TokenizerJsonFile.Read(path);
-        var warnings = new List<string>();
+        var warnings = new List<string>(file.Warnings);
         foreach (string key in file.SetButOverridden())
             warnings.Add($"'{path}': '{key}' is set; ignored, as transformers sets truncation and padding per call (off by default).");
         var byToken = TokenIndex(file.Tokens);
