@@ -53,13 +53,15 @@ internal static class SentencePieceToHfJson
     }
 
     /// <summary>The <c>tokenizer.json</c> text for HF tokenizers.</summary>
-    public static string ToJson(SentencePieceModel model)
+    /// <param name="model">The model read.</param>
+    /// <param name="path">The file it was read from, for the message of <see cref="InvalidDataException"/> (a piece that appears twice).</param>
+    public static string ToJson(SentencePieceModel model, string path)
     {
         var pieces = model.Pieces;
         var ids = new Dictionary<string, int>(pieces.Count, StringComparer.Ordinal);
         for (int i = 0; i < pieces.Count; i++)
             if (!ids.TryAdd(pieces[i].Text, i))
-                throw new InvalidDataException($"piece '{pieces[i].Text}' appears twice (ids {ids[pieces[i].Text]} and {i})");
+                throw new InvalidDataException($"'{path}': piece '{pieces[i].Text}' appears twice (ids {ids[pieces[i].Text]} and {i}); each piece of a SentencePiece model is unique.");
         string? unk = model.UnkId >= 0 && model.UnkId < pieces.Count ? pieces[model.UnkId].Text : null;
 
         using var buffer = new MemoryStream();

@@ -101,7 +101,7 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
     /// <param name="options">Which file to read; default: <c>tokenizer.json</c> if present.</param>
     /// <exception cref="DirectoryNotFoundException">The folder does not exist, or the path is a file (e.g. the tokenizer file itself).</exception>
     /// <exception cref="FileNotFoundException">The folder has no tokenizer file (or not the one asked for).</exception>
-    /// <exception cref="NotSupportedException">The tokenizer type is not supported (named in the message).</exception>
+    /// <exception cref="NotSupportedException">The tokenizer type, or a setting of its pipeline, is not supported (named in the message).</exception>
     /// <exception cref="InvalidDataException">A file is malformed or names a token the vocabulary lacks (file, field and value named).</exception>
     public static HfTokenizer Load(string folder, TokenizerLoadOptions? options = null)
     {
@@ -143,7 +143,7 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
     private static HfTokenizer FromTokenizerJson(string path, TokenizerConfigFile config, FolderIds folderIds, TokenizerLoadOptions options)
     {
         var file = TokenizerJsonFile.Read(path);
-        var warnings = new List<string>();
+        var warnings = new List<string>(file.Warnings);
         foreach (string key in file.SetButOverridden())
             warnings.Add($"'{path}': '{key}' is set; ignored, as transformers sets truncation and padding per call (off by default).");
         var byToken = TokenIndex(file.Tokens);
@@ -194,7 +194,7 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
         bool addBos = config.AddBosToken ?? true, addEos = config.AddEosToken ?? false;
         int[] prefix = addBos ? [ids.Bos ?? throw new InvalidDataException($"'{path}': add_bos_token is set but the folder defines no BOS token.")] : [];
         int[] suffix = addEos ? [ids.Eos ?? throw new InvalidDataException($"'{path}': add_eos_token is set but the folder defines no EOS token.")] : [];
-        var native = NativeHfTokenizer.FromJson(SentencePieceToHfJson.ToJson(model), path);
+        var native = NativeHfTokenizer.FromJson(SentencePieceToHfJson.ToJson(model, path), path);
         bool cleanUp = ResolveCleanUp(config, options, warnings);
         return new HfTokenizer(native, null, tokens, special, silent, prefix, suffix, path, ids, config.ModelMaxLength, cleanUp, warnings);
     }
