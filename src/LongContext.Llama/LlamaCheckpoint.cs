@@ -260,7 +260,11 @@ public static class LlamaCheckpoint
     private static Dictionary<string, string> WeightMap(string index, string folder)
     {
         System.Text.Json.JsonDocument document;
-        try { document = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(index)); }
+        string text;
+        // Strict UTF-8 first: JsonDocument defers checking the bytes inside strings until they are read (an InvalidOperationException then).
+        try { text = new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true).GetString(File.ReadAllBytes(index)); }
+        catch (System.Text.DecoderFallbackException e) { throw new InvalidDataException($"'{index}' is not valid UTF-8: {e.Message}", e); }
+        try { document = System.Text.Json.JsonDocument.Parse(text); }
         catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"'{index}' is not valid JSON: {e.Message}", e); }
         using (document)
         {

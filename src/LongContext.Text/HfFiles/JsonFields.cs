@@ -7,9 +7,13 @@ internal static class JsonFields
 {
     public static JsonDocument Parse(string path)
     {
+        string text;
+        // Strict UTF-8 first: JsonDocument defers checking the bytes inside strings until they are read (an InvalidOperationException then).
+        try { text = new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true).GetString(File.ReadAllBytes(path)); }
+        catch (System.Text.DecoderFallbackException e) { throw new InvalidDataException($"'{path}' is not valid UTF-8: {e.Message}", e); }
         try
         {
-            return JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { AllowTrailingCommas = true });
+            return JsonDocument.Parse(text, new JsonDocumentOptions { AllowTrailingCommas = true });
         }
         catch (JsonException e)
         {

@@ -198,6 +198,62 @@ public sealed class FileFuzzTests(ITestOutputHelper output)
         });
     }
 
+    /// <summary>
+    /// Sharded checkpoints: <c>model.safetensors.index.json</c> mutated (weight_map entries retyped, removed, added,
+    /// pointed at other or absent shards, out of the folder); a load succeeds or throws the documented exceptions.
+    /// </summary>
+    [Fact]
+    public void CheckpointIndex_MutatedFiles_LoadOrThrowDocumentedExceptions()
+    {
+        using var folder = new TempFolder();
+        random.manual_seed(8);
+        using (var model = new LlamaForCausalLM(Tiny)) LlamaCheckpoint.Save(model, folder.Path, maxShardBytes: 4096);
+        string indexPath = folder.File(LlamaCheckpoint.IndexFile);
+        string original = File.ReadAllText(indexPath);
+        var shards = Directory.GetFiles(folder.Path, "model-*.safetensors").Select(Path.GetFileName).ToList();
+        Assert.True(shards.Count > 1, "the seed checkpoint is sharded");
+        string[] targets = [.. shards!, "absent.safetensors", "../model.safetensors", "/etc/passwd", "", "sub/x.safetensors", "config.json"];
+        Run("model.safetensors.index.json", ConfigCases, (i, rng) =>
+        {
+            string what;
+            byte[] bytes;
+            if (rng.Next(2) == 0)
+            {
+                var root = System.Text.Json.Nodes.JsonNode.Parse(original)!.AsObject();
+                var map = root["weight_map"]!.AsObject();
+                var keys = map.Select(kv => kv.Key).ToList();
+                string key = keys[rng.Next(keys.Count)];
+                switch (rng.Next(4))
+                {
+                    case 0:
+                        string target = targets[rng.Next(targets.Length)];
+                        map[key] = target;
+                        what = $"weight_map['{key}'] = '{target}'";
+                        break;
+                    case 1:
+                        map.Remove(key);
+                        what = $"weight_map lost '{key}'";
+                        break;
+                    case 2:
+                        map[$"model.fuzz_{rng.Next(100)}.weight"] = shards[rng.Next(shards.Count)];
+                        what = "weight_map gained a tensor no shard holds";
+                        break;
+                    default:
+                        map[key] = System.Text.Json.Nodes.JsonNode.Parse(rng.Next(3) switch { 0 => "null", 1 => "7", _ => "[\"a\"]" });
+                        what = $"weight_map['{key}'] retyped";
+                        break;
+                }
+                bytes = FileMutator.Utf8(root.ToJsonString());
+            }
+            else what = MutateJsonText(original, rng, ["weight_map", "metadata"], out bytes);
+            return (what, () =>
+            {
+                File.WriteAllBytes(indexPath, bytes);
+                using var model = LlamaCheckpoint.Load(folder.Path);
+            });
+        });
+    }
+
     /// <summary>The project's own binary formats, their headers (where the counts are) mutated more often than the rest.</summary>
     private static (byte[] Bytes, string What) MutateBinary(byte[] seed, Random rng, int headerBytes)
     {

@@ -75,6 +75,23 @@ public sealed class LlamaCheckpointFileTests
         AssertSameParameters(model, loaded);
     }
 
+    /// <summary>Invalid UTF-8 inside a shard name of the index (found by FileFuzzTests): was an InvalidOperationException from System.Text.Json.</summary>
+    [Fact]
+    public void LoadSharded_WithInvalidUtf8InTheIndex_IsInvalidData_NamingTheFile()
+    {
+        using var folder = new TempFolder();
+        using (var model = NewModel()) LlamaCheckpoint.Save(model, folder.Path, 4096);
+        string index = folder.File(LlamaCheckpoint.IndexFile);
+        byte[] bytes = File.ReadAllBytes(index);
+        int at = Array.IndexOf(bytes, (byte)'m', System.Text.Encoding.UTF8.GetString(bytes).IndexOf("\"model-", StringComparison.Ordinal) + 1);
+        bytes[at] = 0xC3;
+        bytes[at + 1] = 0x28;
+        File.WriteAllBytes(index, bytes);
+        var e = Assert.Throws<InvalidDataException>(() => LlamaCheckpoint.Load(folder.Path));
+        Assert.Contains(index, e.Message);
+        Assert.Contains("not valid UTF-8", e.Message);
+    }
+
     [Fact]
     public void Save_SingleFileOverAShardedFolder_RemovesTheIndexAndItsShards()
     {

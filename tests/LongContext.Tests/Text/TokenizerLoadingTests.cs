@@ -92,6 +92,18 @@ public sealed class TokenizerLoadingTests(TokenizerFixtures fixtures) : IClassFi
         using (var t = HfTokenizer.Load(temp.Path)) Assert.Equal(4096, t.ModelMaxLength);
     }
 
+    /// <summary>Invalid UTF-8 inside a string of tokenizer_config.json: was an InvalidOperationException from System.Text.Json when the string was read.</summary>
+    [Fact]
+    public void TokenizerConfig_WithInvalidUtf8InAString_IsInvalidData_NamingTheFile()
+    {
+        using var temp = new TempFolder().CopyFrom(SpmFolder(), "tokenizer_config.json");
+        string path = temp.File("tokenizer_config.json");
+        File.WriteAllBytes(path, [.. "{\"bos_token\": \"<s"u8, 0xC3, 0x28, .. ">\", \"add_bos_token\": true}"u8]);
+        var e = Assert.Throws<InvalidDataException>(() => HfTokenizer.Load(temp.Path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("not valid UTF-8", e.Message);
+    }
+
     [Fact]
     public void StopIds_ComeFromGenerationConfig_AndPadFromConfigJson()
     {
