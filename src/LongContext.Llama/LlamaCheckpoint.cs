@@ -145,10 +145,9 @@ public static class LlamaCheckpoint
 
         // Every file is staged (written and flushed beside its target) before any is renamed into place, so a failure
         // while writing (the long part) leaves the previous folder exactly as it was.
-        var staged = new List<StagedFile>();
-        try
+        var names = new List<string>();
+        AtomicFile.WriteTogether(staged =>
         {
-            var names = new List<string>();
             if (maxShardBytes is not long limit)
             {
                 names.Add(WeightsFile);
@@ -174,13 +173,8 @@ public static class LlamaCheckpoint
                 staged.Add(AtomicFile.StageText(index, indexJson.ToJsonString(Indented) + "\n", Wrap(IndexFile)));
             }
             staged.Add(AtomicFile.StageText(Path.Combine(folder, "config.json"), json.ToJsonString(Indented) + "\n", Wrap("config.json")));
-            foreach (StagedFile file in staged) file.Commit();
-            RemoveStale(folder, [.. previousShards, WeightsFile, IndexFile], keep: names);
-        }
-        finally
-        {
-            foreach (StagedFile file in staged) file.Dispose();
-        }
+        });
+        RemoveStale(folder, [.. previousShards, WeightsFile, IndexFile], keep: names);
     }
 
     private static readonly System.Text.Json.JsonSerializerOptions Indented = new() { WriteIndented = true };

@@ -160,19 +160,13 @@ public static class LongLora
     public static void SaveAdapter(LlamaForCausalLM model, string folder, string? baseModelNameOrPath = null)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var staged = new List<StagedFile>();
-        try
+        // All three files are written before any replaces its predecessor: a failure leaves the previous adapter
+        // and the rope settings it was trained with whole, never a new adapter beside an old config.json.
+        AtomicFile.WriteTogether(staged =>
         {
-            // All three files are written before any replaces its predecessor: a failure leaves the previous adapter
-            // and the rope settings it was trained with whole, never a new adapter beside an old config.json.
-            staged.AddRange(PeftAdapter.Stage(model, folder, baseModelNameOrPath));
+            PeftAdapter.Stage(model, folder, baseModelNameOrPath, "default", staged);
             staged.Add(model.Config.Stage(folder));
-            foreach (StagedFile file in staged) file.Commit();
-        }
-        finally
-        {
-            foreach (StagedFile file in staged) file.Dispose();
-        }
+        });
     }
 
     /// <summary>

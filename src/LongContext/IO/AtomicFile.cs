@@ -95,6 +95,26 @@ public static partial class AtomicFile
     }
 
     /// <summary>
+    /// Writes several files as one unit: <paramref name="stage"/> adds each file it writes (<see cref="Stage"/>,
+    /// <see cref="StageText"/>, <see cref="SafetensorsFile.Stage"/>) to the list; when it returns, all are renamed into
+    /// place; when it throws, every file staged so far is deleted and no target has changed.
+    /// </summary>
+    internal static void WriteTogether(Action<List<StagedFile>> stage)
+    {
+        ArgumentNullException.ThrowIfNull(stage);
+        var staged = new List<StagedFile>();
+        try
+        {
+            stage(staged);
+            foreach (StagedFile file in staged) file.Commit();
+        }
+        finally
+        {
+            foreach (StagedFile file in staged) file.Dispose();
+        }
+    }
+
+    /// <summary>
     /// Writes the content to the temporary file and flushes it, without renaming it yet: a save of several files
     /// stages them all (the long part, where failures happen) and then commits them one after another.
     /// </summary>

@@ -45,23 +45,15 @@ public static class PeftAdapter
     /// </remarks>
     public static void Save(nn.Module root, string folder, string? baseModelNameOrPath = null, string adapterName = "default")
     {
-        var staged = Stage(root, folder, baseModelNameOrPath, adapterName);
-        try
-        {
-            // Both files are written before either replaces its predecessor: a failure leaves the previous adapter whole.
-            foreach (StagedFile file in staged) file.Commit();
-        }
-        finally
-        {
-            foreach (StagedFile file in staged) file.Dispose();
-        }
+        // Both files are written before either replaces its predecessor: a failure leaves the previous adapter whole.
+        AtomicFile.WriteTogether(staged => Stage(root, folder, baseModelNameOrPath, adapterName, staged));
     }
 
     /// <summary>
-    /// <see cref="Save"/>'s two files written beside their targets, not yet renamed over them: the caller commits them
-    /// (with files of its own, as one unit) and disposes them (which deletes what was not committed).
+    /// <see cref="Save"/>'s two files written beside their targets and added to <paramref name="staged"/>, not yet
+    /// renamed over them: for <see cref="AtomicFile.WriteTogether"/>, with files of the caller's own, as one unit.
     /// </summary>
-    internal static IReadOnlyList<StagedFile> Stage(nn.Module root, string folder, string? baseModelNameOrPath = null, string adapterName = "default")
+    internal static void Stage(nn.Module root, string folder, string? baseModelNameOrPath, string adapterName, List<StagedFile> staged)
     {
         ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(folder);
@@ -101,16 +93,8 @@ public static class PeftAdapter
         foreach (var (key, tensor) in AdapterTensors(root, layers, options.Bias, trainable, adapterName)) tensors[key] = tensor.detach();
         foreach (var (key, tensor) in BaseLayerTensors(savedBases)) tensors[key] = tensor.detach();
         AtomicFile.CreateFolder(folder);
-        StagedFile weights = SafetensorsFile.Stage(Path.Combine(folder, WeightsFileName), tensors);
-        try
-        {
-            return [weights, config.Stage(Path.Combine(folder, PeftAdapterConfigJson.FileName))];
-        }
-        catch
-        {
-            weights.Dispose();
-            throw;
-        }
+        staged.Add(SafetensorsFile.Stage(Path.Combine(folder, WeightsFileName), tensors));
+        staged.Add(config.Stage(Path.Combine(folder, PeftAdapterConfigJson.FileName)));
     }
 
     /// <summary>
