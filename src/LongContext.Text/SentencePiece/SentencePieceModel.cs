@@ -48,6 +48,15 @@ internal sealed record SentencePieceModel
     /// <summary><c>normalizer_spec.remove_extra_whitespaces</c>: runs of spaces collapse and ends are trimmed.</summary>
     public bool RemoveExtraWhitespaces { get; init; } = true;
 
+    /// <summary>
+    /// Length of <c>denormalizer_spec.precompiled_charsmap</c> (0: none, as in every Llama-family model); when set,
+    /// sentencepiece rewrites decoded text with it.
+    /// </summary>
+    public int DenormalizerCharsmapLength { get; init; }
+
+    /// <summary><c>trainer_spec.unk_surface</c>: the text an unknown piece decodes to (the proto's default <c>" ⁇ "</c>).</summary>
+    public string UnknownSurface { get; init; } = " \u2047 ";
+
     /// <summary><c>normalizer_spec.escape_whitespaces</c>: spaces become U+2581 (▁).</summary>
     public bool EscapeWhitespaces { get; init; } = true;
 }

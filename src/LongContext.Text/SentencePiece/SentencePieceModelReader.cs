@@ -36,6 +36,7 @@ internal static class SentencePieceModelReader
                 case (1, 2): pieces.Add(ParsePiece(reader.Bytes())); break;
                 case (2, 2): model = ParseTrainerSpec(reader.Bytes(), model); break;
                 case (3, 2): model = ParseNormalizerSpec(reader.Bytes(), model); break;
+                case (5, 2): model = model with { DenormalizerCharsmapLength = DenormalizerCharsmap(reader.Bytes()) }; break;
                 default: reader.Skip(wire); break;
             }
         }
@@ -72,6 +73,7 @@ internal static class SentencePieceModelReader
         while (!reader.End)
         {
             (int field, int wire) = reader.Tag();
+            if ((field, wire) == (44, 2)) { model = model with { UnknownSurface = Encoding.UTF8.GetString(reader.Bytes()) }; continue; }
             if (wire != 0) { reader.Skip(wire); continue; }
             ulong v = reader.Varint();
             model = field switch
@@ -106,6 +108,20 @@ internal static class SentencePieceModelReader
             }
         }
         return model;
+    }
+
+    /// <summary>Length of <c>denormalizer_spec.precompiled_charsmap</c>: sentencepiece denormalizes decoded text only when it is non-empty (a name alone, such as <c>identity</c>, does nothing).</summary>
+    private static int DenormalizerCharsmap(ReadOnlySpan<byte> data)
+    {
+        var reader = new WireReader(data);
+        int length = 0;
+        while (!reader.End)
+        {
+            (int field, int wire) = reader.Tag();
+            if ((field, wire) == (2, 2)) length += reader.Bytes().Length;
+            else reader.Skip(wire);
+        }
+        return length;
     }
 
     /// <summary>A forward reader of protobuf's wire format: varints, fixed 32/64-bit values, length-delimited bytes.</summary>

@@ -38,6 +38,7 @@ internal static class SentencePieceToHfJson
         if (problem is null && !model.EscapeWhitespaces) problem = "escape_whitespaces=false";
         if (problem is null && model.PrecompiledCharsmapLength > 0)
             problem = $"normalization rule '{model.NormalizerName}' (a precompiled character map)";
+        if (problem is null && model.DenormalizerCharsmapLength > 0) problem = "a denormalization rule (denormalizer_spec.precompiled_charsmap)";
         if (problem is null)
         {
             foreach (var type in new[] { PieceType.UserDefined, PieceType.Unused })

@@ -12,7 +12,9 @@ namespace LongContext.Text.Tokenization;
 /// text are matched as tokens).</item>
 /// <item><c>tokenizer.model</c> (SentencePiece BPE with byte fallback: Llama-2, Mistral) is converted as transformers'
 /// <c>LlamaConverter</c> converts it, with sentencepiece's semantics: <c>&lt;s&gt;</c> in text stays text, control
-/// tokens decode to nothing, BOS/EOS follow <c>add_bos_token</c> / <c>add_eos_token</c> (default BOS only).</item>
+/// tokens decode to nothing, BOS/EOS follow <c>add_bos_token</c> / <c>add_eos_token</c> (default BOS only). Decoding
+/// is sentencepiece's own (a C# port of its rules: broken UTF-8 in byte pieces, the unknown piece's <c>" ⁇ "</c>,
+/// the first space), since HF's <c>ByteFallback</c> decoder differs from it on broken UTF-8.</item>
 /// </list>
 /// Special tokens come from <c>tokenizer_config.json</c> (strings or AddedToken objects), else
 /// <c>generation_config.json</c>, else <c>config.json</c>, else the files themselves; the ids that end generation
@@ -30,19 +32,19 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
     private readonly NativeHfTokenizer? _withoutSpecial;   // tokenizer.json only
     private readonly string?[] _tokens;
     private readonly HashSet<int> _special;
-    private readonly HashSet<int> _silent;                 // tokenizer.model: control ids, which decode to nothing
+    private readonly SentencePieceDecoder? _spmDecoder;    // tokenizer.model only: sentencepiece's own decoding
     private readonly int[] _prefix, _suffix;               // tokenizer.model: BOS / EOS added by Encode
     private bool _disposed;
 
     private HfTokenizer(NativeHfTokenizer withSpecial, NativeHfTokenizer? withoutSpecial, string?[] tokens, HashSet<int> special,
-        HashSet<int> silent, int[] prefix, int[] suffix, string sourceFile, SpecialTokenIds specialIds, long? modelMaxLength, bool cleanUp,
+        SentencePieceDecoder? spmDecoder, int[] prefix, int[] suffix, string sourceFile, SpecialTokenIds specialIds, long? modelMaxLength, bool cleanUp,
         IReadOnlyList<string> warnings)
     {
         _withSpecial = withSpecial;
         _withoutSpecial = withoutSpecial;
         _tokens = tokens;
         _special = special;
-        _silent = silent;
+        _spmDecoder = spmDecoder;
         _prefix = prefix;
         _suffix = suffix;
         SourceFile = sourceFile;
@@ -161,7 +163,7 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
             withoutSpecial = NativeHfTokenizer.FromJson(file.WithoutSpecialTokensJson(), path);
             CheckTemplateAgainstConfig(withSpecial, config, special, warnings);
             bool cleanUp = ResolveCleanUp(config, options, warnings);
-            return new HfTokenizer(withSpecial, withoutSpecial, file.Tokens, file.SpecialIds, [], [], [], path, special, config.ModelMaxLength, cleanUp, warnings);
+            return new HfTokenizer(withSpecial, withoutSpecial, file.Tokens, file.SpecialIds, null, [], [], path, special, config.ModelMaxLength, cleanUp, warnings);
         }
         catch
         {
@@ -186,9 +188,8 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
                     $"({(a.Id < tokens.Length ? $"'{tokens[a.Id]}'" : $"it has {tokens.Length} pieces")}); tokens added on top of a " +
                     $"SentencePiece model need the folder's {TokenizerJsonName}.");
         }
-        var silent = new HashSet<int>(Enumerable.Range(0, tokens.Length).Where(i => model.Pieces[i].Type == PieceType.Control));
-        var special = new HashSet<int>(silent);
-        special.UnionWith(Enumerable.Range(0, tokens.Length).Where(i => model.Pieces[i].Type == PieceType.Unknown));
+        var special = new HashSet<int>(Enumerable.Range(0, tokens.Length).Where(i => model.Pieces[i].Type is PieceType.Control or PieceType.Unknown));
+        var decoder = new SentencePieceDecoder(model, path);
         var spmIds = (Bos: model.BosId, Eos: model.EosId, Pad: model.PadId, Unk: model.UnkId);
         var ids = Resolve(config, folderIds, byToken, tokens.Length, unkFallback: null, spmIds, warnings);
         bool addBos = config.AddBosToken ?? true, addEos = config.AddEosToken ?? false;
@@ -196,7 +197,7 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
         int[] suffix = addEos ? [ids.Eos ?? throw new InvalidDataException($"'{path}': add_eos_token is set but the folder defines no EOS token.")] : [];
         var native = NativeHfTokenizer.FromJson(SentencePieceToHfJson.ToJson(model, path), path);
         bool cleanUp = ResolveCleanUp(config, options, warnings);
-        return new HfTokenizer(native, null, tokens, special, silent, prefix, suffix, path, ids, config.ModelMaxLength, cleanUp, warnings);
+        return new HfTokenizer(native, null, tokens, special, decoder, prefix, suffix, path, ids, config.ModelMaxLength, cleanUp, warnings);
     }
 
     private static Dictionary<string, int> TokenIndex(string?[] tokens)
@@ -310,11 +311,13 @@ public sealed class HfTokenizer : ITextTokenizer, IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         foreach (int id in ids) CheckId(id, nameof(ids));
         if (_withoutSpecial is not null) return (skipSpecialTokens ? _withSpecial : _withoutSpecial).Decode(ids);
-        // SentencePiece renders control pieces as nothing; skipping special tokens drops <unk> too.
+        if (!skipSpecialTokens) return _spmDecoder!.Decode(ids);
+        // Skipping special tokens drops control and unknown pieces before decoding, as transformers' slow
+        // LlamaTokenizer does (so byte pieces on both sides of a dropped <s> form one run).
         var kept = new List<int>(ids.Length);
         foreach (int id in ids)
-            if (!_silent.Contains(id) && !(skipSpecialTokens && _special.Contains(id))) kept.Add(id);
-        return _withSpecial.Decode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(kept));
+            if (!_special.Contains(id)) kept.Add(id);
+        return _spmDecoder!.Decode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(kept));
     }
 
     /// <inheritdoc/>

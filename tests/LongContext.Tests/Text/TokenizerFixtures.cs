@@ -16,6 +16,9 @@ public static class TextCategory
 public sealed record TokenizerCase(string Name, string Text, int[] Ids, int[] IdsWithSpecial, string[]? Tokens,
     string? Decoded, string? DecodedWithSpecial, string? DecodedSkipSpecial);
 
+/// <summary>One entry of a folder's <c>random_decode.json</c>: drawn ids and the reference decode (null where omitted).</summary>
+public sealed record TokenizerDecodeCase(string Name, int[] Ids, string? DecodedWithSpecial, string? DecodedSkipSpecial);
+
 /// <summary>
 /// The tokenizer fixture folders (<c>tokenizers/*/cases.json</c> under the fixture root) and their cases, and one
 /// loaded tokenizer per folder shared by the tests of a class.
@@ -36,10 +39,16 @@ public sealed class TokenizerFixtures : IDisposable
     /// <summary>Full path of a fixture folder.</summary>
     public static string FolderPath(string folder) => Path.Combine(Fixtures.Folder("tokenizers"), folder);
 
-    /// <summary>The cases of a folder.</summary>
-    public static IReadOnlyList<TokenizerCase> Cases(string folder)
+    /// <summary>Name of a folder's drawn encode cases (optional; same fields as <c>cases.json</c>).</summary>
+    public const string RandomCasesFile = "random_cases.json";
+
+    /// <summary>Name of a folder's drawn id sequences with the reference decode (optional).</summary>
+    public const string RandomDecodeFile = "random_decode.json";
+
+    /// <summary>The cases of a folder: <c>cases.json</c>, or another file of the same schema such as <see cref="RandomCasesFile"/>.</summary>
+    public static IReadOnlyList<TokenizerCase> Cases(string folder, string file = "cases.json")
     {
-        using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(FolderPath(folder), "cases.json")));
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(FolderPath(folder), file)));
         var list = new List<TokenizerCase>();
         foreach (JsonElement c in doc.RootElement.EnumerateArray())
         {
@@ -50,6 +59,29 @@ public sealed class TokenizerFixtures : IDisposable
                 Str(c, "decoded"), Str(c, "decoded_with_special"), Str(c, "decoded_skip_special")));
         }
         return list;
+    }
+
+    /// <summary>The drawn id sequences of a folder's <see cref="RandomDecodeFile"/>; fields a set may omit are null.</summary>
+    public static IReadOnlyList<TokenizerDecodeCase> DecodeCases(string folder)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(FolderPath(folder), RandomDecodeFile)));
+        var list = new List<TokenizerDecodeCase>();
+        foreach (JsonElement c in doc.RootElement.EnumerateArray())
+        {
+            static string? Str(JsonElement e, string n) => e.TryGetProperty(n, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+            list.Add(new TokenizerDecodeCase(Str(c, "name")!, c.GetProperty("ids").EnumerateArray().Select(x => x.GetInt32()).ToArray(),
+                Str(c, "decoded_with_special"), Str(c, "decoded_skip_special")));
+        }
+        return list;
+    }
+
+    /// <summary>xunit rows: the folders that hold <paramref name="file"/>.</summary>
+    public static TheoryData<string> FoldersWith(string file)
+    {
+        var data = new TheoryData<string>();
+        foreach (string folder in Folders())
+            if (File.Exists(Path.Combine(FolderPath(folder), file))) data.Add(folder);
+        return data;
     }
 
     /// <summary>xunit rows: (folder, case name) for every case of every folder.</summary>

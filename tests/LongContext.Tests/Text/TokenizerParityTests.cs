@@ -92,7 +92,8 @@ public sealed class TokenizerParityTests(TokenizerFixtures fixtures) : IClassFix
         }
     }
 
-    private static bool WellFormed(string s)
+    /// <summary>No lone surrogate: a piece of streamed text never splits a character.</summary>
+    internal static bool WellFormed(string s)
     {
         for (int i = 0; i < s.Length; i++)
         {
