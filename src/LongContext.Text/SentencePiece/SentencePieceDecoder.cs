@@ -26,9 +26,8 @@ internal sealed class SentencePieceDecoder
 
     private readonly PieceType[] _types;
     private readonly string[] _text;      // normal pieces: ▁ as space; the unknown piece: its surface
-    private readonly bool[] _leadingSpace; // a normal piece whose text starts with ▁
+    private readonly bool[] _leadingSpace; // with add_dummy_prefix: a normal piece whose text starts with ▁
     private readonly byte[] _byteValue;
-    private readonly bool _dropFirstSpace;
 
     /// <summary>Prepares the pieces of a model.</summary>
     /// <param name="model">The model read.</param>
@@ -41,7 +40,6 @@ internal sealed class SentencePieceDecoder
         _text = new string[n];
         _leadingSpace = new bool[n];
         _byteValue = new byte[n];
-        _dropFirstSpace = model.AddDummyPrefix;   // sentencepiece also drops it with remove_extra_whitespaces, which CheckSupported refuses
         for (int i = 0; i < n; i++)
         {
             Piece p = model.Pieces[i];
@@ -60,7 +58,8 @@ internal sealed class SentencePieceDecoder
                     _text[i] = model.UnknownSurface;
                     break;
                 default:
-                    _leadingSpace[i] = p.Text.Length > 0 && p.Text[0] == SpaceSymbol;
+                    // sentencepiece also drops it with remove_extra_whitespaces, which CheckSupported refuses
+                    _leadingSpace[i] = model.AddDummyPrefix && p.Text.Length > 0 && p.Text[0] == SpaceSymbol;
                     _text[i] = p.Text.Replace(SpaceSymbol, ' ');
                     break;
             }
@@ -82,8 +81,7 @@ internal sealed class SentencePieceDecoder
             if (firstSpaceDropped || text.Length > 0) expectFirstSpace = false;
             firstSpaceDropped = false;
             string piece = _text[id];
-            if (_types[id] is PieceType.Normal or PieceType.UserDefined or PieceType.Unused
-                && expectFirstSpace && _dropFirstSpace && _leadingSpace[id])
+            if (expectFirstSpace && _leadingSpace[id])
             {
                 piece = piece[1..];
                 firstSpaceDropped = true;
@@ -111,7 +109,7 @@ internal sealed class SentencePieceDecoder
     /// The length of the well-formed UTF-8 character at <paramref name="at"/>, or 0 when the byte there does not start
     /// one (a lone continuation byte, a truncated or overlong sequence, a surrogate, beyond U+10FFFF).
     /// </summary>
-    internal static int CharacterLength(IReadOnlyList<byte> b, int at)
+    private static int CharacterLength(IReadOnlyList<byte> b, int at)
     {
         int left = b.Count - at;
         byte b0 = b[at];

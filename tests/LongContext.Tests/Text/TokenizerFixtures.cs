@@ -52,8 +52,6 @@ public sealed class TokenizerFixtures : IDisposable
         var list = new List<TokenizerCase>();
         foreach (JsonElement c in doc.RootElement.EnumerateArray())
         {
-            static string? Str(JsonElement e, string n) => e.TryGetProperty(n, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
-            static int[] Ints(JsonElement e, string n) => e.GetProperty(n).EnumerateArray().Select(x => x.GetInt32()).ToArray();
             string[]? tokens = c.TryGetProperty("tokens", out var t) ? t.EnumerateArray().Select(x => x.GetString()!).ToArray() : null;
             list.Add(new TokenizerCase(Str(c, "name")!, Str(c, "text")!, Ints(c, "ids"), Ints(c, "ids_with_special"), tokens,
                 Str(c, "decoded"), Str(c, "decoded_with_special"), Str(c, "decoded_skip_special")));
@@ -67,22 +65,15 @@ public sealed class TokenizerFixtures : IDisposable
         using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(FolderPath(folder), RandomDecodeFile)));
         var list = new List<TokenizerDecodeCase>();
         foreach (JsonElement c in doc.RootElement.EnumerateArray())
-        {
-            static string? Str(JsonElement e, string n) => e.TryGetProperty(n, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
-            list.Add(new TokenizerDecodeCase(Str(c, "name")!, c.GetProperty("ids").EnumerateArray().Select(x => x.GetInt32()).ToArray(),
-                Str(c, "decoded_with_special"), Str(c, "decoded_skip_special")));
-        }
+            list.Add(new TokenizerDecodeCase(Str(c, "name")!, Ints(c, "ids"), Str(c, "decoded_with_special"), Str(c, "decoded_skip_special")));
         return list;
     }
 
-    /// <summary>xunit rows: the folders that hold <paramref name="file"/>.</summary>
-    public static TheoryData<string> FoldersWith(string file)
-    {
-        var data = new TheoryData<string>();
-        foreach (string folder in Folders())
-            if (File.Exists(Path.Combine(FolderPath(folder), file))) data.Add(folder);
-        return data;
-    }
+    /// <summary>A string field, or null when absent (or not a string).</summary>
+    private static string? Str(JsonElement e, string name)
+        => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+
+    private static int[] Ints(JsonElement e, string name) => e.GetProperty(name).EnumerateArray().Select(x => x.GetInt32()).ToArray();
 
     /// <summary>xunit rows: (folder, case name) for every case of every folder.</summary>
     public static TheoryData<string, string> AllCases()
