@@ -16,10 +16,10 @@ public sealed record LongLoraTrainerOptions
     private readonly string _outputFolder = "longlora-run";
 
     /// <summary>Optimizer updates of the run, at least 1. Default 1000 (LongLoRA's <c>max_steps</c>).</summary>
-    public int TotalSteps { get => _totalSteps; init => _totalSteps = Positive(value, nameof(TotalSteps)); }
+    public int TotalSteps { get => _totalSteps; init => _totalSteps = Guard.Positive(value, nameof(TotalSteps)); }
 
     /// <summary>Micro-batches per update (gradient accumulation), at least 1. Default 1 (LongLoRA: 8).</summary>
-    public int MicroBatchesPerStep { get => _microBatchesPerStep; init => _microBatchesPerStep = Positive(value, nameof(MicroBatchesPerStep)); }
+    public int MicroBatchesPerStep { get => _microBatchesPerStep; init => _microBatchesPerStep = Guard.Positive(value, nameof(MicroBatchesPerStep)); }
 
     /// <summary>AdamW settings. Default lr 2e-5, weight decay 0 (LongLoRA's).</summary>
     public AdamWOptions AdamW { get => _adamW; init => _adamW = value ?? throw new ArgumentNullException(nameof(AdamW)); }
@@ -36,13 +36,13 @@ public sealed record LongLoraTrainerOptions
     }
 
     /// <summary>Positions per chunk of the loss, at least 1. Default 1024.</summary>
-    public int LossChunkSize { get => _lossChunkSize; init => _lossChunkSize = Positive(value, nameof(LossChunkSize)); }
+    public int LossChunkSize { get => _lossChunkSize; init => _lossChunkSize = Guard.Positive(value, nameof(LossChunkSize)); }
 
     /// <summary>Evaluate every this many updates (and after the last); null: never. Needs evaluation tokens.</summary>
     public int? EvaluateEvery
     {
         get => _evaluateEvery;
-        init => _evaluateEvery = value is null ? null : Positive(value.Value, nameof(EvaluateEvery));
+        init => _evaluateEvery = value is null ? null : Guard.Positive(value.Value, nameof(EvaluateEvery));
     }
 
     /// <summary>
@@ -56,7 +56,7 @@ public sealed record LongLoraTrainerOptions
     public int? SaveStateEvery
     {
         get => _saveStateEvery;
-        init => _saveStateEvery = value is null ? null : Positive(value.Value, nameof(SaveStateEvery));
+        init => _saveStateEvery = value is null ? null : Guard.Positive(value.Value, nameof(SaveStateEvery));
     }
 
     /// <summary>
@@ -107,7 +107,4 @@ public sealed record LongLoraTrainerOptions
                 $"{nameof(BaseModelNameOrPath)} '{BaseModelNameOrPath}' is written into the saved adapter, and {nameof(SaveAdapter)} is false (none is saved); " +
                 $"set {nameof(SaveAdapter)} or leave {nameof(BaseModelNameOrPath)} null.", paramName);
     }
-
-    private static int Positive(int value, string name)
-        => value >= 1 ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be at least 1; got {value}.");
 }

@@ -132,9 +132,9 @@ public sealed class LlamaGenerator
         {
             IReadOnlyList<int> prompt = prompts[row] ?? throw new ArgumentException($"prompt {row} is null.", nameof(prompts));
             if (prompt.Count == 0) throw new ArgumentException($"prompt {row} is empty; generation needs at least one token to start from.", nameof(prompts));
-            int bad = prompt.FirstOrDefault(id => id < 0 || id >= vocab, -1);
-            if (prompt.Any(id => id < 0 || id >= vocab))
-                throw new ArgumentOutOfRangeException(nameof(prompts), bad, $"prompt {row} holds token id {bad}, outside the vocabulary [0, {vocab}).");
+            foreach (int id in prompt)
+                if (id < 0 || id >= vocab)
+                    throw new ArgumentOutOfRangeException(nameof(prompts), id, $"prompt {row} holds token id {id}, outside the vocabulary [0, {vocab}).");
         }
         foreach (int id in options.StopTokenIds)
             if (id >= vocab)
