@@ -6,7 +6,8 @@ thought to write down: random mixtures of words, whitespace runs, scripts, byte-
 characters and literal special-token text, and random id sequences (byte pieces that form invalid UTF-8, special
 tokens in the middle, ...), each with the reference library's output.
 
-  draw --out W/draws.json [--texts N] [--ids N] [--seed S]    the texts and, per folder, the id sequences
+  draw --out W/draws.json [--texts N] [--ids N] [--whole-ids N] [--seed S]
+                                                              the texts and, per folder, the id sequences
   spm  --draws W/draws.json --out O                           O/spm_bpe/random_cases.json, random_decode.json
                                                               (sentencepiece 0.1.97, as tokenizer_fixtures_spm.py)
 
@@ -91,6 +92,24 @@ def draw_ids(rng, vocab, byte_range, special):
     return out
 
 
+def draw_whole_ids(rng, vocab, byte_range, special):
+    """Like draw_ids, but every run of byte pieces spells whole UTF-8 characters and no normal piece is a byte piece,
+    so the byte runs stay valid UTF-8 (skipped special tokens between runs included): the sequences on which a
+    tokenizer.json's ByteFallback decode and an incremental stream can be compared."""
+    out = []
+    lo, hi = byte_range
+    for _ in range(rng.randint(1, 40)):
+        r = rng.random()
+        if r < 0.35 and hi > lo:
+            for ch in rng.sample("éß€日😀жऄ𐍈" + "".join(EMOJI), rng.randint(1, 3)):
+                out.extend(lo + b for b in ch.encode("utf-8"))
+        elif r < 0.45 and special:
+            out.append(rng.choice(special))
+        else:
+            out.append(rng.randint(hi, vocab - 1) if hi > lo else rng.randint(0, vocab - 1))
+    return out
+
+
 def cmd_draw(a):
     rng = random.Random(a.seed)
     texts = [draw_text(rng) for _ in range(a.texts)]
@@ -101,13 +120,19 @@ def cmd_draw(a):
         "hf_metaspace_bpe": dict(vocab=2000, bytes=[3, 259], special=[0, 1, 2]),
         "hf_bytelevel_bpe": dict(vocab=2002, bytes=[0, 0], special=[2000, 2001]),
     }
+    # Per folder, a list of {name, ids}: the ids_NNN draws, then the whole_NNN draws (a stream of their own, so adding
+    # them left the ids_NNN draws as they were).
     ids = {}
     for name, f in folders.items():
         r = random.Random("%s/%s" % (a.seed, name))
-        ids[name] = [draw_ids(r, f["vocab"], f["bytes"], f["special"]) for _ in range(a.ids)]
+        ids[name] = [{"name": "ids_%03d" % k, "ids": draw_ids(r, f["vocab"], f["bytes"], f["special"])}
+                     for k in range(a.ids)]
+        r = random.Random("%s/%s/whole" % (a.seed, name))
+        ids[name] += [{"name": "whole_%03d" % k, "ids": draw_whole_ids(r, f["vocab"], f["bytes"], f["special"])}
+                      for k in range(a.whole_ids)]
     with open(a.out, "w", encoding="utf-8") as fh:
         json.dump({"seed": a.seed, "texts": texts, "ids": ids}, fh, ensure_ascii=False)
-    print("drew %d texts and %d id sequences per folder (seed %d)" % (len(texts), a.ids, a.seed))
+    print("drew %d texts and %d + %d id sequences per folder (seed %d)" % (len(texts), a.ids, a.whole_ids, a.seed))
 
 
 def write_list(path, items):
@@ -133,8 +158,8 @@ def cmd_spm(a):
                       "decoded_with_special": sp.decode(with_bos)})
     write_list(os.path.join(d, "random_cases.json"), cases)
     # sentencepiece has no "skip special" switch: control tokens always decode to nothing.
-    dec = [{"name": "ids_%03d" % k, "ids": ids, "decoded_with_special": sp.decode(ids)}
-           for k, ids in enumerate(draws["ids"]["spm_bpe"])]
+    dec = [{"name": d["name"], "ids": d["ids"], "decoded_with_special": sp.decode(d["ids"])}
+           for d in draws["ids"]["spm_bpe"]]
     write_list(os.path.join(d, "random_decode.json"), dec)
     print("spm_bpe: %d random cases, %d random id sequences" % (len(cases), len(dec)))
 
@@ -146,6 +171,7 @@ def main():
     p.add_argument("--draws")
     p.add_argument("--texts", type=int, default=200)
     p.add_argument("--ids", type=int, default=300)
+    p.add_argument("--whole-ids", type=int, default=150)
     p.add_argument("--seed", type=int, default=20261203)
     a = p.parse_args()
     {"draw": cmd_draw, "spm": cmd_spm}[a.cmd](a)

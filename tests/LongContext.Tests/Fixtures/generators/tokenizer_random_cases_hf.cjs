@@ -47,9 +47,9 @@ async function folder(name) {
   }
   writeList(path.join(dir, 'random_cases.json'), cases);
   const dec = [];
-  for (const [k, ids] of draws.ids[name].entries()) {
+  for (const { name: caseName, ids } of draws.ids[name]) {
     dec.push({
-      name: `ids_${pad(k)}`,
+      name: caseName,
       ids,
       decoded_with_special: await tok.decode(ids, false),
       decoded_skip_special: await tok.decode(ids, true),
