@@ -5,9 +5,9 @@ using static TorchSharp.torch;
 namespace LongContext.Lora;
 
 /// <summary>
-/// y = x·Wᵀ + bias + s·(x·Aᵀ)·Bᵀ with fewer passes over the activations than peft's three separate linears:
-/// forward is one GEMM of x against the stacked [W; A] (giving the base output and x·Aᵀ together) and an addmm that
-/// adds the rank-r product; backward adds dh·A into dy·W in place instead of materialising two input gradients.
+/// y = x·Wᵀ + bias + s·(x·Aᵀ)·Bᵀ with fewer passes over the output than peft's three separate linears and two adds:
+/// forward adds the rank-r product into the base GEMM's output in place (one output-sized buffer); backward adds dh·A
+/// into dy·W in place instead of materialising two input gradients.
 /// </summary>
 /// <remarks>
 /// Inputs (in order): x (*, in), W (out, in), A (r, in), B (out, r), bias (out) or null, scaling (double),
@@ -27,22 +27,15 @@ internal sealed class LoraFusedLinearFunction : autograd.SingleTensorFunction<Lo
         var bias = vars[4] as Tensor;
         double s = (double)vars[5];
         var reader = vars[6] as Func<Tensor>;
-        long outF = w.shape[0], r = a.shape[0], inF = w.shape[1];
+        long outF = w.shape[0], inF = w.shape[1];
 
         var x2 = x.reshape(-1, inF);
-        using var stacked = cat([w, a], 0);                                  // (out + r, in)
-        Tensor p;
-        if (bias is null) p = x2.matmul(stacked.t());
-        else
-        {
-            using var biasStacked = cat([bias, zeros(r, dtype: bias.dtype, device: bias.device)], 0);
-            p = addmm(biasStacked, x2, stacked.t(), 1, 1);
-        }
-        var h = p.narrow(1, outF, r).contiguous();                          // x·Aᵀ, (N, r); saved after forward returns: not disposed here
-        using var pBase = p.narrow(1, 0, outF);
+        // Two GEMMs over x (the base's and the rank-r one) rather than one over a stacked [W; A]: stacking copies W on
+        // every call, which cost more than reading x twice (measured: BENCHMARKS.md, lora).
+        var y = bias is null ? x2.matmul(w.t()) : addmm(bias, x2, w.t(), 1, 1);   // (N, out)
+        var h = x2.matmul(a.t());                                           // x·Aᵀ, (N, r); saved after forward returns: not disposed here
         using var bs = b.mul(s);                                            // scale the small matrix (alpha is float-only)
-        var y = addmm(pBase, h, bs.t(), 1, 1);                              // (N, out)
-        p.Dispose();
+        y.addmm_(h, bs.t(), 1, 1);                                          // + s·h·Bᵀ in place
 
         ctx.save_for_backward([x2, h]);
         // The layer's own parameter objects, kept by reference: no new native handle per call (a detached view per

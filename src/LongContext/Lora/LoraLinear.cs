@@ -47,8 +47,8 @@ public sealed class LoraLinear : LoraLayer
     public long OutFeatures => _base.OutFeatures;
 
     /// <summary>
-    /// Use the fused formulation when it applies (default true): one GEMM of x against [W; A] and an in-place
-    /// accumulation of the input gradient. Set false for peft's three-linears formulation's memory profile (the
+    /// Use the fused formulation when it applies (default true): the rank-r product added into the base GEMM's output
+    /// in place, and an in-place accumulation of the input gradient. Set false for peft's three-linears formulation's memory profile (the
     /// fused autograd node keeps one output-sized buffer per call).
     /// </summary>
     public bool FusedForward { get; set; } = true;
@@ -97,7 +97,7 @@ public sealed class LoraLinear : LoraLayer
         return y.MoveToOuterDisposeScope();
     }
 
-    // The fused GEMM stacks W and A, so everything must share the input's dtype: float32 bases with float32 adapters
+    // The fused node adds into the base GEMM's output in place, so everything must share the input's dtype: float32 bases with float32 adapters
     // (or adapters kept in the base dtype). Half-precision bases with float32 adapters take the unfused path, which
     // runs the LoRA branch in float32 as peft does.
     private bool Fusable(Tensor x, Tensor a, Tensor b)
