@@ -16,14 +16,14 @@ public static class CausalLmLoss
     {
         ArgumentNullException.ThrowIfNull(logits);
         ArgumentNullException.ThrowIfNull(labels);
-        if (logits.dim() != 3 || labels.dim() != 2 || logits.shape[0] != labels.shape[0] || logits.shape[1] != labels.shape[1])
+        if (logits.dim() != 3 || labels.dim() != 2 || logits.size(0) != labels.size(0) || logits.size(1) != labels.size(1))
             throw new ArgumentException(
                 $"{nameof(labels)} shape [{string.Join(", ", labels.shape)}] must be (B, N) matching logits [{string.Join(", ", logits.shape)}] = (B, N, vocab).",
                 nameof(labels));
-        if (logits.shape[1] < 2)
-            throw new ArgumentException($"sequences must hold at least 2 tokens to predict a next one; got N = {logits.shape[1]}.", nameof(logits));
+        if (logits.size(1) < 2)
+            throw new ArgumentException($"sequences must hold at least 2 tokens to predict a next one; got N = {logits.size(1)}.", nameof(logits));
         using var scope = NewDisposeScope();
-        long n = logits.shape[1], v = logits.shape[2];
+        long n = logits.size(1), v = logits.size(2);
         Tensor shiftedLogits = logits.narrow(1, 0, n - 1).to(ScalarType.Float32).reshape(-1, v);
         Tensor shiftedLabels = labels.narrow(1, 1, n - 1).reshape(-1).to(ScalarType.Int64);
         return nn.functional.cross_entropy(shiftedLogits, shiftedLabels, ignore_index: IgnoreIndex).MoveToOuterDisposeScope();

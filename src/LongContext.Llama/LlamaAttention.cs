@@ -55,7 +55,7 @@ public sealed class LlamaAttention : nn.Module<Tensor, DecoderInputs, Tensor>
     {
         ArgumentNullException.ThrowIfNull(inputs);
         using var scope = NewDisposeScope();
-        long b = x.shape[0], n = x.shape[1];
+        long b = x.size(0), n = x.size(1);
         Tensor q = inputs.Rotary.Rotate(q_proj.forward(x).view(b, n, heads, headDim).transpose(1, 2));
         Tensor k = inputs.Rotary.Rotate(k_proj.forward(x).view(b, n, kvHeads, headDim).transpose(1, 2));
         Tensor v = v_proj.forward(x).view(b, n, kvHeads, headDim).transpose(1, 2);

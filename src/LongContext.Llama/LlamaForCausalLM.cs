@@ -55,7 +55,7 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>
         if (attentionMask is not null) AttentionMasks.Check(attentionMask, inputIds, nameof(attentionMask));
         using var scope = NewDisposeScope();
         Tensor ids = inputIds.dtype == ScalarType.Int64 ? inputIds : inputIds.to(ScalarType.Int64);
-        positionIds ??= torch.arange(ids.shape[1], dtype: ScalarType.Int64, device: ids.device).unsqueeze(0);
+        positionIds ??= torch.arange(ids.size(1), dtype: ScalarType.Int64, device: ids.device).unsqueeze(0);
         Tensor h = model.forward(ids, positionIds, attentionMask);
         return Project(h).MoveToOuterDisposeScope();
     }
@@ -103,7 +103,7 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>
     {
         ArgumentNullException.ThrowIfNull(cache);
         CheckInputIds(inputIds);
-        long b = inputIds.shape[0], n = inputIds.shape[1];
+        long b = inputIds.size(0), n = inputIds.size(1);
         if (b != cache.BatchSize)
             throw new ArgumentException($"{nameof(inputIds)} has {b} rows but the cache was allocated for {cache.BatchSize}.", nameof(inputIds));
         cache.EnsureRoom(n, nameof(inputIds), "tokens");
@@ -117,7 +117,7 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>
         long total = cache.Length + n;
         if (attentionMask is not null)
         {
-            if (attentionMask.dim() != 2 || attentionMask.shape[0] != b || attentionMask.shape[1] != total)
+            if (attentionMask.dim() != 2 || attentionMask.size(0) != b || attentionMask.size(1) != total)
                 throw new ArgumentException(
                     $"{nameof(attentionMask)} must cover the {cache.Length} cached and {n} new tokens, ({b}, {total}); got ({string.Join(", ", attentionMask.shape)}).", nameof(attentionMask));
             using var probe = zeros(b, total, dtype: ScalarType.Int64, device: inputIds.device);
@@ -126,7 +126,7 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         Tensor ids = inputIds.dtype == ScalarType.Int64 ? inputIds : inputIds.to(ScalarType.Int64);
         positionIds ??= torch.arange(cache.Length, total, dtype: ScalarType.Int64, device: ids.device).unsqueeze(0).expand(b, n);
-        if (positionIds.dim() != 2 || positionIds.shape[0] != b || positionIds.shape[1] != n)
+        if (positionIds.dim() != 2 || positionIds.size(0) != b || positionIds.size(1) != n)
             throw new ArgumentException($"{nameof(positionIds)} must be ({b}, {n}); got ({string.Join(", ", positionIds.shape)}).", nameof(positionIds));
         RotaryPositions rotary = RotaryPositions.Compute(model.RotaryEmbedding, positionIds, model.ComputeDtype);
         cache.CheckRope(model.RotaryEmbedding);

@@ -130,7 +130,7 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>, ILo
         var inputs = new DecoderInputs(rotary, keyPaddingMask);
         for (int i = 0; i < layers.Count; i++)
             h = layers[i].forward(h, inputs.WithCache(cache.Layers[i]));
-        cache.Advance((int)inputIds.shape[1]);
+        cache.Advance((int)inputIds.size(1));
         return norm.forward(h).MoveToOuterDisposeScope();
     }
 

@@ -26,7 +26,7 @@ public sealed class RotaryPositions : IDisposable
         SignedSin = signedSin;
         Layout = layout;
         HeadDim = headDim;
-        RotaryDim = (int)cos32.shape[2];
+        RotaryDim = (int)cos32.size(2);
     }
 
     /// <summary>cos as <see cref="RotaryEmbedding.forward"/> returns it: float32 (B|1, N, rotaryDim), attention scaling included.</summary>
@@ -54,7 +54,7 @@ public sealed class RotaryPositions : IDisposable
     public int RotaryDim { get; }
 
     /// <summary>Number of positions N.</summary>
-    public long Length => Cos.shape[2];
+    public long Length => Cos.size(2);
 
     /// <summary>The five tables in a fixed order (context tensors of an activation checkpoint).</summary>
     internal IReadOnlyList<Tensor> Tensors => [Cos32, Sin32, Cos, SinHalf, SignedSin];
@@ -78,7 +78,7 @@ public sealed class RotaryPositions : IDisposable
 
     private static (Tensor Cos, Tensor SinHalf, Tensor SignedSin) Tables(Tensor cos32, Tensor sin32, int headDim, RotaryLayout layout, ScalarType dtype)
     {
-        long b = cos32.shape[0], n = cos32.shape[1], r = cos32.shape[2];
+        long b = cos32.size(0), n = cos32.size(1), r = cos32.size(2);
         Tensor flatCos = cos32.reshape(b * n, r), flatSin = sin32.reshape(b * n, r);
         (Tensor cos, Tensor sinHalf) = RotaryKernels.ApplyTables(flatCos, flatSin, headDim, layout, dtype);
         Tensor signed = RotaryKernels.SignedSinTable(flatSin, headDim, layout, dtype);
@@ -105,9 +105,9 @@ public sealed class RotaryPositions : IDisposable
     public Tensor Rotate(Tensor x)
     {
         ArgumentNullException.ThrowIfNull(x);
-        if (x.dim() != 4 || x.shape[2] != Length || x.shape[3] != Cos.shape[3] || (Cos.shape[0] != 1 && Cos.shape[0] != x.shape[0]))
+        if (x.dim() != 4 || x.size(2) != Length || x.size(3) != Cos.size(3) || (Cos.size(0) != 1 && Cos.size(0) != x.size(0)))
             throw new ArgumentException(
-                $"{nameof(x)} must be (B, H, {Length}, {Cos.shape[3]}) for rotary tables of shape ({string.Join(", ", Cos.shape)}); got ({string.Join(", ", x.shape)}).", nameof(x));
+                $"{nameof(x)} must be (B, H, {Length}, {Cos.size(3)}) for rotary tables of shape ({string.Join(", ", Cos.shape)}); got ({string.Join(", ", x.shape)}).", nameof(x));
         if (!x.is_floating_point())
             throw new ArgumentException($"{nameof(x)} must be a floating-point tensor; got {x.dtype}.", nameof(x));
         bool differentiable = x.requires_grad && is_grad_enabled();

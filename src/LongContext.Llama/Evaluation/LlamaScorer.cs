@@ -36,10 +36,10 @@ public sealed class LlamaScorer : ICausalLmScorer
         using var scope = NewDisposeScope();
         var weight = LlamaHead.Weight(model);
         Tensor ids = inputIds.to(weight.device), targets = labels.to(weight.device);
-        Tensor positions = torch.arange(ids.shape[1], dtype: ScalarType.Int64, device: weight.device).unsqueeze(0);
+        Tensor positions = torch.arange(ids.size(1), dtype: ScalarType.Int64, device: weight.device).unsqueeze(0);
         Tensor hidden = model.Model.forward(ids, positions, null);
         double sum = ChunkedCausalLmLoss.ComputeSum(hidden, weight, targets, chunkSize).to(ScalarType.Float64).item<double>();
-        long count = targets.narrow(1, 1, targets.shape[1] - 1).ne(ChunkedCausalLmLoss.IgnoreIndex).count_nonzero().item<long>();
+        long count = targets.narrow(1, 1, targets.size(1) - 1).ne(ChunkedCausalLmLoss.IgnoreIndex).count_nonzero().item<long>();
         return (sum, count);
     }
 }

@@ -98,7 +98,7 @@ public sealed class LongLoraTrainer
             {
                 var micro = Enumerable.Range(0, Options.MicroBatchesPerStep).Select(_ => batches.Next()).ToList();
                 foreach (var (ids, _) in micro) CheckRowLength(ids);
-                rowLength = (int)micro[0].InputIds.shape[1];
+                rowLength = (int)micro[0].InputIds.size(1);
                 tokens += micro.Sum(b => b.InputIds.numel());
                 Tensor head = LlamaHead.Weight(model);
                 loss = GradientAccumulation.Run(micro, b => b.Labels,
@@ -109,6 +109,7 @@ public sealed class LongLoraTrainer
                 optimizer.Step();
                 optimizer.ZeroGrad();
             }
+            if (Options.CollectGarbageEveryStep) GC.Collect(0, GCCollectionMode.Forced, blocking: true);
             long done = step + 1;
             bool last = done == Options.TotalSteps;
             double? evalLoss = Options.EvaluateEvery is int every && (done % every == 0 || last) ? Evaluate(evaluationTokens!, rowLength) : null;
@@ -134,7 +135,7 @@ public sealed class LongLoraTrainer
     private Tensor Hidden(Tensor ids, Device device)
     {
         Tensor onDevice = ids.to(device);
-        Tensor positions = torch.arange(onDevice.shape[1], dtype: ScalarType.Int64, device: device).unsqueeze(0);
+        Tensor positions = torch.arange(onDevice.size(1), dtype: ScalarType.Int64, device: device).unsqueeze(0);
         return model.Model.forward(onDevice, positions, null);
     }
 
@@ -162,7 +163,7 @@ public sealed class LongLoraTrainer
     /// <summary>A row length the model cannot take is an error naming it: beyond the context, or not fitting S2's groups.</summary>
     private void CheckRowLength(Tensor ids)
     {
-        long length = ids.shape[1];
+        long length = ids.size(1);
         if (!checkedLengths.Add(length)) return;
         long context = LongLora.ContextLength(model.Config);
         if (length > context)

@@ -182,10 +182,10 @@ public sealed class LayerKvCache : IDisposable
     {
         ArgumentNullException.ThrowIfNull(k);
         ArgumentNullException.ThrowIfNull(v);
-        if (k.dim() != 4 || !k.shape.SequenceEqual(v.shape) || k.shape[0] != Keys.shape[0] || k.shape[1] != Keys.shape[1] || k.shape[3] != Keys.shape[3])
+        if (k.dim() != 4 || !k.shape.SequenceEqual(v.shape) || k.size(0) != Keys.size(0) || k.size(1) != Keys.size(1) || k.size(3) != Keys.size(3))
             throw new ArgumentException(
                 $"keys/values ({string.Join(", ", k.shape)}) / ({string.Join(", ", v.shape)}) do not fit a cache of ({string.Join(", ", Keys.shape)}).", nameof(k));
-        long n = k.shape[2];
+        long n = k.size(2);
         int start = _owner.Length;
         _owner.EnsureRoom(n, nameof(k), "positions of keys/values");
         using (no_grad())

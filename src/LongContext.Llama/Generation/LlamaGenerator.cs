@@ -259,7 +259,7 @@ public sealed class LlamaGenerator
     private Tensor Decode(KvCache cache, Tensor tokens, Tensor attention)
     {
         using var scope = NewDisposeScope();
-        long length = tokens.shape[1];
+        long length = tokens.size(1);
         Tensor position = attention.sum(1, keepdim: true).sub(1);                 // real tokens before the new one
         using (no_grad())
             return _model.NextTokenLogits(tokens.narrow(1, length - 1, 1), cache, attention, position).MoveToOuterDisposeScope();

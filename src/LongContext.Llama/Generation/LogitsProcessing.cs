@@ -23,9 +23,9 @@ public static class LogitsProcessing
         ArgumentNullException.ThrowIfNull(seen);
         if (!(penalty > 0 && double.IsFinite(penalty)))
             throw new ArgumentOutOfRangeException(nameof(penalty), penalty, $"{nameof(penalty)} must be a positive finite number; got {penalty}.");
-        if (seen.Count != logits.shape[0])
-            throw new ArgumentException($"{nameof(seen)} has {seen.Count} rows; the logits have {logits.shape[0]}.", nameof(seen));
-        long vocab = logits.shape[^1];
+        if (seen.Count != logits.size(0))
+            throw new ArgumentException($"{nameof(seen)} has {seen.Count} rows; the logits have {logits.size(0)}.", nameof(seen));
+        long vocab = logits.size(-1);
         for (int row = 0; row < seen.Count; row++)
         {
             ArgumentNullException.ThrowIfNull(seen[row], $"{nameof(seen)}[{row}]");
@@ -55,7 +55,7 @@ public static class LogitsProcessing
         ArgumentNullException.ThrowIfNull(logits);
         if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, $"{nameof(k)} must be at least 1; got {k}.");
         using var scope = NewDisposeScope();
-        long kk = Math.Min(k, logits.shape[^1]);
+        long kk = Math.Min(k, logits.size(-1));
         Tensor kth = logits.topk((int)kk, -1).values.narrow(-1, kk - 1, 1);
         return logits.masked_fill(logits.lt(kth), double.NegativeInfinity).MoveToOuterDisposeScope();
     }
@@ -76,7 +76,7 @@ public static class LogitsProcessing
         var (sorted, indices) = logits.sort(-1, descending: false);
         Tensor cumulative = sorted.softmax(-1).cumsum(-1);
         Tensor remove = cumulative.le(1 - p);
-        remove.narrow(-1, logits.shape[^1] - 1, 1).fill_(false);
+        remove.narrow(-1, logits.size(-1) - 1, 1).fill_(false);
         Tensor removeAtIds = remove.scatter(-1, indices, remove);
         return logits.masked_fill(removeAtIds, double.NegativeInfinity).MoveToOuterDisposeScope();
     }

@@ -36,8 +36,8 @@ internal static class AttentionInputs
         if (!SameDevice(v, q)) throw new ArgumentException($"v is on {v.device} but q is on {q.device}; they must be on one device.", nameof(v));
         if (!k.shape.SequenceEqual(v.shape))
             throw new ArgumentException($"v has shape {Show(v.shape)} but k has {Show(k.shape)}; they must match.", nameof(v));
-        long b = q.shape[0], hq = q.shape[1], n = q.shape[2], d = q.shape[3], hkv = k.shape[1], m = k.shape[2];
-        if (k.shape[0] != b || m < n || k.shape[3] != d)
+        long b = q.size(0), hq = q.size(1), n = q.size(2), d = q.size(3), hkv = k.size(1), m = k.size(2);
+        if (k.size(0) != b || m < n || k.size(3) != d)
             throw new ArgumentException(
                 $"k has shape {Show(k.shape)} but q has {Show(q.shape)}: batch and head dim must match and keys must be at least as many as queries ((B, Hkv, M, D) with M >= N against (B, Hq, N, D)).", nameof(k));
         if (b == 0 || hq == 0 || n == 0 || d == 0 || hkv == 0)
@@ -49,7 +49,7 @@ internal static class AttentionInputs
             throw new ArgumentOutOfRangeException(nameof(scale), scale, $"scale must be null or a positive finite number; got {s}.");
         if (keyPaddingMask is not null)
         {
-            if (keyPaddingMask.dim() != 2 || keyPaddingMask.shape[0] != b || keyPaddingMask.shape[1] != m)
+            if (keyPaddingMask.dim() != 2 || keyPaddingMask.size(0) != b || keyPaddingMask.size(1) != m)
                 throw new ArgumentException($"keyPaddingMask must have shape (B, M) = ({b}, {m}), one entry per key; got {Show(keyPaddingMask.shape)}.", nameof(keyPaddingMask));
             if (keyPaddingMask.dtype != ScalarType.Bool && !is_integral(keyPaddingMask.dtype))
                 throw new ArgumentException($"keyPaddingMask must be bool or an integer type (1/true = attend, 0 = padding); got {keyPaddingMask.dtype}.", nameof(keyPaddingMask));

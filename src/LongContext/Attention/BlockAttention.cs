@@ -20,7 +20,7 @@ internal static class BlockAttention
         int m = (int)q.dim() - 2;
         if (allowed is not null)
         {
-            var full = q.shape.Take(m).Concat(new[] { q.shape[m], k.shape[m] }).ToArray();
+            var full = q.shape.Take(m).Concat(new[] { q.size(m), k.size(m) }).ToArray();
             allowed = allowed.expand(full);
         }
         if (m <= 2)
@@ -42,19 +42,19 @@ internal static class BlockAttention
             {
                 if (i == j || !Mergeable(q, i, j) || !Mergeable(k, i, j) || !Mergeable(v, i, j)) continue;
                 var perm = new long[] { i, j }.Concat(Enumerable.Range(0, m + 2).Where(d => d != i && d != j).Select(d => (long)d)).ToArray();
-                long[] Merged(Tensor t) => new[] { t.shape[i] * t.shape[j] }.Concat(perm.Skip(2).Select(d => t.shape[d])).ToArray();
+                long[] Merged(Tensor t) => new[] { t.size(i) * t.size(j) }.Concat(perm.Skip(2).Select(d => t.size((int)d))).ToArray();
                 var o = Attend(
                     q.permute(perm).view(Merged(q)),
                     k.permute(perm).view(Merged(k)),
                     v.permute(perm).view(Merged(v)),
                     allowed?.permute(perm).reshape(Merged(allowed)),
                     dropout, causal);
-                var split = new[] { q.shape[i], q.shape[j] }.Concat(o.shape.Skip(1)).ToArray();
+                var split = new[] { q.size(i), q.size(j) }.Concat(o.shape.Skip(1)).ToArray();
                 var inverse = new long[perm.Length];
                 for (int d = 0; d < perm.Length; d++) inverse[perm[d]] = d;
                 return o.view(split).permute(inverse);
             }
-        var parts = new Tensor[q.shape[0]];
+        var parts = new Tensor[q.size(0)];
         for (long t = 0; t < parts.Length; t++)
             parts[t] = Attend(q[t], k[t], v[t], allowed?[t], dropout, causal);
         return stack(parts, 0);
@@ -62,5 +62,5 @@ internal static class BlockAttention
 
     /// <summary>True when dims i (outer) and j (inner) of x merge into one dimension without a copy.</summary>
     private static bool Mergeable(Tensor x, int i, int j)
-        => x.shape[i] == 1 || x.shape[j] == 1 || x.stride(i) == x.shape[j] * x.stride(j);
+        => x.size(i) == 1 || x.size(j) == 1 || x.stride(i) == x.size(j) * x.stride(j);
 }

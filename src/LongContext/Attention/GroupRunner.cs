@@ -11,10 +11,10 @@ internal static class GroupRunner
     /// </summary>
     public static Tensor Groups(HeadView x, long count, long length, double dropout)
     {
-        Tensor G(Tensor t) => t.view(t.shape[0], t.shape[1], t.shape[2], count, length, t.shape[4]);
-        Tensor? allowed = x.Keep is null ? null : Allowed(x.Keep.view(x.Keep.shape[0], 1, 1, count, 1, length), length);
+        Tensor G(Tensor t) => t.view(t.size(0), t.size(1), t.size(2), count, length, t.size(4));
+        Tensor? allowed = x.Keep is null ? null : Allowed(x.Keep.view(x.Keep.size(0), 1, 1, count, 1, length), length);
         var o = BlockAttention.Attend(G(x.Q), G(x.K), G(x.V), allowed, dropout);
-        return o.reshape(o.shape[0], o.shape[1], o.shape[2], count * length, o.shape[5]);
+        return o.reshape(o.size(0), o.size(1), o.size(2), count * length, o.size(5));
     }
 
     /// <summary>

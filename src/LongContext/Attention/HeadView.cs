@@ -19,13 +19,13 @@ internal sealed record HeadView(Tensor Q, Tensor K, Tensor V, Tensor? Keep)
     /// <summary>The query heads [0, Hq/2) and [Hq/2, Hq) with their key/value heads.</summary>
     public (HeadView Unshifted, HeadView Shifted) Halves()
     {
-        long a = Q.shape[1], r = Q.shape[2];
+        long a = Q.size(1), r = Q.size(2);
         Tensor q = Q, k = K, v = V;
         if (a % 2 != 0)
         {
             // An odd number of kv heads: one kv head straddles the halves, so list the query heads one by one
             // (q stays a view; k/v become a copy of the repeated heads, as HF's repeat_kv makes).
-            long hq = a * r, b = Q.shape[0], n = Q.shape[3], d = Q.shape[4];
+            long hq = a * r, b = Q.size(0), n = Q.size(3), d = Q.size(4);
             q = Q.reshape(b, hq, 1, n, d);
             k = K.reshape(b, hq, 1, n, d);
             v = V.reshape(b, hq, 1, n, d);

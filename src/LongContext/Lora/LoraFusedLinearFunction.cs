@@ -27,7 +27,7 @@ internal sealed class LoraFusedLinearFunction : autograd.SingleTensorFunction<Lo
         var bias = vars[4] as Tensor;
         double s = (double)vars[5];
         var reader = vars[6] as Func<Tensor>;
-        long outF = w.shape[0], inF = w.shape[1];
+        long outF = w.size(0), inF = w.size(1);
 
         var x2 = x.reshape(-1, inF);
         // Two GEMMs over x (the base's and the rank-r one) rather than one over a stacked [W; A]: stacking copies W on
@@ -48,8 +48,9 @@ internal sealed class LoraFusedLinearFunction : autograd.SingleTensorFunction<Lo
         ctx.save_data("s", s);
         ctx.save_data("wGrad", w.requires_grad);
         ctx.save_data("biasGrad", bias?.requires_grad ?? false);
-        ctx.save_data("xShape", x.shape);
-        long[] outShape = x.shape.ToArray();
+        long[] xShape = x.shape;                                            // read once: each shape read costs TorchSharp a native callback stub until the GC
+        ctx.save_data("xShape", xShape);
+        long[] outShape = xShape.ToArray();
         outShape[^1] = outF;
         return y.view(outShape);
     }
@@ -64,7 +65,7 @@ internal sealed class LoraFusedLinearFunction : autograd.SingleTensorFunction<Lo
         var b = ((StrongBox<Tensor>)ctx.get_data("b")).Value!;
         double s = (double)ctx.get_data("s");
         var xShape = (long[])ctx.get_data("xShape");
-        long outF = w.shape[0];
+        long outF = w.size(0);
 
         var dy = gradOutput.reshape(-1, outF);
         using var bs = b.mul(s);

@@ -82,7 +82,7 @@ public sealed class LoraLinear : LoraLayer
 
     private protected override void CheckInput(Tensor x)
     {
-        if (x.dim() == 0 || x.shape[^1] != InFeatures)
+        if (x.dim() == 0 || x.size(-1) != InFeatures)
             throw new ArgumentException(
                 $"the LoRA linear's input must end in {InFeatures} features (its base's in_features); got shape [{string.Join(", ", x.shape)}].", nameof(x));
     }

@@ -34,7 +34,7 @@ public sealed class Linear4Bit : Module<Tensor, Tensor>
         BlockwiseChecks.FloatDtype(_computeDtype, nameof(computeDtype));
         if (bias is not null)
         {
-            if (bias.dim() != 1 || bias.shape[0] != state.Shape[0])
+            if (bias.dim() != 1 || bias.size(0) != state.Shape[0])
                 throw new ArgumentException($"bias must have shape [{state.Shape[0]}]; got [{string.Join(", ", bias.shape)}].", nameof(bias));
             this.bias = new Parameter(bias.detach().clone().to(state.Device), requires_grad: false);
         }
@@ -94,9 +94,9 @@ public sealed class Linear4Bit : Module<Tensor, Tensor>
             throw new ArgumentException($"input must have shape (..., {InFeatures}); got a scalar (0-dimensional) tensor.", nameof(input));
         if (!input.is_floating_point())
             throw new ArgumentException($"input must be a floating-point tensor of shape (..., {InFeatures}); got {input.dtype}.", nameof(input));
-        if (input.shape[^1] != InFeatures)
+        if (input.size(-1) != InFeatures)
             throw new ArgumentException(
-                $"input's last dimension must equal in_features = {InFeatures}; got {input.shape[^1]} (shape [{string.Join(", ", input.shape)}]).",
+                $"input's last dimension must equal in_features = {InFeatures}; got {input.size(-1)} (shape [{string.Join(", ", input.shape)}]).",
                 nameof(input));
         using var scope = NewDisposeScope();
         ScalarType inputDtype = input.dtype;
@@ -121,7 +121,7 @@ public sealed class Linear4Bit : Module<Tensor, Tensor>
     public void ReplaceWeight(Tensor dense)
     {
         ArgumentNullException.ThrowIfNull(dense);
-        if (dense.dim() != 2 || dense.shape[0] != OutFeatures || dense.shape[1] != InFeatures)
+        if (dense.dim() != 2 || dense.size(0) != OutFeatures || dense.size(1) != InFeatures)
             throw new ArgumentException($"dense must have shape [{OutFeatures}, {InFeatures}]; got [{string.Join(", ", dense.shape)}].", nameof(dense));
         using var onDevice = dense.to(_state.Device);
         var fresh = Blockwise4Bit.Quantize(onDevice, _state.QuantType, _state.BlockSize, _state.Nested is not null, _state.OriginalDtype,
@@ -146,7 +146,7 @@ public sealed class Linear4Bit : Module<Tensor, Tensor>
     public double MergeDelta(Tensor delta)
     {
         ArgumentNullException.ThrowIfNull(delta);
-        if (delta.dim() != 2 || delta.shape[0] != OutFeatures || delta.shape[1] != InFeatures)
+        if (delta.dim() != 2 || delta.size(0) != OutFeatures || delta.size(1) != InFeatures)
             throw new ArgumentException($"delta must have shape [{OutFeatures}, {InFeatures}]; got [{string.Join(", ", delta.shape)}].", nameof(delta));
         BlockwiseChecks.RequireFinite(delta, nameof(delta), tensorName: null);
         using var scope = NewDisposeScope();

@@ -69,8 +69,8 @@ public sealed class RotaryEmbedding : nn.Module<Tensor, (Tensor Cos, Tensor Sin)
         Prepare(needed);
         Table table = FloatTable(ids.device, needed);
         Tensor flat = ids.reshape(-1);
-        Tensor cos = table.Cos.index_select(0, flat).view(ids.shape[0], ids.shape[1], _rotaryDim);
-        Tensor sin = table.Sin.index_select(0, flat).view(ids.shape[0], ids.shape[1], _rotaryDim);
+        Tensor cos = table.Cos.index_select(0, flat).view(ids.size(0), ids.size(1), _rotaryDim);
+        Tensor sin = table.Sin.index_select(0, flat).view(ids.size(0), ids.size(1), _rotaryDim);
         return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
     }
 
@@ -86,7 +86,7 @@ public sealed class RotaryEmbedding : nn.Module<Tensor, (Tensor Cos, Tensor Sin)
     {
         CheckInput(q, nameof(q), positionIds);
         CheckInput(k, nameof(k), positionIds);
-        if (k.shape[0] != q.shape[0] || k.shape[2] != q.shape[2] || k.device_type != q.device_type || k.device_index != q.device_index)
+        if (k.size(0) != q.size(0) || k.size(2) != q.size(2) || k.device_type != q.device_type || k.device_index != q.device_index)
             throw new ArgumentException($"k {Shape(k)} on {k.device} must match q {Shape(q)} on {q.device} in batch, length and device.", nameof(k));
         using var scope = NewDisposeScope();
         bool differentiable = Records(q) || Records(k);
@@ -151,7 +151,7 @@ public sealed class RotaryEmbedding : nn.Module<Tensor, (Tensor Cos, Tensor Sin)
             _state.ApplyTables[key] = apply;
         }
         Tensor flat = ids.reshape(-1);
-        long b = ids.shape[0], n = ids.shape[1];
+        long b = ids.size(0), n = ids.size(1);
         Tensor cos = apply.Cos.index_select(0, flat).view(b, 1, n, _options.HeadDim);
         if (differentiable)
         {
@@ -267,12 +267,12 @@ public sealed class RotaryEmbedding : nn.Module<Tensor, (Tensor Cos, Tensor Sin)
     {
         ArgumentNullException.ThrowIfNull(x, name);
         CheckPositionIds(positionIds, nameof(positionIds));
-        if (x.dim() != 4 || x.shape[3] != _options.HeadDim)
+        if (x.dim() != 4 || x.size(3) != _options.HeadDim)
             throw new ArgumentException($"{name} must be (B, H, N, {_options.HeadDim}); got {Shape(x)}.", name);
         if (!x.is_floating_point())
             throw new ArgumentException($"{name} must be a floating-point tensor; got {x.dtype}.", name);
-        long n = positionIds.shape[^1], b = positionIds.dim() == 2 ? positionIds.shape[0] : 1;
-        if (n != x.shape[2] || (b != 1 && b != x.shape[0]))
+        long n = positionIds.size(-1), b = positionIds.dim() == 2 ? positionIds.size(0) : 1;
+        if (n != x.size(2) || (b != 1 && b != x.size(0)))
             throw new ArgumentException($"positionIds {Shape(positionIds)} must be (B, N), (1, N) or (N) for {name} {Shape(x)}.", nameof(positionIds));
     }
 

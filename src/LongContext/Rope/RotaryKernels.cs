@@ -44,7 +44,7 @@ internal static class RotaryKernels
     public static (Tensor Cos, Tensor SinHalf) ApplyTables(Tensor cos, Tensor sin, int headDim, RotaryLayout layout, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
-        long length = cos.shape[0], rotaryDim = cos.shape[1], half = rotaryDim / 2;
+        long length = cos.size(0), rotaryDim = cos.size(1), half = rotaryDim / 2;
         Tensor cosApply = rotaryDim == headDim ? cos : cat([cos, ones(length, headDim - rotaryDim, dtype: ScalarType.Float32, device: cos.device)], 1);
         Tensor sinHalf = layout == RotaryLayout.HalfSplit ? sin.narrow(1, 0, half) : sin.view(length, half, 2).select(2, 0);
         return (cosApply.to(dtype).contiguous().MoveToOuterDisposeScope(), sinHalf.to(dtype).contiguous().MoveToOuterDisposeScope());
@@ -85,7 +85,7 @@ internal static class RotaryKernels
     public static Tensor RotateDifferentiable(Tensor x, Tensor cos, Tensor signedSin, RotaryLayout layout, int rotaryDim)
     {
         using var scope = NewDisposeScope();
-        long last = x.dim() - 1, headDim = x.shape[last], half = rotaryDim / 2;
+        long last = x.dim() - 1, headDim = x.size((int)last), half = rotaryDim / 2;
         Tensor partner;
         if (layout == RotaryLayout.HalfSplit)
         {
@@ -110,7 +110,7 @@ internal static class RotaryKernels
     public static Tensor SignedSinTable(Tensor sin, int headDim, RotaryLayout layout, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
-        long length = sin.shape[0], rotaryDim = sin.shape[1], half = rotaryDim / 2;
+        long length = sin.size(0), rotaryDim = sin.size(1), half = rotaryDim / 2;
         Tensor signs = layout == RotaryLayout.HalfSplit
             ? cat([full(half, -1f, device: sin.device), ones(half, device: sin.device)], 0)
             : tensor(new[] { -1f, 1f }, device: sin.device).repeat(half);

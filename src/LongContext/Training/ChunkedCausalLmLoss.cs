@@ -78,24 +78,24 @@ public static class ChunkedCausalLmLoss
             throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize, $"{nameof(chunkSize)} must be at least 1 position; got {chunkSize}.");
         if (hidden.dim() != 3)
             throw new ArgumentException($"{nameof(hidden)} must be (B, N, H); got shape [{string.Join(", ", hidden.shape)}].", nameof(hidden));
-        if (weight.dim() != 2 || weight.shape[1] != hidden.shape[2])
+        if (weight.dim() != 2 || weight.size(1) != hidden.size(2))
             throw new ArgumentException(
-                $"headWeight must be (vocab, H) with H = {hidden.shape[2]} from hidden; got shape [{string.Join(", ", weight.shape)}].", "headWeight");
-        if (labels.dim() != 2 || labels.shape[0] != hidden.shape[0] || labels.shape[1] != hidden.shape[1])
+                $"headWeight must be (vocab, H) with H = {hidden.size(2)} from hidden; got shape [{string.Join(", ", weight.shape)}].", "headWeight");
+        if (labels.dim() != 2 || labels.size(0) != hidden.size(0) || labels.size(1) != hidden.size(1))
             throw new ArgumentException(
-                $"{nameof(labels)} shape [{string.Join(", ", labels.shape)}] must be (B, N) = [{hidden.shape[0]}, {hidden.shape[1]}] matching hidden [{string.Join(", ", hidden.shape)}].",
+                $"{nameof(labels)} shape [{string.Join(", ", labels.shape)}] must be (B, N) = [{hidden.size(0)}, {hidden.size(1)}] matching hidden [{string.Join(", ", hidden.shape)}].",
                 nameof(labels));
-        if (hidden.shape[1] < 2)
-            throw new ArgumentException($"sequences must hold at least 2 tokens to predict a next one; got N = {hidden.shape[1]}.", nameof(hidden));
+        if (hidden.size(1) < 2)
+            throw new ArgumentException($"sequences must hold at least 2 tokens to predict a next one; got N = {hidden.size(1)}.", nameof(hidden));
         if (!hidden.is_floating_point() || hidden.dtype != weight.dtype)
             throw new ArgumentException($"hidden ({hidden.dtype}) and headWeight ({weight.dtype}) must share one floating-point dtype.", nameof(hidden));
         if (labels.is_floating_point() || labels.dtype == ScalarType.Bool || labels.is_complex())
             throw new ArgumentException($"{nameof(labels)} must hold integer token ids; got {labels.dtype}.", nameof(labels));
         if (!SameDevice(hidden, weight) || !SameDevice(hidden, labels))
             throw new ArgumentException($"hidden ({hidden.device}), headWeight ({weight.device}) and labels ({labels.device}) must be on one device.", nameof(hidden));
-        long vocab = weight.shape[0];
+        long vocab = weight.size(0);
         using var scope = NewDisposeScope();
-        Tensor targets = labels.narrow(1, 1, labels.shape[1] - 1);
+        Tensor targets = labels.narrow(1, 1, labels.size(1) - 1);
         Tensor bad = targets.ne(IgnoreIndex).logical_and(targets.lt(0).logical_or(targets.ge(vocab)));
         if (bad.any().item<bool>())
         {

@@ -44,8 +44,8 @@ internal sealed class ChunkedCrossEntropyFunction : autograd.SingleTensorFunctio
         using var scope = NewDisposeScope();
         ScalarType lossType = LossDtype(hidden.dtype);
         Tensor total = zeros([], ScalarType.Float64, hidden.device);
-        long targets = labels.narrow(1, 1, labels.shape[1] - 1).ne(ChunkedCausalLmLoss.IgnoreIndex).count_nonzero().item<long>();
-        foreach (var (b, start, length) in Chunks(hidden.shape[0], hidden.shape[1], state.ChunkSize))
+        long targets = labels.narrow(1, 1, labels.size(1) - 1).ne(ChunkedCausalLmLoss.IgnoreIndex).count_nonzero().item<long>();
+        foreach (var (b, start, length) in Chunks(hidden.size(0), hidden.size(1), state.ChunkSize))
         {
             using var chunk = NewDisposeScope();
             Tensor h = hidden[b].narrow(0, start, length);                       // (c, H)
@@ -72,7 +72,7 @@ internal sealed class ChunkedCrossEntropyFunction : autograd.SingleTensorFunctio
         Tensor scale = gradOutput.to(ScalarType.Float64).div(state.Mean ? state.Targets : 1).to(lossType);
         Tensor? dHidden = wantHidden ? zeros_like(hidden) : null;
         Tensor? dWeight = wantWeight ? zeros(weight.shape, lossType, weight.device) : null;
-        foreach (var (b, start, length) in Chunks(hidden.shape[0], hidden.shape[1], state.ChunkSize))
+        foreach (var (b, start, length) in Chunks(hidden.size(0), hidden.size(1), state.ChunkSize))
         {
             using var chunk = NewDisposeScope();
             Tensor h = hidden[b].narrow(0, start, length);

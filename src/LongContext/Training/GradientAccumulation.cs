@@ -23,10 +23,10 @@ public static class GradientAccumulation
     public static long CountTargets(Tensor labels)
     {
         ArgumentNullException.ThrowIfNull(labels);
-        if (labels.dim() != 2 || labels.shape[1] < 2)
+        if (labels.dim() != 2 || labels.size(1) < 2)
             throw new ArgumentException($"{nameof(labels)} must be (B, N) with N >= 2; got shape [{string.Join(", ", labels.shape)}].", nameof(labels));
         using var scope = NewDisposeScope();
-        return labels.narrow(1, 1, labels.shape[1] - 1).ne(ChunkedCausalLmLoss.IgnoreIndex).count_nonzero().item<long>();
+        return labels.narrow(1, 1, labels.size(1) - 1).ne(ChunkedCausalLmLoss.IgnoreIndex).count_nonzero().item<long>();
     }
 
     /// <summary>

@@ -24,25 +24,25 @@ public sealed class TensorRowBatches : ITrainingBatches, IDisposable
     public TensorRowBatches(Tensor inputIds, Tensor? labels = null, int batchSize = 1)
     {
         ArgumentNullException.ThrowIfNull(inputIds);
-        if (inputIds.dim() != 2 || inputIds.shape[0] == 0 || inputIds.shape[1] < 2)
+        if (inputIds.dim() != 2 || inputIds.size(0) == 0 || inputIds.size(1) < 2)
             throw new ArgumentException($"{nameof(inputIds)} must be (rows, L) with at least one row and L >= 2; got shape [{string.Join(", ", inputIds.shape)}].", nameof(inputIds));
         if (labels is not null && !labels.shape.SequenceEqual(inputIds.shape))
             throw new ArgumentException($"{nameof(labels)} shape [{string.Join(", ", labels.shape)}] must equal the ids' [{string.Join(", ", inputIds.shape)}].", nameof(labels));
         foreach (var (tensor, name) in new[] { (inputIds, nameof(inputIds)), (labels, nameof(labels)) })
             if (tensor is not null && (tensor.is_floating_point() || tensor.is_complex() || tensor.dtype == ScalarType.Bool))
                 throw new ArgumentException($"{name} must hold integer token ids (int64 or another integer type); got {tensor.dtype}.", name);
-        if (batchSize < 1 || batchSize > inputIds.shape[0])
-            throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, $"{nameof(batchSize)} must be in [1, {inputIds.shape[0]}] (the rows); got {batchSize}.");
+        if (batchSize < 1 || batchSize > inputIds.size(0))
+            throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, $"{nameof(batchSize)} must be in [1, {inputIds.size(0)}] (the rows); got {batchSize}.");
         ids = inputIds.to(ScalarType.Int64).clone().DetachFromDisposeScope();
         this.labels = (labels ?? inputIds).to(ScalarType.Int64).clone().DetachFromDisposeScope();
         this.batchSize = batchSize;
     }
 
     /// <summary>Rows available.</summary>
-    public long Rows => ids.shape[0];
+    public long Rows => ids.size(0);
 
     /// <summary>Tokens per row.</summary>
-    public long RowLength => ids.shape[1];
+    public long RowLength => ids.size(1);
 
     /// <inheritdoc />
     public string Cursor => string.Create(CultureInfo.InvariantCulture, $"{CursorPrefix}{next}");

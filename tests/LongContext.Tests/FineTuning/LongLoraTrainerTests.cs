@@ -161,6 +161,30 @@ public sealed class LongLoraTrainerTests : IDisposable
         }
     }
 
+    [Fact]
+    public void CollectGarbageEveryStep_RunsAGen0CollectionAfterEachUpdate_AndLeavesTheNumbersAsTheyAre()
+    {
+        Dictionary<string, Tensor> Trainables(LlamaForCausalLM m)
+            => TrainableParameters.Select(m).ToDictionary(p => p.Name, p => p.Parameter.detach().clone());
+
+        Dictionary<string, Tensor> without;
+        using (var model = PreparedModel())
+        using (var rows = Rows(16))
+        {
+            new LongLoraTrainer(model, Options("nogc", 4) with { EvaluateEvery = null, CollectGarbageEveryStep = false }).Train(rows);
+            without = Trainables(model);
+        }
+        using (var model = PreparedModel())
+        using (var rows = Rows(16))
+        {
+            int before = GC.CollectionCount(0);
+            new LongLoraTrainer(model, Options("gc", 4) with { EvaluateEvery = null }).Train(rows);   // the default: on
+            Assert.True(GC.CollectionCount(0) - before >= 4, $"expected at least 4 gen-0 collections in 4 updates; got {GC.CollectionCount(0) - before}");
+            foreach (var (name, value) in Trainables(model))
+                TensorAssert.Equal(value, without[name], $"trainable {name} with and without the collections");
+        }
+    }
+
     [Theory]
     [InlineData("chunk=3")]                                                    // another kind of source's cursor
     [InlineData("row=-4")]
