@@ -48,7 +48,7 @@ internal sealed class LoraFusedLinearFunction : autograd.SingleTensorFunction<Lo
         ctx.save_data("s", s);
         ctx.save_data("wGrad", w.requires_grad);
         ctx.save_data("biasGrad", bias?.requires_grad ?? false);
-        long[] xShape = x.shape;                                            // read once: each shape read costs TorchSharp a native callback stub until the GC
+        long[] xShape = x.shape;                                            // read once: each shape read leaves TorchSharp native memory to the finalizer
         ctx.save_data("xShape", xShape);
         long[] outShape = xShape.ToArray();
         outShape[^1] = outF;
