@@ -37,6 +37,10 @@ public sealed class LongLoraTrainerTests : IDisposable
         return model;
     }
 
+    /// <summary>Copies of the model's trainable parameters, by name.</summary>
+    private static Dictionary<string, Tensor> Trainables(LlamaForCausalLM model)
+        => TrainableParameters.Select(model).ToDictionary(p => p.Name, p => p.Parameter.detach().clone());
+
     /// <summary>ASCII codes of a repetitive text (the model's vocabulary is 128).</summary>
     private static long[] Corpus(int tokens)
     {
@@ -134,9 +138,6 @@ public sealed class LongLoraTrainerTests : IDisposable
     [Fact]
     public void ResumedRun_EndsBitForBitWhereTheUninterruptedRunEnds()
     {
-        Dictionary<string, Tensor> Trainables(LlamaForCausalLM m)
-            => TrainableParameters.Select(m).ToDictionary(p => p.Name, p => p.Parameter.detach().clone());
-
         Dictionary<string, Tensor> straight;
         using (var model = PreparedModel())
         using (var rows = Rows(16))
@@ -164,9 +165,6 @@ public sealed class LongLoraTrainerTests : IDisposable
     [Fact]
     public void CollectGarbageEveryStep_RunsAGen0CollectionAfterEachUpdate_AndLeavesTheNumbersAsTheyAre()
     {
-        Dictionary<string, Tensor> Trainables(LlamaForCausalLM m)
-            => TrainableParameters.Select(m).ToDictionary(p => p.Name, p => p.Parameter.detach().clone());
-
         Dictionary<string, Tensor> without;
         using (var model = PreparedModel())
         using (var rows = Rows(16))
