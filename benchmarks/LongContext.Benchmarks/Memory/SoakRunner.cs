@@ -117,7 +117,8 @@ public static class SoakRunner
     /// scope; until the first collection they sit between the freed activation buffers and keep glibc from reusing
     /// that space, so RSS climbs while malloc's bytes in use stay flat. When that first collection comes depends on the
     /// machine (the gen0 budget follows the L3 cache: step 580 on a 260 MiB-L3 Xeon), so RSS sampled without one
-    /// measures the host's GC timing rather than a leak. Collected first, the samples are the same on every machine.
+    /// measures the host's GC timing rather than a leak. Collected first, the samples no longer depend on when the runtime
+    /// would have collected.
     /// </summary>
     private static long SettledWorkingSet()
     {
